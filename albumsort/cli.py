@@ -1,0 +1,322 @@
+"""The ``albumsort`` command: a thin Typer layer over the library modules.
+
+Read-only commands (top, nofaces, show, status, errors, export) touch only
+the SQLite index; none of them imports TensorFlow or loads a model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from albumsort.preprocess import EMOTIONS
+
+app = typer.Typer(
+    help="Sort a photo album by the emotions on people's faces (angry, happy, sad, neutral).",
+    rich_markup_mode="rich", no_args_is_help=True, add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]})
+console = Console()
+err = Console(stderr=True)
+
+
+class Emotion(str, Enum):
+    angry = "angry"
+    happy = "happy"
+    sad = "sad"
+    neutral = "neutral"
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class Mode(str, Enum):
+    copy = "copy"
+    hardlink = "hardlink"
+    symlink = "symlink"
+
+
+MIN_CONF_HELP = "Ignore faces whose confidence (detector score x top emotion probability) is below this."
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    db: Optional[Path] = typer.Option(None, "--db", envvar="ALBUMSORT_DB",
+                                      help="Index file (default: per-user data folder)."),
+) -> None:
+    """Index photos once, then rank them instantly by emotion."""
+    ctx.obj = {"db": db}
+
+
+def open_index(ctx: typer.Context, create: bool = False):
+    from albumsort.index import Index
+
+    try:
+        return Index(ctx.obj["db"], create=create)
+    except FileNotFoundError as e:
+        fail(str(e))
+    except Exception as e:  # e.g. not a database, unreadable file
+        fail(f"cannot open index {ctx.obj['db'] or ''}: {e}")
+
+
+@app.command()
+def index(
+    ctx: typer.Context,
+    paths: List[Path] = typer.Argument(..., help="Photo folders (searched recursively) or files."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores)."),
+    detector: Optional[str] = typer.Option(None, help="Face detector: yunet (default) or mtcnn."),
+    max_pixels: Optional[int] = typer.Option(None, help="Refuse images larger than this many pixels."),
+) -> None:
+    """Find and score every face under PATHS; reruns only look at what changed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from albumsort.indexer import IndexLocked, run_index
+
+    for p in paths:
+        if not os.path.lexists(p):
+            fail(f"no such file or folder: {p}")
+    idx = open_index(ctx, create=True)
+    columns = [TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]} photos/s"), TextColumn("ETA"), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+        task = bar.add_task("index", total=None, rate="-")
+        start = {}
+
+        def on_total(n: int) -> None:
+            import time
+
+            start["t"] = time.time()
+            bar.update(task, total=n)
+
+        def progress(done: int, total: int) -> None:
+            import time
+
+            rate = done / max(time.time() - start.get("t", time.time()), 1e-6)
+            bar.update(task, completed=done, total=total, rate=f"{rate:.1f}")
+
+        try:
+            summary = run_index([str(p) for p in paths], idx, workers=workers, detector_name=detector,
+                                max_pixels=max_pixels, progress=progress, on_total=on_total)
+        except IndexLocked as e:
+            fail(str(e), code=3)
+        except FileNotFoundError as e:
+            fail(str(e))
+    for path, reason in summary.failures[:20]:
+        err.print(f"[yellow]failed:[/yellow] {path}: {reason}", highlight=False, markup=True)
+    if len(summary.failures) > 20:
+        err.print(f"... and {len(summary.failures) - 20} more: see `albumsort errors`")
+    console.print(summary.line(), highlight=False)
+    if summary.interrupted:
+        err.print("interrupted: the work done so far is saved; run the same command again to continue")
+        raise typer.Exit(130)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _print_ranked(items: list[dict], fmt: Format, title: str) -> None:
+    if fmt is Format.json:
+        print(json.dumps(items, indent=2, ensure_ascii=False))
+    elif fmt is Format.csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(["rank", "score", "faces", "path"])
+        for i, it in enumerate(items, 1):
+            w.writerow([i, f"{it['score']:.4f}", it.get("n_faces", ""), it["path"]])
+    else:
+        if not items:
+            err.print("nothing to show: index photos first, or lower --min-confidence")
+            return
+        t = Table(title=title)
+        t.add_column("rank", justify="right")
+        t.add_column("score", justify="right")
+        t.add_column("faces", justify="right")
+        t.add_column("path", overflow="fold")
+        for i, it in enumerate(items, 1):
+            t.add_row(str(i), f"{it['score']:.3f}", str(it.get("n_faces", "")), it["path"])
+        console.print(t)
+
+
+@app.command()
+def top(
+    ctx: typer.Context,
+    emotion: Emotion = typer.Argument(..., help="angry, happy, sad or neutral."),
+    n: int = typer.Option(20, "-n", "--number", min=1, help="How many photos."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or csv."),
+    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+) -> None:
+    """The N photos that best show EMOTION, best first (answers from the index alone)."""
+    from albumsort.ranking import top as rank
+
+    items = rank(open_index(ctx), emotion.value, n, min_confidence, with_faces=as_json or fmt is Format.json)
+    _print_ranked(items, Format.json if as_json else fmt, f"top {len(items)} {emotion.value}")
+
+
+@app.command()
+def nofaces(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array of {path}."),
+    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+) -> None:
+    """Photos with no face at or above the confidence threshold."""
+    from albumsort.ranking import no_faces
+
+    items = no_faces(open_index(ctx), min_confidence)
+    if as_json:
+        print(json.dumps(items, indent=2, ensure_ascii=False))
+    else:
+        for it in items:
+            console.print(it["path"], highlight=False, markup=False)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    photo: Path = typer.Argument(..., help="A photo that has been indexed."),
+    as_json: bool = typer.Option(False, "--json"),
+    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+) -> None:
+    """Each face of PHOTO with its box and four probabilities, or "No face"."""
+    from albumsort.index import path_text
+    from albumsort.ranking import face_json
+
+    idx = open_index(ctx)
+    key = path_text(os.path.abspath(photo))
+    row = idx.photo(key)
+    if row is None:
+        e = list(idx.db.query("SELECT reason FROM errors WHERE path = ?", [key]))
+        fail(f"{key} failed to index: {e[0]['reason']}" if e else f"{key} is not in the index {idx.path}")
+    res = idx.result(row["hash"]) or {}
+    faces = [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in idx.faces(row["hash"])]
+    if as_json:
+        print(json.dumps({"path": key, "width": res.get("width"), "height": res.get("height"),
+                          "model": res.get("model_version"), "detector": res.get("detector_version"),
+                          "faces": faces}, indent=2, ensure_ascii=False))
+        return
+    console.print(f"[bold]{key}[/bold]  {res.get('width')}x{res.get('height')}", highlight=False)
+    kept = [f for f in faces if f["kept"]]
+    if not kept:
+        console.print("No face" + (f" (ignored {len(faces)} below confidence {min_confidence})" if faces else ""))
+    t = Table()
+    for c in ("#", "box x,y,w,h", *EMOTIONS, "confidence", ""):
+        t.add_column(c, justify="right")
+    for i, f in enumerate(faces, 1):
+        top_e = max(f["probabilities"], key=f["probabilities"].get)
+        t.add_row(str(i), ",".join(f"{v:.0f}" for v in f["box"]),
+                  *[(f"[bold]{f['probabilities'][e]:.2f}[/bold]" if e == top_e else f"{f['probabilities'][e]:.2f}")
+                    for e in EMOTIONS],
+                  f"{f['confidence']:.2f}", "" if f["kept"] else "ignored")
+    if faces:
+        console.print(t)
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """What the index holds: photos, faces, failures, models, last run."""
+    from albumsort.ranking import DEFAULT_MIN_CONFIDENCE
+
+    idx = open_index(ctx)
+    q = lambda sql, *a: idx.db.execute(sql, list(a)).fetchone()[0]  # noqa: E731
+    t = Table(show_header=False, box=None)
+    t.add_row("index", str(idx.path))
+    t.add_row("photos", f"{q('SELECT count(*) FROM photos'):,}")
+    t.add_row("faces", f"{q('SELECT count(*) FROM faces'):,} "
+              f"({q('SELECT count(*) FROM faces WHERE confidence >= ?', DEFAULT_MIN_CONFIDENCE):,} "
+              f"at confidence >= {DEFAULT_MIN_CONFIDENCE})")
+    t.add_row("no-face photos", f"{q('SELECT count(*) FROM photos p WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash AND f.confidence >= ?)', DEFAULT_MIN_CONFIDENCE):,}")  # noqa: E501
+    for e in EMOTIONS:
+        t.add_row(f"top emotion {e}", f"{q(f'SELECT count(*) FROM results WHERE n_kept > 0 AND score_{e} = max(score_angry, score_happy, score_sad, score_neutral)'):,}")  # noqa: E501
+    t.add_row("failed files", f"{q('SELECT count(*) FROM errors'):,}")
+    for r in idx.db.query("SELECT model_version, detector_version, count(*) AS n FROM results "
+                          "GROUP BY 1, 2 ORDER BY n DESC"):
+        t.add_row("scored by", f"{r['model_version']} + {r['detector_version']} ({r['n']:,} photos)")
+    last = list(idx.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
+    if last:
+        import datetime
+
+        when = datetime.datetime.fromtimestamp(last[0]["started"]).strftime("%Y-%m-%d %H:%M")
+        t.add_row("last run", f"{when}: {last[0]['summary'] or 'did not finish (interrupted?)'}")
+    console.print(t, highlight=False)
+
+
+@app.command()
+def errors(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Files and folders that could not be indexed, with the reason."""
+    rows = list(open_index(ctx).db.query("SELECT path, reason FROM errors ORDER BY path"))
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for r in rows:
+        console.print(f"{r['path']}: {r['reason']}", highlight=False, markup=False)
+    if not rows:
+        err.print("no failures")
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    args: List[str] = typer.Argument(..., metavar="EMOTION DEST | --all DEST",
+                                     help="An emotion and a destination folder (or just DEST with --all)."),
+    all_: bool = typer.Option(False, "--all", help="Every emotion into DEST/<emotion>/, plus DEST/no-face/."),
+    n: int = typer.Option(20, "-n", "--number", min=1, help="How many photos per emotion."),
+    mode: Mode = typer.Option(Mode.copy, "--mode", help="copy, hardlink or symlink."),
+    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+) -> None:
+    """Write the ranked photos as 001_<name>, 002_<name>, ... with a manifest; reruns update it."""
+    from albumsort.export import export_ranked
+    from albumsort.ranking import no_faces
+    from albumsort.ranking import top as rank
+
+    if all_:
+        if len(args) != 1:
+            fail("usage: albumsort export --all DEST")
+        dest = Path(args[0])
+        jobs = [(e, dest / e) for e in EMOTIONS] + [("no-face", dest / "no-face")]
+    else:
+        if len(args) != 2 or args[0] not in EMOTIONS:
+            fail(f"usage: albumsort export EMOTION DEST, with EMOTION one of {', '.join(EMOTIONS)}")
+        jobs = [(args[0], Path(args[1]))]
+    idx = open_index(ctx)
+    status_code = 0
+    for what, dest in jobs:
+        if what == "no-face":
+            items = [dict(it, score=0.0) for it in no_faces(idx, min_confidence)]
+        else:
+            items = rank(idx, what, n, min_confidence, with_faces=False)
+        for it in items:
+            row = idx.photo(it["path"])
+            it["raw"] = row["raw"] if row else None
+        try:
+            res = export_ranked(items, dest, mode.value)
+        except OSError as e:
+            fail(f"cannot export to {dest}: {e}")
+        console.print(f"{what}: {len(items)} photos in {dest} ({res.written} written, {res.kept} up to date, "
+                      f"{res.removed} removed)", highlight=False)
+        for s in res.skipped:
+            err.print(f"[yellow]skipped:[/yellow] {s}", highlight=False)
+            status_code = 1
+    raise typer.Exit(status_code)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

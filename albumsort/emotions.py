@@ -1,0 +1,118 @@
+"""The four-emotion model at inference time: a TFLite file, run without TensorFlow.
+
+The shipped model (``models/emotion.tflite``) already ends in a
+temperature-scaled softmax, so its outputs are calibrated probabilities in
+``EMOTIONS`` order.  It runs in LiteRT (``ai-edge-litert``, ~30 ms to load)
+and falls back to OpenCV's DNN module where LiteRT has no wheel.  Importing
+TensorFlow would cost seconds per command and is never needed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from albumsort.preprocess import EMOTIONS, to_model_input
+
+MODEL_NAME = "emotion.tflite"
+
+
+def model_dirs() -> list[Path]:
+    """Where the shipped model is looked for, first match wins.
+
+    ``ALBUMSORT_MODEL_DIR``, then the source checkout's ``models/`` (so a new
+    model dropped there is picked up without code changes), then the copy
+    packed into the wheel.
+    """
+    dirs = []
+    if os.environ.get("ALBUMSORT_MODEL_DIR"):
+        dirs.append(Path(os.environ["ALBUMSORT_MODEL_DIR"]))
+    here = Path(__file__).resolve().parent
+    dirs += [here.parent / "models", here / "_models"]
+    return dirs
+
+
+def default_model_path() -> Path:
+    env = os.environ.get("ALBUMSORT_MODEL")
+    if env:
+        return Path(env)
+    for d in model_dirs():
+        if (d / MODEL_NAME).is_file():
+            return d / MODEL_NAME
+    raise FileNotFoundError(f"no {MODEL_NAME} in " + ", ".join(str(d) for d in model_dirs()))
+
+
+def file_version(path: Path) -> str:
+    """A short content hash: the index re-scores photos when this changes."""
+    h = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return h[:12]
+
+
+class EmotionModel:
+    """Batched scoring of 48x48 face crops into four calibrated probabilities."""
+
+    def __init__(self, path: str | Path | None = None, threads: int | None = None):
+        self.path = Path(path) if path else default_model_path()
+        if not self.path.is_file():
+            raise FileNotFoundError(f"emotion model not found: {self.path}")
+        self.version = f"{self.path.stem}-{file_version(self.path)}"
+        meta = self.path.with_suffix(".json")
+        self.meta = json.loads(meta.read_text()) if meta.is_file() else {}
+        labels = tuple(self.meta.get("labels", EMOTIONS))
+        if labels != EMOTIONS:
+            raise ValueError(f"{self.path}: model labels {labels} differ from {EMOTIONS}")
+        self.threads = threads or min(2, os.cpu_count() or 1)
+        self._batch = None
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+
+            self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
+            self.runtime = "litert"
+        except ImportError:
+            import cv2
+
+            self._net = cv2.dnn.readNetFromTFLite(str(self.path))
+            self.runtime = "opencv-dnn"
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if self.runtime == "litert":
+            it = self._interp
+            if self._batch != len(x):
+                it.resize_tensor_input(it.get_input_details()[0]["index"], list(x.shape))
+                it.allocate_tensors()
+                self._batch = len(x)
+            it.set_tensor(it.get_input_details()[0]["index"], x)
+            it.invoke()
+            return it.get_tensor(it.get_output_details()[0]["index"]).copy()
+        self._net.setInput(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        return np.asarray(self._net.forward()).reshape(len(x), len(EMOTIONS))
+
+    def predict(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Probabilities (N, 4) for model inputs (N, 48, 48, 1) from ``to_model_input``."""
+        if len(inputs) == 0:
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        out = []
+        for i in range(0, len(inputs), batch_size):
+            chunk = np.ascontiguousarray(inputs[i:i + batch_size], dtype=np.float32)
+            if len(chunk) < batch_size and len(inputs) > batch_size:
+                # Pad the tail so the interpreter keeps one allocated shape.
+                pad = np.zeros((batch_size - len(chunk),) + chunk.shape[1:], np.float32)
+                out.append(self._run(np.concatenate([chunk, pad]))[: len(chunk)])
+            else:
+                out.append(self._run(chunk))
+        return np.concatenate(out).astype(np.float32)
+
+    def predict_crops(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Probabilities for uint8 crops (N, 48, 48) from ``crop_face``."""
+        return self.predict(to_model_input(crops), batch_size=batch_size)
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | None = None) -> EmotionModel:
+    """One model per process: loading it per photo would dominate the run."""
+    return EmotionModel(path)

@@ -1,0 +1,327 @@
+"""``albumsort index``: scan, decode, detect, classify and store, incrementally and in parallel.
+
+Worker processes (one per core) read each file once, hash it, decode it at
+the size the detector needs, find the faces and cut the 48x48 crops; the
+main process batches crops from many photos into one model call and writes
+each batch of photos in one transaction.  A file whose size and mtime match
+the index is never opened; a file whose content hash is already scored with
+the current model and detector (moved, renamed or copied) is not decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import sqlite3
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Callable
+
+import numpy as np
+
+from albumsort.index import Index, path_text
+from albumsort.preprocess import EMOTIONS
+from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, face_confidence, photo_scores
+from albumsort.scan import Entry, Failure, walk
+
+DECODE_SIDE = 2048
+"""Photos are decoded with their long side at most this (JPEG DCT scaling)."""
+
+
+class IndexLocked(Exception):
+    """Another ``albumsort index`` holds the index."""
+
+
+@dataclass
+class Summary:
+    indexed: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    copied: int = 0
+    rescored: int = 0
+    removed: int = 0
+    faces: int = 0
+    no_face: int = 0
+    failed: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+    failures: list = field(default_factory=list)
+
+    def line(self) -> str:
+        parts = [f"{self.indexed} indexed", f"{self.unchanged} unchanged", f"{self.moved} moved",
+                 f"{self.removed} removed", f"{self.faces} faces", f"{self.no_face} no-face photos",
+                 f"{self.failed} failed"]
+        if self.rescored:
+            parts.insert(1, f"{self.rescored} re-scored for a new model")
+        if self.copied:
+            parts.insert(3, f"{self.copied} copies")
+        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+
+# --------------------------------------------------------------------------
+# Worker side
+_worker: dict = {}
+
+
+def _init_worker(db_path: str, detector_name: str | None, current: tuple[str, str]) -> None:
+    """Runs once per worker process: one thread each, models loaded once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+    from albumsort.faces import make_detector
+
+    _worker["detector"] = make_detector(detector_name)
+    _worker["db"] = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    _worker["current"] = current
+
+
+def _is_current(content_hash: str) -> bool:
+    row = _worker["db"].execute("SELECT model_version, detector_version FROM results WHERE hash = ?",
+                                [content_hash]).fetchone()
+    return row is not None and tuple(row) == _worker["current"]
+
+
+def analyse(path: str, max_pixels: int) -> dict:
+    """Read, hash, decode, detect and crop one photo (runs in a worker)."""
+    from albumsort.images import ImageError, load_rgb
+    from albumsort.preprocess import crop_face, to_gray
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return {"error": f"cannot read: {e.strerror or e}"}
+    content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
+    if _is_current(content_hash):
+        return {"hash": content_hash, "known": True}
+    try:
+        rgb, (full_w, full_h) = load_rgb(io.BytesIO(data), max_side=DECODE_SIDE, max_pixels=max_pixels,
+                                         name=path)
+    except ImageError as e:
+        return {"error": str(e), "hash": content_hash}
+    del data
+    faces = _worker["detector"].detect(rgb)
+    gray = to_gray(rgb)
+    crops = np.stack([crop_face(gray, f.box, f.landmarks) for f in faces]) if faces else None
+    s = full_w / rgb.shape[1]
+    return {
+        "hash": content_hash, "known": False, "width": full_w, "height": full_h, "crops": crops,
+        "faces": [{"box": [v * s for v in f.box], "score": f.score,
+                   "landmarks": [round(v * s, 1) for v in f.landmarks] if f.landmarks else None}
+                  for f in faces],
+    }
+
+
+# --------------------------------------------------------------------------
+# Main side
+def current_versions(model, detector_name: str | None) -> tuple[str, str]:
+    from albumsort.faces import make_detector
+
+    return model.version, make_detector(detector_name).version
+
+
+def run_index(
+    roots: list[str],
+    index: Index,
+    *,
+    workers: int | None = None,
+    detector_name: str | None = None,
+    model_path: str | None = None,
+    max_pixels: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> Summary:
+    """Bring the index up to date with ``roots``; see the module docstring.
+
+    ``on_total(n)`` is told how many files need work once the scan is done
+    and ``progress(done, total)`` after each one.  Raises IndexLocked when
+    another run holds the index; KeyboardInterrupt is caught, the work done
+    so far is kept, and ``summary.interrupted`` is set.
+    """
+    from filelock import FileLock, Timeout
+
+    from albumsort.emotions import EmotionModel
+    from albumsort.images import MAX_PIXELS
+
+    max_pixels = max_pixels or MAX_PIXELS
+    lock = FileLock(str(index.path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise IndexLocked(f"another `albumsort index` is updating {index.path}; "
+                          "wait for it to finish, then run again") from None
+    t0 = time.time()
+    summary = Summary()
+    try:
+        model = EmotionModel(model_path, threads=1)
+        versions = current_versions(model, detector_name)
+        abs_roots = [os.path.abspath(r) for r in roots]
+        run = index.start_run([path_text(r) for r in abs_roots])
+        todo, unreadable = _scan(index, abs_roots, versions, run, summary)
+        if on_total:
+            on_total(len(todo))
+        try:
+            _process(index, todo, model, versions, run, summary, workers, detector_name, max_pixels, progress)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        if not summary.interrupted:
+            with index.transaction():
+                removed = []
+                for r in abs_roots:
+                    if os.path.isdir(r):
+                        removed += index.remove_unseen(path_text(r), run, unreadable)
+            summary.removed = len(removed)
+            _count_moves(index, summary, removed)
+        summary.no_face = index.db.execute(
+            "SELECT count(*) FROM photos p WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash "
+            "AND f.confidence >= ?)", [DEFAULT_MIN_CONFIDENCE]).fetchone()[0]
+        summary.seconds = time.time() - t0
+        index.finish_run(run, summary.line())
+        return summary
+    finally:
+        lock.release()
+
+
+def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, summary: Summary):
+    """Walk ``roots``: unchanged photos are marked seen, the rest returned as work."""
+    todo: list[tuple[str, str, bytes, int, int]] = []
+    unreadable: list[str] = []
+    seen: list[str] = []
+    lookup = "SELECT p.size, p.mtime_ns, r.model_version, r.detector_version FROM photos p " \
+             "LEFT JOIN results r ON r.hash = p.hash WHERE p.path = ?"
+    for item in walk(roots):
+        if isinstance(item, Failure):
+            key = path_text(item.path)
+            if item.is_dir:
+                unreadable.append(key)
+            summary.failed += 1
+            summary.failures.append((key, item.reason))
+            with index.transaction():
+                index.put_error(key, os.fsencode(item.path), None, None, item.reason, run)
+            continue
+        key = path_text(item.path)
+        row = index.db.execute(lookup, [key]).fetchone()
+        if row and row[0] == item.size and row[1] == item.mtime_ns:
+            if (row[2], row[3]) == versions:
+                summary.unchanged += 1
+                seen.append(key)
+                if len(seen) >= 2000:
+                    with index.transaction():
+                        index.mark_seen(seen, run)
+                    seen = []
+                continue
+            summary.rescored += 1
+        todo.append((key, item.path, os.fsencode(item.path), item.size, item.mtime_ns))
+    if seen:
+        with index.transaction():
+            index.mark_seen(seen, run)
+    return todo, unreadable
+
+
+def _process(index, todo, model, versions, run, summary, workers, detector_name, max_pixels, progress):
+    if not todo:
+        return
+    workers = workers or os.cpu_count() or 1
+    ctx = get_context("spawn")
+    pending: list[tuple[tuple, dict]] = []  # scored photos waiting for the model
+    n_crops = 0
+    done = 0
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(str(index.path), detector_name, versions)) as pool:
+        inflight: dict[Future, tuple] = {}
+        it = iter(todo)
+        try:
+            while True:
+                while len(inflight) < workers * 4:
+                    task = next(it, None)
+                    if task is None:
+                        break
+                    inflight[pool.submit(analyse, task[1], max_pixels)] = task
+                if not inflight:
+                    break
+                finished, _ = wait(list(inflight), timeout=1.0, return_when=FIRST_COMPLETED)
+                stored = []
+                for fut in finished:
+                    task = inflight.pop(fut)
+                    try:
+                        res = fut.result()
+                    except Exception as e:  # a worker crash must not end the run
+                        res = {"error": f"internal error: {type(e).__name__}: {e}"}
+                    if res.get("crops") is not None:
+                        n_crops += len(res["crops"])
+                    pending.append((task, res))
+                if pending and (n_crops >= 256 or len(pending) >= 64 or not inflight):
+                    stored = _store(index, pending, model, versions, run, summary)
+                    pending, n_crops = [], 0
+                    done += len(stored)
+                    if progress:
+                        progress(done, len(todo))
+        except KeyboardInterrupt:
+            for p in list((getattr(pool, "_processes", None) or {}).values()):
+                p.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    if pending:
+        _store(index, pending, model, versions, run, summary)
+        if progress:
+            progress(len(todo), len(todo))
+
+
+def _store(index: Index, pending: list, model, versions, run: int, summary: Summary) -> list:
+    """Classify all crops of ``pending`` in one call and write them in one transaction."""
+    crops = [r["crops"] for _, r in pending if r.get("crops") is not None]
+    probs = model.predict_crops(np.concatenate(crops)) if crops else np.zeros((0, len(EMOTIONS)))
+    k = 0
+    with index.transaction():
+        for (key, _path, raw, size, mtime_ns), res in pending:
+            if "error" in res:
+                summary.failed += 1
+                summary.failures.append((key, res["error"]))
+                index.put_error(key, raw, size, mtime_ns, res["error"], run)
+                index.remove_photo(key)  # its old content is gone or unreadable
+                continue
+            if res["known"]:
+                old = index.photo(key)
+                is_move = old is None
+                index.put_photo(key, raw, size, mtime_ns, res["hash"], run)
+                if is_move:
+                    summary.moved += 1  # reconciled with deletions in _count_moves
+                else:
+                    summary.indexed += 1
+                continue
+            faces = []
+            for i, f in enumerate(res["faces"]):
+                p = probs[k]
+                k += 1
+                faces.append({
+                    "idx": i, "x": f["box"][0], "y": f["box"][1], "w": f["box"][2], "h": f["box"][3],
+                    "landmarks": json.dumps(f["landmarks"]) if f["landmarks"] else None,
+                    "det_score": f["score"], **{f"p_{e}": float(p[j]) for j, e in enumerate(EMOTIONS)},
+                    "confidence": face_confidence(f["score"], p),
+                })
+            scores, n_kept = photo_scores(faces)
+            index.put_result(res["hash"], {
+                "width": res["width"], "height": res["height"], "model_version": versions[0],
+                "detector_version": versions[1], "n_faces": len(faces), "scored_at": time.time(),
+                **{f"score_{e}": scores[e] for e in EMOTIONS}, "n_kept": n_kept}, faces)
+            index.put_photo(key, raw, size, mtime_ns, res["hash"], run)
+            summary.indexed += 1
+            summary.faces += n_kept
+    return pending
+
+
+def _count_moves(index: Index, summary: Summary, removed: list[str]) -> None:
+    """A new path whose content was known is a move when an old path of it vanished, else a copy."""
+    if summary.moved == 0:
+        return
+    moves = min(summary.moved, len(removed))
+    summary.copied = summary.moved - moves
+    summary.moved = moves
+    summary.removed -= moves

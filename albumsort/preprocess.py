@@ -1,0 +1,97 @@
+"""The one face preprocessing shared by training and the album pipeline.
+
+The emotion model only sees what this module produces, so the crop, the
+alignment, the resize and the normalisation live here once: training feeds
+FER2013 crops through :func:`to_model_input`, the album pipeline feeds
+detector boxes through :func:`crop_face` and then the same
+:func:`to_model_input`.  A test checks that both paths call these functions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+FACE_SIZE = 48
+"""Side of the square grayscale crop the model reads (FER2013's size)."""
+
+CROP_SCALE = 1.0
+"""Side of the square crop, as a multiple of the detector box's larger side.
+
+Measured by running the detector on upscaled FER2013 images: the FER2013
+frame is about as wide as a YuNet box (see training/README or models/README).
+"""
+
+CROP_SHIFT_Y = 0.0
+"""Vertical shift of the crop centre, as a fraction of the crop side."""
+
+EMOTIONS = ("angry", "happy", "sad", "neutral")
+"""The four emotions, in the order of the model's outputs."""
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Return a uint8 grayscale image from RGB, RGBA or grayscale input."""
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2GRAY)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def crop_face(
+    gray: np.ndarray,
+    box: tuple[float, float, float, float],
+    landmarks: np.ndarray | None = None,
+    size: int = FACE_SIZE,
+) -> np.ndarray:
+    """Cut the face in ``box`` (x, y, w, h) out of ``gray`` as a size x size crop.
+
+    When eye landmarks are given (YuNet order: right eye, left eye, nose,
+    mouth corners, as x, y pairs) the crop is rotated about the face centre so
+    that the eyes lie level, as in FER2013's roughly registered faces.  The
+    crop is square, ``CROP_SCALE`` times the box's larger side, and pixels
+    outside the photo are filled by replicating the border.
+    """
+    x, y, w, h = (float(v) for v in box)
+    side = max(w, h) * CROP_SCALE
+    cx = x + w / 2.0
+    cy = y + h / 2.0 + CROP_SHIFT_Y * side
+    angle = 0.0
+    if landmarks is not None and len(landmarks) >= 4:
+        (ex1, ey1), (ex2, ey2) = landmarks[0:2], landmarks[2:4]
+        if ex2 < ex1:
+            ex1, ey1, ex2, ey2 = ex2, ey2, ex1, ey1
+        angle = math.degrees(math.atan2(ey2 - ey1, ex2 - ex1))
+    scale = size / max(side, 1.0)
+    # One affine warp does rotate + crop + resize, so the photo is sampled once.
+    m = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    m[0, 2] += size / 2.0 - cx
+    m[1, 2] += size / 2.0 - cy
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    if scale < 0.5:
+        # Warping samples, it does not average: pre-shrink large faces so the
+        # crop is as smooth as FER2013's downscaled faces.
+        k = int(1 / scale)
+        small = cv2.resize(gray, (max(1, gray.shape[1] // k), max(1, gray.shape[0] // k)),
+                           interpolation=cv2.INTER_AREA)
+        m = m.copy()
+        m[:, :2] *= k
+        interp = cv2.INTER_LINEAR
+        gray = small
+    return cv2.warpAffine(gray, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+
+
+def to_model_input(crops: np.ndarray) -> np.ndarray:
+    """Turn uint8 crops (N, 48, 48) or (48, 48) into the model's float input.
+
+    Output is float32 (N, 48, 48, 1) in [0, 1]; the model normalises further
+    itself, so no statistics have to travel with it.
+    """
+    crops = np.asarray(crops)
+    if crops.ndim == 2:
+        crops = crops[None]
+    if crops.ndim == 4:
+        crops = crops[..., 0]
+    return (crops.astype(np.float32) / 255.0)[..., None]

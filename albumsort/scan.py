@@ -1,0 +1,112 @@
+"""Walking photo folders: which files to look at, and why others could not be.
+
+Hidden folders and files are skipped (``.thumbnails``, ``._IMG_1.JPG``
+AppleDouble files that carry an image extension but hold no image).  Folder
+symlinks are followed once; a link back to a folder being walked is a loop
+and is reported, as are broken links and folders that cannot be read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import Iterator
+
+from albumsort.images import EXTENSIONS
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A candidate photo: its path (as the OS gave it) and what ``stat`` says."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file or folder that could not be read, with a one-line reason."""
+
+    path: str
+    reason: str
+    is_dir: bool = False
+
+
+def _reason(e: OSError) -> str:
+    import errno
+
+    if e.errno == errno.ELOOP:
+        return "symlink loop"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if e.errno == errno.ENOENT:
+        return "broken symlink" if e.filename and os.path.islink(e.filename) else "vanished while scanning"
+    return e.strerror or str(e)
+
+
+def is_photo_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in EXTENSIONS
+
+
+def walk(roots: list[str]) -> Iterator[Entry | Failure]:
+    """Yield every photo under ``roots`` (folders or single files), depth first, sorted by name."""
+    visited: set[tuple[int, int]] = set()
+    for root in roots:
+        root = os.path.abspath(root)
+        try:
+            st = os.stat(root)
+        except OSError as e:
+            yield Failure(root, _reason(e), is_dir=True)
+            continue
+        if stat.S_ISREG(st.st_mode):
+            yield Entry(root, st.st_size, st.st_mtime_ns)
+            continue
+        yield from _walk_dir(root, st, visited, ancestors=())
+
+
+def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple) -> Iterator[Entry | Failure]:
+    key = (st.st_dev, st.st_ino)
+    if key in ancestors:
+        yield Failure(folder, "symlink loop: links back to a folder that contains it", is_dir=True)
+        return
+    if key in visited:
+        return  # the same folder reached through another link: walked once already
+    visited.add(key)
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        yield Failure(folder, f"cannot read folder: {_reason(e)}", is_dir=True)
+        return
+    subdirs = []
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        try:
+            is_dir = e.is_dir(follow_symlinks=True)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            subdirs.append(e)
+            continue
+        if not is_photo_name(e.name):
+            continue
+        try:
+            fst = e.stat(follow_symlinks=True)
+        except OSError as err:
+            reason = _reason(err)
+            if e.is_symlink() and reason == "vanished while scanning":
+                reason = "broken symlink"
+            yield Failure(e.path, reason)
+            continue
+        if stat.S_ISREG(fst.st_mode):
+            yield Entry(e.path, fst.st_size, fst.st_mtime_ns)
+    for d in subdirs:
+        try:
+            dst = os.stat(d.path)
+        except OSError as err:
+            yield Failure(d.path, f"cannot read folder: {_reason(err)}", is_dir=True)
+            continue
+        yield from _walk_dir(d.path, dst, visited, ancestors + (key,))

@@ -1,0 +1,1 @@
+"""Reproducible training and evaluation of albumsort's emotion model."""

@@ -1,0 +1,73 @@
+"""Batched augmentation that makes FER2013 crops look like detector crops of album photos.
+
+Scale, shift and roll jitter (a detector box is never where FER2013's
+registration put the face), horizontal flips, brightness/contrast, blur from
+down-and-up sampling, JPEG artefacts and random erasing.  Everything runs on
+whole batches in TensorFlow ops so the 2 CPU cores stay on the model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from albumsort.preprocess import FACE_SIZE
+
+
+def _affine(images, scale, angle, tx, ty):
+    c = (FACE_SIZE - 1) / 2.0
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    a0, a1, b0, b1 = cos, -sin, sin, cos
+    a2 = c + tx - a0 * c - a1 * c
+    b2 = c + ty - b0 * c - b1 * c
+    zeros = tf.zeros_like(a0)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[FACE_SIZE, FACE_SIZE],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
+
+
+def augment_batch(x, strength: float = 1.0):
+    """x: float32 (B, 48, 48, 1) in [0, 1]; returns the same shape, augmented."""
+    b = tf.shape(x)[0]
+    u = lambda lo, hi: tf.random.uniform([b], lo, hi)  # noqa: E731
+    s = strength
+    scale = tf.exp(u(math.log(1 - 0.15 * s), math.log(1 + 0.2 * s)))
+    angle = u(-12.0 * s, 12.0 * s) * (math.pi / 180.0)
+    shift = 0.08 * s * FACE_SIZE
+    x = _affine(x, scale, angle, u(-shift, shift), u(-shift, shift))
+    flip = tf.random.uniform([b, 1, 1, 1]) < 0.5
+    x = tf.where(flip, tf.reverse(x, axis=[2]), x)
+    # Brightness, contrast, gamma.
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    contrast = tf.reshape(u(1 - 0.35 * s, 1 + 0.35 * s), [b, 1, 1, 1])
+    bright = tf.reshape(u(-0.15 * s, 0.15 * s), [b, 1, 1, 1])
+    x = tf.clip_by_value((x - mean) * contrast + mean + bright, 0.0, 1.0)
+    gamma = tf.reshape(tf.exp(u(-0.3 * s, 0.3 * s)), [b, 1, 1, 1])
+    x = tf.pow(x + 1e-6, gamma)
+    # Blur on a third of the batch: down to 20..40 px and back up.
+    small = tf.random.uniform([], 20, 41, dtype=tf.int32)
+    blurred = tf.image.resize(tf.image.resize(x, [small, small], antialias=True), [FACE_SIZE, FACE_SIZE])
+    x = tf.where(tf.random.uniform([b, 1, 1, 1]) < 0.33 * s, blurred, x)
+    # Random erasing on a quarter of the batch.
+    yy = tf.reshape(tf.range(FACE_SIZE, dtype=tf.float32), [1, FACE_SIZE, 1, 1])
+    xx = tf.reshape(tf.range(FACE_SIZE, dtype=tf.float32), [1, 1, FACE_SIZE, 1])
+    eh = tf.reshape(u(6.0, 18.0), [b, 1, 1, 1])
+    ew = tf.reshape(u(6.0, 18.0), [b, 1, 1, 1])
+    ey = tf.reshape(u(0.0, FACE_SIZE - 6.0), [b, 1, 1, 1])
+    ex = tf.reshape(u(0.0, FACE_SIZE - 6.0), [b, 1, 1, 1])
+    box = (yy >= ey) & (yy < ey + eh) & (xx >= ex) & (xx < ex + ew)
+    erase = tf.random.uniform([b, 1, 1, 1]) < 0.25 * s
+    noise = tf.random.uniform(tf.shape(x))
+    x = tf.where(box & erase, noise, x)
+    return tf.clip_by_value(x, 0.0, 1.0)
+
+
+def jpeg_artefacts(image, probability: float = 0.3):
+    """One image (48, 48, 1) float in [0, 1]: re-encode as JPEG at quality 20..90 sometimes."""
+    def degrade():
+        q = tf.random.uniform([], 20, 91, dtype=tf.int32)
+        u8 = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
+        return tf.image.convert_image_dtype(tf.image.adjust_jpeg_quality(u8, q), tf.float32)
+    return tf.cond(tf.random.uniform([]) < probability, degrade, lambda: image)
