@@ -24,8 +24,8 @@ app = typer.Typer(
     help="Sort a photo album by the emotions on people's faces (angry, happy, sad, neutral).",
     rich_markup_mode="rich", no_args_is_help=True, add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]})
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class Emotion(str, Enum):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -53,6 +55,24 @@ def file_version(path: Path) -> str:
     return h[:12]
 
 
+@contextmanager
+def _quiet_stderr():
+    """Silence C++ log lines written straight to file descriptor 2."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
 class EmotionModel:
     """Batched scoring of 48x48 face crops into four calibrated probabilities."""
 
@@ -71,7 +91,8 @@ class EmotionModel:
         try:
             from ai_edge_litert.interpreter import Interpreter
 
-            self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
+            with _quiet_stderr():  # LiteRT prints an INFO line about XNNPACK on every load
+                self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
             self.runtime = "litert"
         except ImportError:
             import cv2
@@ -84,7 +105,8 @@ class EmotionModel:
             it = self._interp
             if self._batch != len(x):
                 it.resize_tensor_input(it.get_input_details()[0]["index"], list(x.shape))
-                it.allocate_tensors()
+                with _quiet_stderr():
+                    it.allocate_tensors()
                 self._batch = len(x)
             it.set_tensor(it.get_input_details()[0]["index"], x)
             it.invoke()

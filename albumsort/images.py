@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif",
                         ".heic", ".heif"})
@@ -22,6 +22,11 @@ MAX_PIXELS = 150_000_000
 needs ~450 MB of RAM per worker decoded); ``--max-pixels`` changes it."""
 
 _heif_registered = False
+
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+"""EXIF orientation tag -> the transform that makes the stored pixels upright."""
 
 
 class ImageError(Exception):
@@ -78,7 +83,9 @@ def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pi
                         im.draft("RGB", (max(1, round(w * s)), max(1, round(h * s))))
                 im.seek(0)  # first frame of GIFs and multi-page TIFFs
                 im.load()
-                im = ImageOps.exif_transpose(im)
+                # The orientation read before draft(): draft() can drop the EXIF block.
+                if orientation in _TRANSPOSE:
+                    im = im.transpose(_TRANSPOSE[orientation])
                 if im.mode != "RGB":
                     im = _to_rgb(im)
                 if max_side and max(im.size) > max_side:

@@ -33,6 +33,10 @@ DECODE_SIDE = 2048
 """Photos are decoded with their long side at most this (JPEG DCT scaling)."""
 
 
+MAX_FILE_BYTES = 1 << 30
+"""Files larger than 1 GiB are refused before they are read into memory."""
+
+
 class IndexLocked(Exception):
     """Another ``albumsort index`` holds the index."""
 
@@ -71,6 +75,7 @@ _worker: dict = {}
 def _init_worker(db_path: str, detector_name: str | None, current: tuple[str, str]) -> None:
     """Runs once per worker process: one thread each, models loaded once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
+    _exit_with_parent()
     os.environ["OMP_NUM_THREADS"] = "1"
     import cv2
 
@@ -82,19 +87,47 @@ def _init_worker(db_path: str, detector_name: str | None, current: tuple[str, st
     _worker["current"] = current
 
 
+def _exit_with_parent() -> None:
+    """End this worker when the main process dies (kill -9 gives it no chance to stop us)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="albumsort-parent-watch").start()
+
+
 def _is_current(content_hash: str) -> bool:
     row = _worker["db"].execute("SELECT model_version, detector_version FROM results WHERE hash = ?",
                                 [content_hash]).fetchone()
     return row is not None and tuple(row) == _worker["current"]
 
 
+def detect_and_crop(rgb: np.ndarray, detector) -> tuple[list, np.ndarray | None]:
+    """Faces in ``rgb`` and their model crops, made by the shared ``crop_face``."""
+    from albumsort.preprocess import crop_face, to_gray
+
+    faces = detector.detect(rgb)
+    if not faces:
+        return faces, None
+    gray = to_gray(rgb)
+    return faces, np.stack([crop_face(gray, f.box, f.landmarks) for f in faces])
+
+
 def analyse(path: str, max_pixels: int) -> dict:
     """Read, hash, decode, detect and crop one photo (runs in a worker)."""
     from albumsort.images import ImageError, load_rgb
-    from albumsort.preprocess import crop_face, to_gray
 
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                return {"error": f"file too large: {size:,} bytes (limit {MAX_FILE_BYTES:,})"}
             data = f.read()
     except OSError as e:
         return {"error": f"cannot read: {e.strerror or e}"}
@@ -107,9 +140,7 @@ def analyse(path: str, max_pixels: int) -> dict:
     except ImageError as e:
         return {"error": str(e), "hash": content_hash}
     del data
-    faces = _worker["detector"].detect(rgb)
-    gray = to_gray(rgb)
-    crops = np.stack([crop_face(gray, f.box, f.landmarks) for f in faces]) if faces else None
+    faces, crops = detect_and_crop(rgb, _worker["detector"])
     s = full_w / rgb.shape[1]
     return {
         "hash": content_hash, "known": False, "width": full_w, "height": full_h, "crops": crops,
@@ -233,6 +264,7 @@ def _process(index, todo, model, versions, run, summary, workers, detector_name,
     pending: list[tuple[tuple, dict]] = []  # scored photos waiting for the model
     n_crops = 0
     done = 0
+    last_flush = time.time()
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(str(index.path), detector_name, versions)) as pool:
         inflight: dict[Future, tuple] = {}
@@ -257,9 +289,11 @@ def _process(index, todo, model, versions, run, summary, workers, detector_name,
                     if res.get("crops") is not None:
                         n_crops += len(res["crops"])
                     pending.append((task, res))
-                if pending and (n_crops >= 256 or len(pending) >= 64 or not inflight):
+                # Commit at least every second, so an interrupted run loses little.
+                if pending and (n_crops >= 256 or len(pending) >= 64 or not inflight
+                                or time.time() - last_flush >= 1.0):
                     stored = _store(index, pending, model, versions, run, summary)
-                    pending, n_crops = [], 0
+                    pending, n_crops, last_flush = [], 0, time.time()
                     done += len(stored)
                     if progress:
                         progress(done, len(todo))

@@ -46,8 +46,8 @@ def augment_batch(x, strength: float = 1.0):
     x = tf.clip_by_value((x - mean) * contrast + mean + bright, 0.0, 1.0)
     gamma = tf.reshape(tf.exp(u(-0.3 * s, 0.3 * s)), [b, 1, 1, 1])
     x = tf.pow(x + 1e-6, gamma)
-    # Blur on a third of the batch: down to 20..40 px and back up.
-    small = tf.random.uniform([], 20, 41, dtype=tf.int32)
+    # Blur on a third of the batch: down to 24..40 px and back up.
+    small = tf.random.uniform([], 24, 41, dtype=tf.int32)
     blurred = tf.image.resize(tf.image.resize(x, [small, small], antialias=True), [FACE_SIZE, FACE_SIZE])
     x = tf.where(tf.random.uniform([b, 1, 1, 1]) < 0.33 * s, blurred, x)
     # Random erasing on a quarter of the batch.
@@ -59,8 +59,7 @@ def augment_batch(x, strength: float = 1.0):
     ex = tf.reshape(u(0.0, FACE_SIZE - 6.0), [b, 1, 1, 1])
     box = (yy >= ey) & (yy < ey + eh) & (xx >= ex) & (xx < ex + ew)
     erase = tf.random.uniform([b, 1, 1, 1]) < 0.25 * s
-    noise = tf.random.uniform(tf.shape(x))
-    x = tf.where(box & erase, noise, x)
+    x = tf.where(box & erase, mean, x)
     return tf.clip_by_value(x, 0.0, 1.0)
 
 

@@ -1,0 +1,96 @@
+"""Build the demo album from public-domain photos that ship inside scikit-image and matplotlib.
+
+    python examples/make_demo_album.py [DEST]     # default: examples/album
+
+Nothing is downloaded: scikit-image's ``astronaut`` (Eileen Collins, NASA,
+public domain), ``camera`` (public domain), ``coffee``, ``chelsea``,
+``rocket`` and ``hubble_deep_field`` (public domain / CC0 per scikit-image's
+data README), and matplotlib's ``grace_hopper.jpg`` (US Navy, public domain).
+The script also makes what a real album holds: a group "photo" (a collage),
+a rotated phone shot with an EXIF orientation tag, a PNG, a WebP, a GIF, a
+file in a nested and a hidden folder, and a broken file, so that every path
+through ``albumsort index`` is exercised.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def sources() -> dict[str, Image.Image]:
+    import matplotlib.cbook as cbook
+    import skimage.data as data
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        hopper = Image.open(f).convert("RGB")
+        hopper.load()
+    return {
+        "astronaut": Image.fromarray(data.astronaut()),
+        "cameraman": Image.fromarray(data.camera()).convert("RGB"),
+        "grace_hopper": hopper,
+        "coffee": Image.fromarray(data.coffee()),
+        "chelsea_the_cat": Image.fromarray(data.chelsea()),
+        "rocket": Image.fromarray(data.rocket()),
+        "hubble": Image.fromarray(data.hubble_deep_field()),
+    }
+
+
+def exif_rotated(im: Image.Image, orientation: int) -> tuple[Image.Image, bytes]:
+    """Store the photo as a camera would: pixels turned, upright only via the EXIF tag."""
+    turn = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270, 3: Image.Transpose.ROTATE_180}
+    stored = im.transpose(turn[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return stored, exif.tobytes()
+
+
+def build(dest: Path) -> list[Path]:
+    src = sources()
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "portraits").mkdir(exist_ok=True)
+    (dest / "places").mkdir(exist_ok=True)
+    (dest / ".thumbnails").mkdir(exist_ok=True)
+    made = []
+
+    def save(im: Image.Image, rel: str, **kw) -> None:
+        path = dest / rel
+        im.save(path, **kw)
+        made.append(path)
+
+    save(src["astronaut"], "portraits/astronaut.jpg", quality=92)
+    save(src["grace_hopper"], "portraits/grace_hopper.jpg", quality=92)
+    save(src["cameraman"], "portraits/cameraman.png")
+    stored, exif = exif_rotated(src["astronaut"].resize((384, 384)), 6)
+    save(stored, "portraits/phone_shot_rotated.jpg", quality=90, exif=exif)
+    # A "group photo": the three portraits side by side.
+    faces = [src["astronaut"].crop((100, 0, 400, 300)), src["grace_hopper"].crop((60, 0, 452, 392)).resize((300, 300)),
+             src["cameraman"].crop((150, 20, 400, 270)).resize((300, 300))]
+    group = Image.new("RGB", (900, 300))
+    for i, f in enumerate(faces):
+        group.paste(f, (300 * i, 0))
+    save(group, "group_collage.jpg", quality=90)
+    save(src["coffee"], "places/coffee.webp", quality=85)
+    save(src["chelsea_the_cat"], "places/chelsea_the_cat.jpg", quality=90)
+    save(src["rocket"], "places/rocket.gif")
+    save(src["hubble"], "places/hubble.jpg", quality=85)
+    save(src["coffee"], ".thumbnails/skipped_hidden.jpg")  # hidden folders are not indexed
+    broken = dest / "broken_download.jpg"
+    broken.write_bytes((dest / "places/chelsea_the_cat.jpg").read_bytes()[:2000])  # truncated JPEG
+    made.append(broken)
+    return made
+
+
+def main() -> int:
+    dest = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "album"
+    made = build(dest)
+    print(f"demo album: {len(made)} files in {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""albumsort index on real little albums: faces found, incremental reruns, moves, model changes, locks."""
+
+import os
+import shutil
+import time
+
+import pytest
+from PIL import Image
+
+from albumsort import emotions
+from albumsort.index import Index
+from albumsort.indexer import IndexLocked, run_index
+from albumsort.ranking import no_faces, top
+
+
+def run(album, db, **kw):
+    idx = Index(db)
+    try:
+        return run_index([str(album)], idx, workers=2, **kw), idx
+    finally:
+        pass
+
+
+def snapshot(idx):
+    """Everything the user can see, without timestamps."""
+    photos = sorted((r["path"], r["hash"]) for r in idx.db.query("SELECT path, hash FROM photos"))
+    faces = sorted((r["hash"], r["idx"], round(r["x"]), round(r["y"]), round(r["p_happy"], 4))
+                   for r in idx.db.query("SELECT * FROM faces"))
+    errors = sorted((r["path"], r["reason"]) for r in idx.db.query("SELECT path, reason FROM errors"))
+    return photos, faces, errors
+
+
+def test_first_run_finds_faces_and_failures(album, tmp_path):
+    s, idx = run(album, tmp_path / "i.db")
+    assert s.indexed == 5 and s.failed == 1 and s.unchanged == 0
+    assert "not an image" in s.failures[0][1]
+    faces = {r["path"]: r["n_faces"] for r in idx.db.query(
+        "SELECT p.path, r.n_faces FROM photos p JOIN results r ON r.hash = p.hash")}
+    assert faces[str(album / "people" / "astronaut.jpg")] == 1
+    assert faces[str(album / "group.jpg")] == 2
+    assert faces[str(album / "places" / "field.jpg")] == 0
+    nf = [r["path"] for r in no_faces(idx)]
+    assert str(album / "places" / "field.jpg") in nf and str(album / "group.jpg") not in nf
+    # Boxes are in full-resolution, upright pixel coordinates.
+    (f,) = idx.db.query("SELECT f.* FROM faces f JOIN photos p ON p.hash = f.hash WHERE p.path LIKE '%astronaut%'")
+    assert 150 < f["x"] + f["w"] / 2 < 300 and 50 < f["y"] + f["h"] / 2 < 200
+    assert abs(sum(f[f"p_{e}"] for e in ("angry", "happy", "sad", "neutral")) - 1) < 1e-4
+
+
+def test_incremental_rerun_change_delete_move(album, tmp_path, monkeypatch):
+    db = tmp_path / "i.db"
+    run(album, db)
+    s, idx = run(album, db)
+    assert (s.indexed, s.unchanged, s.moved, s.removed) == (0, 5, 0, 0)
+    scored_at = {r["hash"]: r["scored_at"] for r in idx.db.query("SELECT hash, scored_at FROM results")}
+
+    # Move one photo, delete another, change a third.
+    (album / "moved").mkdir()
+    shutil.move(album / "people" / "astronaut.jpg", album / "moved" / "renamed.jpg")
+    (album / "places" / "sky.webp").unlink()
+    im = Image.open(album / "places" / "field.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    im.save(album / "places" / "field.jpg")
+    s, idx = run(album, db)
+    assert (s.indexed, s.moved, s.removed, s.unchanged) == (1, 1, 1, 2)
+    row = idx.photo(str(album / "moved" / "renamed.jpg"))
+    assert row and idx.result(row["hash"])["scored_at"] == scored_at[row["hash"]]  # not re-scored
+    assert idx.photo(str(album / "people" / "astronaut.jpg")) is None
+    assert idx.photo(str(album / "places" / "sky.webp")) is None
+    assert len(list(idx.db.query("SELECT hash FROM results"))) == 4  # no orphans left
+
+
+def test_unchanged_files_are_not_opened(album, tmp_path, monkeypatch):
+    db = tmp_path / "i.db"
+    run(album, db)
+    import builtins
+
+    opened = []
+    real_open = builtins.open
+
+    def spy(file, *a, **k):
+        if str(file).startswith(str(album)):
+            opened.append(file)
+        return real_open(file, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    s, _ = run(album, db)
+    assert s.unchanged == 5 and opened == [] and s.failed == 1  # only the broken file is retried
+
+
+def test_new_model_rescores(album, tmp_path, monkeypatch):
+    db = tmp_path / "i.db"
+    run(album, db)
+    monkeypatch.setattr(emotions, "file_version", lambda path: "a-new-model")
+    s, idx = run(album, db)
+    assert s.rescored == 5 and s.indexed == 5
+    assert {r["model_version"] for r in idx.db.query("SELECT model_version FROM results")} == {
+        f"{emotions.MODEL_NAME.split('.')[0]}-a-new-model"}
+
+
+def test_second_run_is_refused_while_one_holds_the_lock(album, tmp_path):
+    from filelock import FileLock
+
+    db = tmp_path / "i.db"
+    with FileLock(str(db) + ".lock"):
+        with pytest.raises(IndexLocked, match="another"):
+            run(album, db)
+
+
+def test_unreadable_subfolder_keeps_its_photos(album, tmp_path, monkeypatch):
+    db = tmp_path / "i.db"
+    run(album, db)
+    real = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("people"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    s, idx = run(album, db)
+    assert s.removed == 0 and idx.photo(str(album / "people" / "astronaut.jpg")) is not None
+    assert any("permission denied" in r for _, r in s.failures)
+
+
+def test_top_happy_puts_smiling_astronaut_first(album, tmp_path):
+    if "smoke" in str(emotions.default_model_path().with_suffix(".json").read_text()):
+        pytest.skip("placeholder model")
+    _, idx = run(album, tmp_path / "i.db")
+    assert "astronaut" in top(idx, "happy", 1)[0]["path"]

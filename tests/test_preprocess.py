@@ -1,0 +1,81 @@
+"""The one preprocessing shared by training and the album pipeline."""
+
+import numpy as np
+import pytest
+
+import albumsort.preprocess as pp
+from albumsort.faces import Face
+
+
+def test_crop_is_48x48_uint8_and_centred():
+    img = np.zeros((200, 300), np.uint8)
+    img[50:150, 100:200] = 255  # a white 100x100 "face"
+    crop = pp.crop_face(img, (100, 50, 100, 100))
+    assert crop.shape == (pp.FACE_SIZE, pp.FACE_SIZE) and crop.dtype == np.uint8
+    # CROP_SCALE is 1.0, so the white square fills the crop.
+    assert crop[4:-4, 4:-4].min() > 200
+
+
+def test_crop_levels_the_eyes():
+    """A face rolled by 30 degrees comes out with its eyes level."""
+    import cv2
+
+    img = np.full((200, 200), 128, np.uint8)
+    cv2.circle(img, (80, 90), 6, 0, -1)
+    cv2.circle(img, (120, 90), 6, 0, -1)
+    m = cv2.getRotationMatrix2D((100, 100), 30, 1.0)
+    rolled = cv2.warpAffine(img, m, (200, 200), borderValue=128)
+    eyes = cv2.transform(np.array([[[80, 90], [120, 90]]], np.float32), m)[0]
+    lm = [eyes[0][0], eyes[0][1], eyes[1][0], eyes[1][1], 100, 110, 90, 125, 110, 125]
+    crop = pp.crop_face(rolled, (50, 50, 100, 100), np.array(lm))
+    dark = np.argwhere(crop < 60)
+    left, right = dark[dark[:, 1] < 24], dark[dark[:, 1] >= 24]
+    assert abs(left[:, 0].mean() - right[:, 0].mean()) < 1.5
+
+
+def test_large_faces_are_smoothed_not_aliased():
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (2000, 2000), dtype=np.uint8)
+    crop = pp.crop_face(noise, (0, 0, 2000, 2000))
+    assert crop.std() < 20  # area-averaged: noise cancels out; sampling would keep std ~74
+
+
+def test_model_input_shape_and_range():
+    x = pp.to_model_input(np.full((3, 48, 48), 255, np.uint8))
+    assert x.shape == (3, 48, 48, 1) and x.dtype == np.float32 and x.max() == 1.0
+    assert pp.to_model_input(np.zeros((48, 48), np.uint8)).shape == (1, 48, 48, 1)
+
+
+def test_training_and_album_share_the_functions():
+    """Training, evaluation and the album pipeline call the very same functions."""
+    pytest.importorskip("tensorflow")
+    import albumsort.emotions as emotions
+    import training.evaluate as evaluate
+    import training.train as train
+
+    assert train.to_model_input is pp.to_model_input
+    assert evaluate.to_model_input is pp.to_model_input
+    assert emotions.to_model_input is pp.to_model_input
+
+
+def test_album_pipeline_crops_with_crop_face(monkeypatch):
+    """detect_and_crop goes through preprocess.crop_face for every face."""
+    from albumsort import indexer
+
+    calls = []
+    real = pp.crop_face
+
+    def spy(*a, **k):
+        calls.append(a[1])
+        return real(*a, **k)
+
+    monkeypatch.setattr(pp, "crop_face", spy)
+
+    class Fixed:
+        def detect(self, rgb):
+            return [Face((10, 10, 40, 40), 0.9, None), Face((60, 20, 30, 30), 0.8, None)]
+
+    rgb = np.random.default_rng(1).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    faces, crops = indexer.detect_and_crop(rgb, Fixed())
+    assert len(calls) == 2 and crops.shape == (2, 48, 48)
+    np.testing.assert_array_equal(crops[0], real(pp.to_gray(rgb), (10, 10, 40, 40), None))
