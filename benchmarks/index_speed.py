@@ -1,0 +1,167 @@
+"""Indexing speed, measured side by side in one run.
+
+    python benchmarks/index_speed.py [--photos 120] [--small 10000]
+
+1. Builds (once, cached in benchmarks/out/) an album of large photos: the
+   shared WIDER FACE photos upscaled to 4000x3000 JPEGs with an EXIF block
+   and orientation tags, as a camera writes them.
+2. Times merely decoding every photo at full size with Pillow (one process,
+   and also one process per core), then ``albumsort index`` on a fresh index
+   (all cores), and prints photos/s and the ratios.
+3. Times a no-change rerun on that album, and on an album of ``--small``
+   distinct small photos (the rerun cost is per file, not per pixel), and
+   compares the peak memory of indexing N and 4N small photos.
+
+Medians of ``--repeats`` runs where a step is cheap enough to repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDER = ROOT.parent / "shared" / "data" / "wider-face-val-sample" / "images"
+OUT = ROOT / "benchmarks" / "out"
+
+
+def build_large(n: int) -> Path:
+    d = OUT / f"large-{n}"
+    if d.is_dir() and len(list(d.glob("*.jpg"))) == n:
+        return d
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    srcs = sorted(WIDER.rglob("*.jpg"))[:n]
+    if len(srcs) < n:
+        sys.exit(f"need {n} photos under {WIDER}")
+    for i, src in enumerate(srcs):
+        im = Image.open(src).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+        exif = Image.Exif()
+        exif[0x010F] = "albumsort-bench"  # Make
+        exif[0x0110] = "synthetic 12MP"  # Model
+        orientation = (1, 1, 6, 8)[i % 4]
+        exif[0x0112] = orientation
+        if orientation == 6:
+            im = im.transpose(Image.Transpose.ROTATE_90)
+        elif orientation == 8:
+            im = im.transpose(Image.Transpose.ROTATE_270)
+        im.save(d / f"IMG_{i:04d}.jpg", quality=90, exif=exif.tobytes())
+    return d
+
+
+def build_small(n: int) -> Path:
+    d = OUT / f"small-{n}"
+    if d.is_dir() and sum(1 for _ in d.rglob("*.jpg")) == n:
+        return d
+    shutil.rmtree(d, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        sub = d / f"{i // 500:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        a = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(a).resize((64, 48), Image.Resampling.BILINEAR).save(sub / f"s{i:05d}.jpg", quality=80)
+    return d
+
+
+def decode_full(path: Path) -> int:
+    with Image.open(path) as im:
+        im.load()
+        return im.size[0]
+
+
+def time_decode(files: list[Path], workers: int) -> float:
+    t = time.perf_counter()
+    if workers == 1:
+        for f in files:
+            decode_full(f)
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(decode_full, files, chunksize=4))
+    return time.perf_counter() - t
+
+
+def run_index(album: Path, db: Path) -> tuple[float, str, int]:
+    """Wall time, summary line and peak RSS (KiB) of the largest process of one index run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "albumsort", "--db", str(db), "index", str(album)],
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if p.returncode not in (0, 1):
+        sys.exit(p.stderr)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, p.stdout.strip(), max(peak, before)
+
+
+def peak_rss_of(album: Path, db: Path) -> int:
+    code = ("import resource, subprocess, sys; "
+            f"subprocess.run([sys.executable, '-m', 'albumsort', '--db', {str(db)!r}, 'index', {str(album)!r}], "
+            "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photos", type=int, default=120)
+    ap.add_argument("--small", type=int, default=10000)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    cores = os.cpu_count() or 1
+
+    large = build_large(args.photos)
+    files = sorted(large.glob("*.jpg"))
+    mb = sum(f.stat().st_size for f in files) / 1e6
+    print(f"album: {len(files)} photos of 4000x3000 (EXIF, orientations 1/6/8), {mb:.0f} MB; {cores} cores")
+
+    time_decode(files[:5], 1)  # warm the page cache
+    dec1 = statistics.median(time_decode(files, 1) for _ in range(args.repeats))
+    decn = statistics.median(time_decode(files, cores) for _ in range(args.repeats))
+    with tempfile.TemporaryDirectory() as tmp:
+        walls = []
+        for r in range(args.repeats):
+            db = Path(tmp) / f"large{r}.db"
+            wall, line, _ = run_index(large, db)
+            walls.append(wall)
+        idx = statistics.median(walls)
+        reruns = [run_index(large, Path(tmp) / "large0.db")[0] for _ in range(args.repeats)]
+        print(f"\nfull-size Pillow decode, 1 process:      {dec1:7.1f} s  ({len(files) / dec1:5.1f} photos/s)")
+        print(f"full-size Pillow decode, {cores} processes:    {decn:7.1f} s  ({len(files) / decn:5.1f} photos/s)")
+        print(f"albumsort index (fresh index, {cores} workers): {idx:7.1f} s  ({len(files) / idx:5.1f} photos/s)"
+              f"   [{line}]")
+        print(f"  ratio index / decode (1 process):      {idx / dec1:6.2f}x   (target <= 1.5x)")
+        print(f"  ratio index / decode ({cores} processes):    {idx / decn:6.2f}x")
+        print(f"no-change rerun of {len(files)} large photos:    {statistics.median(reruns):7.2f} s")
+
+        small = build_small(args.small)
+        run_index(small, Path(tmp) / "small.db")
+        reruns = [run_index(small, Path(tmp) / "small.db")[0] for _ in range(args.repeats)]
+        print(f"no-change rerun of {args.small} photos:      {statistics.median(reruns):7.2f} s   (target < 3 s)")
+
+        quarter = OUT / f"small-{args.small}-quarter"
+        if not quarter.is_dir():
+            quarter.mkdir(parents=True)
+            for sub in sorted(small.iterdir())[: max(1, len(list(small.iterdir())) // 4)]:
+                shutil.copytree(sub, quarter / sub.name)
+        n_q = sum(1 for _ in quarter.rglob("*.jpg"))
+        rss_q = peak_rss_of(quarter, Path(tmp) / "q.db")
+        rss_f = peak_rss_of(small, Path(tmp) / "f.db")
+        print(f"peak RSS of the largest process: {n_q} photos {rss_q / 1024:.0f} MiB, "
+              f"{args.small} photos {rss_f / 1024:.0f} MiB  (ratio {rss_f / rss_q:.2f} for {args.small / n_q:.0f}x "
+              "the photos)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Emotion-model speed: cold load time and faces/s in batches, per runtime, and output agreement.
+
+    python benchmarks/model_speed.py [--repeats 5]
+
+Measured side by side in one run on the same random crops: LiteRT (what
+albumsort uses), OpenCV DNN (its fallback) and Keras (the training form).
+Load time is measured in a fresh interpreter, imports included, because that
+is what a user waits for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LOAD = ("import time; t = time.perf_counter(); import sys; sys.path.insert(0, {root!r}); "
+        "from albumsort.emotions import EmotionModel; m = EmotionModel({model!r}); "
+        "m.predict_crops(__import__('numpy').zeros((1, 48, 48), 'uint8')); print(time.perf_counter() - t)")
+
+
+def faces_per_second(fn, x, repeats):
+    fn(x[:256])  # warm-up
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn(x)
+        rates.append(len(x) / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(ROOT / "models" / "emotion.tflite"))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--n", type=int, default=4096)
+    args = ap.parse_args()
+
+    from albumsort.emotions import EmotionModel
+    from albumsort.preprocess import to_model_input
+
+    crops = np.random.default_rng(0).integers(0, 256, (args.n, 48, 48), dtype=np.uint8)
+    x = to_model_input(crops)
+    loads = [float(subprocess.run([sys.executable, "-c", LOAD.format(root=str(ROOT), model=args.model)],
+                                  capture_output=True, text=True, check=True).stdout) for _ in range(3)]
+    print(f"cold load + first prediction (fresh process, imports included): median {statistics.median(loads):.2f} s")
+
+    lite = EmotionModel(args.model)
+    ref = lite.predict(x)
+    print(f"{'runtime':28}{'faces/s (median)':>18}{'max |diff| vs LiteRT':>24}")
+    print(f"{'LiteRT (albumsort)':28}{faces_per_second(lite.predict, x, args.repeats):>18,.0f}{0:>24.1e}")
+
+    import cv2
+
+    net = cv2.dnn.readNetFromTFLite(args.model)
+
+    def opencv(batch):
+        out = []
+        for i in range(0, len(batch), 256):
+            net.setInput(np.ascontiguousarray(batch[i:i + 256].transpose(0, 3, 1, 2)))
+            out.append(np.asarray(net.forward()).reshape(-1, 4))
+        return np.concatenate(out)
+
+    print(f"{'OpenCV DNN (fallback)':28}{faces_per_second(opencv, x, args.repeats):>18,.0f}"
+          f"{np.abs(opencv(x) - ref).max():>24.1e}")
+
+    keras_path = Path(args.model).with_suffix(".keras")
+    if keras_path.is_file():
+        try:
+            import keras
+
+            from training.calibration import softmax
+            from training.model import with_softmax
+
+            import json
+
+            t = json.loads(Path(args.model).with_suffix(".json").read_text())["temperature"]
+            km = with_softmax(keras.models.load_model(keras_path, compile=False), t)
+            kfn = lambda b: km.predict(b, batch_size=256, verbose=0)  # noqa: E731
+            print(f"{'Keras (training form)':28}{faces_per_second(kfn, x, args.repeats):>18,.0f}"
+                  f"{np.abs(kfn(x) - ref).max():>24.1e}")
+            del softmax
+        except ImportError:
+            print("Keras not installed: pip install -e '.[train]' to compare the training form")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Face detection on real photos (when ../shared/data is present) and the detector plumbing."""
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from albumsort.faces import Face, iou, make_detector, nms
+from tests.conftest import astronaut, shared
+
+
+def test_face_geometry_helpers():
+    f = Face((10, 20, 30, 40), 0.9, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    g = f.scaled(2).shifted(5, 7)
+    assert g.box == (25, 47, 60, 80) and g.landmarks[:2] == [7, 11]
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(1 / 3)
+    kept = nms([Face((0, 0, 10, 10), 0.5), Face((1, 1, 10, 10), 0.9), Face((50, 50, 10, 10), 0.7)])
+    assert [k.score for k in kept] == [0.9, 0.7]
+
+
+def test_unknown_detector_name():
+    with pytest.raises(ValueError):
+        make_detector("haar")
+
+
+def test_falls_back_when_yunet_is_missing(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_yuface(name, *a, **k):
+        if name == "yuface":
+            raise ImportError("no wheel for this platform")
+        if name == "mtcnn":
+            raise ImportError("mtcnn stands in here")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_yuface)
+    with pytest.raises(ImportError, match="mtcnn stands in"):
+        make_detector()  # tried yunet, then went on to the fallback
+
+
+def test_astronaut_has_one_face_with_landmarks():
+    det = make_detector()
+    faces = det.detect(np.asarray(astronaut()))
+    assert len(faces) == 1
+    (f,) = faces
+    x, y, w, h = f.box
+    assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200 and f.score > 0.8
+    assert f.landmarks is not None and len(f.landmarks) == 10
+
+
+def dlib_boxes(root):
+    """Faces annotated in dlib's training.xml and testing.xml (square boxes, eyes to mouth)."""
+    import xml.etree.ElementTree as ET
+
+    out = defaultdict(list)
+    for xml in ("training.xml", "testing.xml"):
+        for image in ET.parse(root / xml).getroot().iter("image"):
+            for b in image.iter("box"):
+                out[image.get("file")].append(tuple(float(b.get(k)) for k in ("left", "top", "width", "height")))
+    return out
+
+
+def test_dlib_photos_faces_found():
+    """dlib's boxes are tighter than a detector's, so a face counts as found when a
+    detection's centre falls inside its box and the sizes agree within 2x."""
+    root = shared("dlib-faces")
+    det = make_detector()
+    found = total = 0
+    for name, boxes in dlib_boxes(root).items():
+        rgb = np.asarray(Image.open(root / name).convert("RGB"))
+        dets = [f.box for f in det.detect(rgb)]
+        for x, y, w, h in boxes:
+            total += 1
+            found += any(x <= dx + dw / 2 <= x + w and y <= dy + dh / 2 <= y + h and 0.5 < dh / h < 2.5
+                         for dx, dy, dw, dh in dets)
+    assert total == 43 and found / total >= 0.85, (found, total)
+
+
+def test_false_alarms_on_no_face_photos():
+    """A face on at most 1% of the 704 scenes plus dlib's dogs.jpg (the issue's target)."""
+    det = make_detector()
+    photos = sorted(shared("no-face-scenes").rglob("*.jpg")) + [shared("dlib-faces", "dogs.jpg")]
+    alarms = sum(1 for s in photos if det.detect(np.asarray(Image.open(s).convert("RGB"))))
+    assert len(photos) == 705 and alarms / len(photos) <= 0.01

@@ -1,0 +1,124 @@
+"""Training pipeline: both FER2013 forms, a one-epoch smoke training, evaluation, calibration."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from albumsort.preprocess import EMOTIONS
+from tests.conftest import ROOT, shared
+from training.calibration import expected_calibration_error, fit_temperature, softmax
+from training.data import FER_CLASSES, load, load_csv, load_folder, stratified_split
+
+
+def fake_faces(n, label, seed):
+    """Grayscale 48x48 images whose brightness pattern depends on the class, so a model can learn them."""
+    rng = np.random.default_rng(seed)
+    base = np.zeros((48, 48), np.float32)
+    base[:, label * 12:(label + 1) * 12] = 200
+    return [np.clip(base + rng.normal(0, 30, (48, 48)), 0, 255).astype(np.uint8) for _ in range(n)]
+
+
+@pytest.fixture
+def fer_folder(tmp_path):
+    root = tmp_path / "fer"
+    for split, n in (("train", 60), ("test", 15)):
+        for label, e in enumerate(EMOTIONS + ("disgust",)):
+            d = root / split / e
+            d.mkdir(parents=True)
+            for i, a in enumerate(fake_faces(n, label % 4, label * 100 + (split == "test"))):
+                Image.fromarray(a).save(d / f"{split}_{i}.jpg", quality=95)
+    return root
+
+
+@pytest.fixture
+def fer_csv(tmp_path):
+    path = tmp_path / "fer2013.csv"
+    rows = ["emotion,pixels,Usage"]
+    for fer_label, name in enumerate(FER_CLASSES):
+        for usage in ("Training", "PublicTest", "PrivateTest"):
+            for a in fake_faces(3, fer_label % 4, fer_label):
+                rows.append(f"{fer_label},{' '.join(map(str, a.ravel()))},{usage}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_folder_loader_keeps_four_emotions(fer_folder):
+    x, y = load_folder(fer_folder / "train")
+    assert x.shape == (240, 48, 48) and x.dtype == np.uint8
+    assert np.bincount(y).tolist() == [60, 60, 60, 60]  # disgust ignored
+    xt, _ = load(fer_folder, "test")
+    assert len(xt) == 60
+
+
+def test_csv_loader_maps_labels_and_splits(fer_csv):
+    x, y = load_csv(fer_csv, "train")
+    assert len(x) == 12 and sorted(set(y.tolist())) == [0, 1, 2, 3]
+    # FER order: angry 0, happy 3, sad 4, neutral 6 -> ours: angry 0, happy 1, sad 2, neutral 3
+    assert len(load(fer_csv, "test")[0]) == 12 and len(load(fer_csv, "private")[0]) == 12
+
+
+def test_stratified_split():
+    y = np.repeat(np.arange(4), 50)
+    keep, held = stratified_split(y, 0.1, seed=0)
+    assert len(held) == 20 and np.bincount(y[held]).tolist() == [5, 5, 5, 5]
+    assert not set(keep) & set(held)
+
+
+def test_temperature_recovers_known_scale():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, (4000, 4))
+    labels = np.array([rng.choice(4, p=softmax(lg[None])[0]) for lg in true_logits])
+    overconfident = true_logits * 3.0
+    t = fit_temperature(overconfident, labels)
+    assert 2.6 < t < 3.4
+    before = expected_calibration_error(softmax(overconfident), labels)
+    after = expected_calibration_error(softmax(overconfident, t), labels)
+    assert after < before / 2
+
+
+def test_smoke_training_and_evaluate(fer_folder, tmp_path):
+    """One short epoch end to end: model, metrics JSON, curves, TFLite that albumsort can run."""
+    pytest.importorskip("tensorflow")
+    out = tmp_path / "models"
+    cmd = [sys.executable, "-m", "training", "train", "--data", str(fer_folder), "--epochs", "2",
+           "--out", str(out), "--batch-size", "32", "--warmup-epochs", "0", "--name", "smoke"]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for f in ("smoke.keras", "smoke.tflite", "smoke.json", "smoke_metrics.json", "smoke_curves.png",
+              "smoke_confusion.png"):
+        assert (out / f).is_file(), f
+    metrics = json.loads((out / "smoke_metrics.json").read_text())
+    assert metrics["config"]["seed"] == 1234 and metrics["calibration"]["temperature"] > 0
+    assert metrics["test"]["accuracy"] > 0.5  # the fake classes are easy
+
+    ev = subprocess.run([sys.executable, "-m", "training", "evaluate", "--model", str(out / "smoke.tflite"),
+                         "--data", str(fer_folder / "test"), "--confusion", str(tmp_path / "cm.png")],
+                        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    r = json.loads(ev.stdout)
+    assert r["n"] == 60 and set(r["per_class"]) == set(EMOTIONS)
+    assert np.array(r["confusion"]).sum() == 60 and np.array(r["confusion"]).shape == (4, 4)
+    assert all(set(v) >= {"precision", "recall"} for v in r["per_class"].values())
+    cm = np.array(r["confusion"])
+    assert r["accuracy"] == pytest.approx(np.trace(cm) / 60)
+    assert (tmp_path / "cm.png").stat().st_size > 1000
+    # Keras and TFLite forms agree once calibration is applied.
+    ev2 = subprocess.run([sys.executable, "-m", "training", "evaluate", "--model", str(out / "smoke.keras"),
+                          "--data", str(fer_folder / "test"), "--confusion", str(tmp_path / "cm2.png")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert json.loads(ev2.stdout)["confusion"] == r["confusion"]
+
+
+def test_shipped_model_on_public_test():
+    """The shipped model's accuracy on FER2013 PublicTest matches its model card's figure."""
+    data = shared("fer2013", "test")
+    from training.evaluate import evaluate
+
+    card = json.loads((ROOT / "models" / "emotion.json").read_text())
+    r = evaluate(ROOT / "models" / "emotion.tflite", data)
+    assert r["n"] == 2622
+    assert abs(r["accuracy"] - card["test_accuracy"]) < 0.005
