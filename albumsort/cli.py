@@ -317,6 +317,29 @@ def export(
     raise typer.Exit(status_code)
 
 
+@app.command()
+def report(
+    ctx: typer.Context,
+    dest: Path = typer.Argument(..., help="Folder to write index.html and thumbs/ into."),
+    n: int = typer.Option(20, "-n", "--number", min=1, help="Photos per emotion."),
+    open_: bool = typer.Option(False, "--open", help="Open the report in the default browser."),
+    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+) -> None:
+    """A self-contained HTML gallery: top-N per emotion with face boxes, no-face photos, summary."""
+    from albumsort.report import build_report
+
+    try:
+        res = build_report(open_index(ctx), dest, n, min_confidence)
+    except OSError as e:
+        fail(f"cannot write the report to {dest}: {e}")
+    console.print(f"report: {res.path} ({res.photos} photos; {res.thumbs_made} thumbnails made, "
+                  f"{res.thumbs_reused} reused)", highlight=False)
+    if open_:
+        import webbrowser
+
+        webbrowser.open(res.path.resolve().as_uri())
+
+
 def run() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,160 @@
+"""``albumsort report``: a static, self-contained HTML gallery of the ranking.
+
+One page, one section per emotion (top-N thumbnails in rank order, each with
+its rank, score and the face boxes drawn over it, labelled with each face's
+top emotion), a "No face" section and a summary.  No network: no CDN, no web
+fonts, no scripts.  Thumbnails are made once per content hash (EXIF
+orientation applied) under ``DEST/thumbs/`` and reused by the next report.
+Every name and path is HTML-escaped; links to the originals are ``file:``
+URIs built from the raw path bytes, so spaces, ``#``, ``%`` and non-ASCII
+names work.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from albumsort.index import Index
+from albumsort.preprocess import EMOTIONS
+from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, no_faces, top
+
+THUMB_SIDE = 320
+COLOURS = {"angry": "#d62728", "happy": "#2ca02c", "sad": "#1f77b4", "neutral": "#7f7f7f"}
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#fafafa;color:#222}
+header{padding:16px 24px;background:#222;color:#eee}header h1{margin:0 0 6px;font-size:22px}
+header p{margin:2px 0;font-size:13px;color:#bbb}nav a{color:#9cf;margin-right:14px}
+section{padding:8px 24px 20px}h2{border-bottom:2px solid #ddd;padding-bottom:4px}
+.grid{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:6px;width:min-content}
+.photo{position:relative;display:block;line-height:0}
+.photo img{display:block;max-width:320px;max-height:320px}
+.box{position:absolute;border:2px solid;box-sizing:border-box}
+.box span{position:absolute;left:-2px;bottom:100%;font:11px/1.3 system-ui,sans-serif;color:#fff;
+padding:0 3px;white-space:nowrap}
+figcaption{font-size:12px;margin-top:6px;line-height:1.35;word-break:break-all;max-width:320px}
+.rank{font-weight:bold}.score{color:#555}.empty{color:#777;font-style:italic}
+table.summary td{padding:2px 12px 2px 0;font-size:14px}
+"""
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    photos: int
+    thumbs_made: int
+    thumbs_reused: int
+
+
+def _thumb(job: tuple[bytes, str]) -> str | None:
+    """Make one thumbnail (runs in a worker); returns an error reason or None."""
+    raw, target = job
+    from PIL import Image
+
+    from albumsort.images import ImageError, load_rgb
+
+    try:
+        rgb, _ = load_rgb(os.fsdecode(raw), max_side=THUMB_SIDE)
+    except ImageError as e:
+        return str(e)
+    tmp = target + ".tmp"
+    Image.fromarray(rgb).save(tmp, "JPEG", quality=82)
+    os.replace(tmp, target)
+    return None
+
+
+def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) -> str:
+    uri = Path(os.fsdecode(item["raw"])).as_uri() if item.get("raw") else Path(item["path"]).as_uri()
+    name = html.escape(os.path.basename(item["path"]))
+    boxes = []
+    for f in item.get("faces", []):
+        x, y, w, h = f["box"]
+        probs = f["probabilities"]
+        e = max(probs, key=probs.get)
+        style = (f"left:{100 * x / width:.2f}%;top:{100 * y / height:.2f}%;width:{100 * w / width:.2f}%;"
+                 f"height:{100 * h / height:.2f}%;border-color:{COLOURS[e]}")
+        boxes.append(f'<div class="box" style="{style}"><span style="background:{COLOURS[e]}">'
+                     f"{e} {probs[e]:.0%}</span></div>")
+    caption = []
+    if rank is not None:
+        caption.append(f'<span class="rank">#{rank}</span> <span class="score">score {item["score"]:.3f}</span><br>')
+    caption.append(f'<span class="name" title="{html.escape(item["path"])}">{name}</span>')
+    return (f'<figure data-rank="{rank or ""}" data-path="{html.escape(item["path"])}">'
+            f'<a class="photo" href="{html.escape(uri)}"><img src="{thumbs}/{item["hash"]}.jpg" alt="{name}" '
+            f'loading="lazy">{"".join(boxes)}</a><figcaption>{"".join(caption)}</figcaption></figure>')
+
+
+def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                 workers: int | None = None) -> ReportResult:
+    """Write ``dest/index.html`` and its thumbnails; returns what was done."""
+    dest = Path(dest)
+    thumbs = dest / "thumbs"
+    thumbs.mkdir(parents=True, exist_ok=True)
+    sections = {e: top(index, e, n, min_confidence) for e in EMOTIONS}
+    nofaces = no_faces(index, min_confidence)
+    shown_nofaces = nofaces[:n]
+    rows = {}
+    for items in list(sections.values()) + [shown_nofaces]:
+        for it in items:
+            if it["path"] not in rows:
+                rows[it["path"]] = index.photo(it["path"])
+    for items in list(sections.values()) + [shown_nofaces]:
+        for it in items:
+            row = rows[it["path"]]
+            it["hash"], it["raw"] = row["hash"], row["raw"]
+            res = index.result(row["hash"]) or {}
+            it["width"], it["height"] = res.get("width") or 1, res.get("height") or 1
+    # Thumbnails: once per content hash, in parallel.
+    jobs, seen = [], set()
+    for row in rows.values():
+        target = thumbs / f"{row['hash']}.jpg"
+        if row["hash"] not in seen and not target.exists():
+            jobs.append((row["raw"], str(target)))
+        seen.add(row["hash"])
+    if jobs:
+        with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
+            list(pool.map(_thumb, jobs, chunksize=4))
+    parts = [_head(index, sections, len(nofaces))]
+    for e, items in sections.items():
+        figs = "".join(_figure(it, i, "thumbs", it["width"], it["height"]) for i, it in enumerate(items, 1))
+        parts.append(f'<section id="{e}" data-emotion="{e}"><h2>{e.capitalize()} — top {len(items)}</h2>'
+                     f'<div class="grid">{figs or "<p class=empty>No photo shows this emotion.</p>"}</div></section>')
+    figs = "".join(_figure(it, None, "thumbs", it["width"], it["height"]) for it in shown_nofaces)
+    more = f"<p class=empty>... and {len(nofaces) - len(shown_nofaces)} more.</p>" if len(nofaces) > n else ""
+    parts.append(f'<section id="no-face" data-emotion="no-face"><h2>No face — {len(nofaces)}</h2>'
+                 f'<div class="grid">{figs or "<p class=empty>Every photo has a face.</p>"}</div>{more}</section>')
+    page = ("<!doctype html><html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width,initial-scale=1'>"
+            "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; img-src 'self' file: data:; "
+            "style-src 'unsafe-inline'\">"
+            f"<title>albumsort report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+    out = dest / "index.html"
+    tmp = dest / "index.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return ReportResult(out, len(rows), len(jobs), len(seen) - len(jobs))
+
+
+def _head(index: Index, sections: dict, n_nofaces: int) -> str:
+    q = lambda sql, *a: index.db.execute(sql, list(a)).fetchone()[0]  # noqa: E731
+    photos = q("SELECT count(*) FROM photos")
+    faces = q("SELECT count(*) FROM faces WHERE confidence >= ?", DEFAULT_MIN_CONFIDENCE)
+    per = {e: q(f"SELECT count(*) FROM results r JOIN photos p ON p.hash = r.hash WHERE r.n_kept > 0 AND "
+                f"r.score_{e} = max(r.score_angry, r.score_happy, r.score_sad, r.score_neutral)") for e in EMOTIONS}
+    versions = [f"{r[0]} + {r[1]}" for r in index.db.execute(
+        "SELECT DISTINCT model_version, detector_version FROM results")]
+    last = index.db.execute("SELECT max(finished) FROM runs").fetchone()[0]
+    when = datetime.datetime.fromtimestamp(last).strftime("%Y-%m-%d %H:%M") if last else "never"
+    rows = [("photos", f"{photos:,}"), ("faces", f"{faces:,}"), ("no-face photos", f"{n_nofaces:,}")]
+    rows += [(f"mostly {e}", f"{per[e]:,}") for e in EMOTIONS]
+    rows += [("model + detector", ", ".join(versions) or "-"), ("indexed", when)]
+    table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    nav = "".join(f'<a href="#{e}">{e}</a>' for e in EMOTIONS) + '<a href="#no-face">no face</a>'
+    return (f"<header><h1>albumsort report</h1><p>{html.escape(str(index.path))}</p><nav>{nav}</nav></header>"
+            f'<section id="summary"><h2>Summary</h2><table class="summary">{table}</table></section>')
