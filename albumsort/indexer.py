@@ -29,8 +29,9 @@ from albumsort.preprocess import EMOTIONS
 from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, face_confidence, photo_scores
 from albumsort.scan import Entry, Failure, walk
 
-DECODE_SIDE = 2048
-"""Photos are decoded with their long side at most this (JPEG DCT scaling)."""
+DECODE_SIDE = 1024
+"""Photos are decoded with their long side at most this (JPEG DCT scaling): the
+detector's input size, so a 12 MP JPEG is decoded at 1/4 scale."""
 
 
 MAX_FILE_BYTES = 1 << 30
@@ -195,10 +196,10 @@ def run_index(
         versions = current_versions(model, detector_name)
         abs_roots = [os.path.abspath(r) for r in roots]
         run = index.start_run([path_text(r) for r in abs_roots])
-        todo, unreadable = _scan(index, abs_roots, versions, run, summary)
-        if on_total:
-            on_total(len(todo))
         try:
+            todo, unreadable = _scan(index, abs_roots, versions, run, summary)
+            if on_total:
+                on_total(len(todo))
             _process(index, todo, model, versions, run, summary, workers, detector_name, max_pixels, progress)
         except KeyboardInterrupt:
             summary.interrupted = True

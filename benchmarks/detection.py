@@ -1,6 +1,6 @@
 """Face-detection quality and speed on real photos, detectors side by side.
 
-    python benchmarks/detection.py [--limit 400] [--detectors albumsort,yunet-1pass,mtcnn]
+    python benchmarks/detection.py [--limit 400] [--detectors albumsort,yunet-default,mtcnn]
 
 * Recall: WIDER FACE validation sample (../shared/data/wider-face-val-sample,
   1024 px wide, crowds to portraits): share of annotated faces at least 32 px
@@ -43,11 +43,8 @@ def detectors(names: list[str]):
     for name in names:
         if name == "albumsort":
             yield name, make_detector("yunet")
-        elif name == "yunet-1pass":
-            yield name, YuNetDetector(passes=("1x",))
-        elif name == "yunet-default":
-            d = YuNetDetector(passes=("1x",), min_score=0.5)
-            yield name, d
+        elif name == "yunet-default":  # yuface out of the box: one pass, its own 0.5 threshold
+            yield name, YuNetDetector(passes=("1x",), min_score=0.5, min_size=0, raw_score=0.5)
         elif name == "mtcnn":
             try:
                 yield name, make_detector("mtcnn")

@@ -1,6 +1,7 @@
 """albumsort index on real little albums: faces found, incremental reruns, moves, model changes, locks."""
 
 import os
+import sys
 import shutil
 import time
 
@@ -127,3 +128,19 @@ def test_top_happy_puts_smiling_astronaut_first(album, tmp_path):
         pytest.skip("placeholder model")
     _, idx = run(album, tmp_path / "i.db")
     assert "astronaut" in top(idx, "happy", 1)[0]["path"]
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs a file system that takes any bytes")
+def test_non_utf8_file_name_is_indexed_and_listed(album, tmp_path):
+    import json
+
+    raw = os.fsencode(str(album)) + b"/smile_\xff\xfe.jpg"
+    shutil.copy(album / "people" / "astronaut.jpg", os.fsdecode(raw))
+    (album / "people" / "astronaut.jpg").unlink()
+    s, idx = run(album, tmp_path / "i.db")
+    assert s.failed == 1  # only notes.jpg
+    paths = [r["path"] for r in top(idx, "happy", 10)]
+    key = str(album) + "/smile_\\xff\\xfe.jpg"
+    assert key in paths
+    json.dumps(top(idx, "happy", 10))  # valid UTF-8 all the way to JSON
+    assert idx.photo(key)["raw"] == raw
