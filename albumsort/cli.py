@@ -18,11 +18,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from albumsort.preprocess import EMOTIONS
+from albumsort.labels import EMOTIONS
 
 app = typer.Typer(
     help="Sort a photo album by the emotions on people's faces (angry, happy, sad, neutral).",
-    rich_markup_mode="rich", no_args_is_help=True, add_completion=False,
+    rich_markup_mode="rich", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]})
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -41,6 +41,11 @@ class Format(str, Enum):
     csv = "csv"
 
 
+class Detector(str, Enum):
+    yunet = "yunet"
+    mtcnn = "mtcnn"
+
+
 class Mode(str, Enum):
     copy = "copy"
     hardlink = "hardlink"
@@ -51,7 +56,9 @@ MIN_CONF_HELP = "Ignore faces whose confidence (detector score x top emotion pro
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -66,11 +73,11 @@ def main(
 
 
 def open_index(ctx: typer.Context, create: bool = False):
-    from albumsort.index import Index
+    from albumsort.index import Index, NotAnIndex
 
     try:
         return Index(ctx.obj["db"], create=create)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, NotAnIndex) as e:
         fail(str(e))
     except Exception as e:  # e.g. not a database, unreadable file
         fail(f"cannot open index {ctx.obj['db'] or ''}: {e}")
@@ -80,8 +87,9 @@ def open_index(ctx: typer.Context, create: bool = False):
 def index(
     ctx: typer.Context,
     paths: List[Path] = typer.Argument(..., help="Photo folders (searched recursively) or files."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores)."),
-    detector: Optional[str] = typer.Option(None, help="Face detector: yunet (default) or mtcnn."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1,
+                                          help="Worker processes (default: all cores)."),
+    detector: Optional[Detector] = typer.Option(None, help="Face detector (default: the best installed)."),
     max_pixels: Optional[int] = typer.Option(None, help="Refuse images larger than this many pixels."),
 ) -> None:
     """Find and score every face under PATHS; reruns only look at what changed."""
@@ -112,14 +120,19 @@ def index(
             bar.update(task, completed=done, total=total, rate=f"{rate:.1f}")
 
         try:
-            summary = run_index([str(p) for p in paths], idx, workers=workers, detector_name=detector,
+            summary = run_index([str(p) for p in paths], idx, workers=workers,
+                                detector_name=detector.value if detector else None,
                                 max_pixels=max_pixels, progress=progress, on_total=on_total)
         except IndexLocked as e:
             fail(str(e), code=3)
-        except FileNotFoundError as e:
-            fail(str(e))
+        except KeyboardInterrupt:
+            fail("interrupted before any photo was read; nothing changed", code=130)
+        except Exception as e:  # a missing detector wheel, a full disk, a foreign database...
+            fail(f"index stopped: {type(e).__name__}: {e}", code=4)
+    from rich.markup import escape
+
     for path, reason in summary.failures[:20]:
-        err.print(f"[yellow]failed:[/yellow] {path}: {reason}", highlight=False, markup=True)
+        err.print(f"[yellow]failed:[/yellow] {escape(path)}: {escape(reason)}", highlight=False)
     if len(summary.failures) > 20:
         err.print(f"... and {len(summary.failures) - 20} more: see `albumsort errors`")
     console.print(summary.line(), highlight=False)
@@ -147,8 +160,10 @@ def _print_ranked(items: list[dict], fmt: Format, title: str) -> None:
         t.add_column("score", justify="right")
         t.add_column("faces", justify="right")
         t.add_column("path", overflow="fold")
+        from rich.text import Text
+
         for i, it in enumerate(items, 1):
-            t.add_row(str(i), f"{it['score']:.3f}", str(it.get("n_faces", "")), it["path"])
+            t.add_row(str(i), f"{it['score']:.3f}", str(it.get("n_faces", "")), Text(it["path"]))
         console.print(t)
 
 
@@ -200,7 +215,7 @@ def show(
     key = path_text(os.path.abspath(photo))
     row = idx.photo(key)
     if row is None:
-        e = list(idx.db.query("SELECT reason FROM errors WHERE path = ?", [key]))
+        e = list(idx.query("SELECT reason FROM errors WHERE path = ?", [key]))
         fail(f"{key} failed to index: {e[0]['reason']}" if e else f"{key} is not in the index {idx.path}")
     res = idx.result(row["hash"]) or {}
     faces = [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in idx.faces(row["hash"])]
@@ -209,7 +224,9 @@ def show(
                           "model": res.get("model_version"), "detector": res.get("detector_version"),
                           "faces": faces}, indent=2, ensure_ascii=False))
         return
-    console.print(f"[bold]{key}[/bold]  {res.get('width')}x{res.get('height')}", highlight=False)
+    from rich.markup import escape
+
+    console.print(f"[bold]{escape(key)}[/bold]  {res.get('width')}x{res.get('height')}", highlight=False)
     kept = [f for f in faces if f["kept"]]
     if not kept:
         console.print("No face" + (f" (ignored {len(faces)} below confidence {min_confidence})" if faces else ""))
@@ -232,9 +249,11 @@ def status(ctx: typer.Context) -> None:
     from albumsort.ranking import DEFAULT_MIN_CONFIDENCE
 
     idx = open_index(ctx)
-    q = lambda sql, *a: idx.db.execute(sql, list(a)).fetchone()[0]  # noqa: E731
+    q = lambda sql, *a: idx.conn.execute(sql, list(a)).fetchone()[0]  # noqa: E731
     t = Table(show_header=False, box=None)
-    t.add_row("index", str(idx.path))
+    from rich.text import Text
+
+    t.add_row("index", Text(str(idx.path)))
     t.add_row("photos", f"{q('SELECT count(*) FROM photos'):,}")
     t.add_row("faces", f"{q('SELECT count(*) FROM faces'):,} "
               f"({q('SELECT count(*) FROM faces WHERE confidence >= ?', DEFAULT_MIN_CONFIDENCE):,} "
@@ -243,10 +262,10 @@ def status(ctx: typer.Context) -> None:
     for e in EMOTIONS:
         t.add_row(f"top emotion {e}", f"{q(f'SELECT count(*) FROM results WHERE n_kept > 0 AND score_{e} = max(score_angry, score_happy, score_sad, score_neutral)'):,}")  # noqa: E501
     t.add_row("failed files", f"{q('SELECT count(*) FROM errors'):,}")
-    for r in idx.db.query("SELECT model_version, detector_version, count(*) AS n FROM results "
+    for r in idx.query("SELECT model_version, detector_version, count(*) AS n FROM results "
                           "GROUP BY 1, 2 ORDER BY n DESC"):
         t.add_row("scored by", f"{r['model_version']} + {r['detector_version']} ({r['n']:,} photos)")
-    last = list(idx.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
+    last = list(idx.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
     if last:
         import datetime
 
@@ -261,7 +280,7 @@ def errors(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Files and folders that could not be indexed, with the reason."""
-    rows = list(open_index(ctx).db.query("SELECT path, reason FROM errors ORDER BY path"))
+    rows = list(open_index(ctx).query("SELECT path, reason FROM errors ORDER BY path"))
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -310,9 +329,9 @@ def export(
         except OSError as e:
             fail(f"cannot export to {dest}: {e}")
         console.print(f"{what}: {len(items)} photos in {dest} ({res.written} written, {res.kept} up to date, "
-                      f"{res.removed} removed)", highlight=False)
+                      f"{res.removed} removed)", highlight=False, markup=False)
         for s in res.skipped:
-            err.print(f"[yellow]skipped:[/yellow] {s}", highlight=False)
+            err.print(f"skipped: {s}", highlight=False, markup=False)
             status_code = 1
     raise typer.Exit(status_code)
 
@@ -333,7 +352,9 @@ def report(
     except OSError as e:
         fail(f"cannot write the report to {dest}: {e}")
     console.print(f"report: {res.path} ({res.photos} photos; {res.thumbs_made} thumbnails made, "
-                  f"{res.thumbs_reused} reused)", highlight=False)
+                  f"{res.thumbs_reused} reused)", highlight=False, markup=False)
+    for reason in res.thumb_failures:
+        err.print(f"thumbnail failed: {reason}", highlight=False, markup=False)
     if open_:
         import webbrowser
 

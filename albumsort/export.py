@@ -76,7 +76,8 @@ def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> Ex
     planned = set()
     for rank, item in enumerate(items, 1):
         src = os.fsdecode(item["raw"]) if item.get("raw") else item["path"]
-        name = f"{rank:0{width}d}_{os.path.basename(src)}"
+        # The name comes from the text path, so a non-UTF-8 name gets its \xNN form.
+        name = f"{rank:0{width}d}_{os.path.basename(item['path'])}"
         target = dest / name
         planned.add(name)
         try:
@@ -106,7 +107,8 @@ def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> Ex
                 result.removed += 1
     # Files we wrote but now had to skip stay ours: keep them listed.
     for name, prev in old.items():
-        if name in planned and name not in {r["file"] for r in rows} and (dest / name).exists():
+        target = dest / name
+        if name in planned and name not in {r["file"] for r in rows} and (target.exists() or target.is_symlink()):
             rows.append(prev)
     rows.sort(key=lambda r: int(r["rank"]))
     _write_manifest(dest, rows)

@@ -65,6 +65,8 @@ def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pi
         size = len(source.getbuffer()) if hasattr(source, "getbuffer") else 1
     if size == 0:
         raise ImageError("empty file (0 bytes)")
+    # Pillow's own guard (89.5 MP) would fire inside open(); ours is max_pixels.
+    Image.MAX_IMAGE_PIXELS = max(max_pixels, 1)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -75,7 +77,7 @@ def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pi
                 orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
                 swap = orientation in (5, 6, 7, 8)
                 full = (h, w) if swap else (w, h)
-                if max_side and im.format == "JPEG":
+                if max_side and im.format in ("JPEG", "MPO"):
                     # draft() picks the largest DCT scale that still gives at
                     # least the requested size.
                     s = max_side / max(w, h)

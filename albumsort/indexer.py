@@ -26,12 +26,12 @@ import numpy as np
 
 from albumsort.index import Index, path_text
 from albumsort.preprocess import EMOTIONS
-from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, face_confidence, photo_scores
+from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, face_confidence, ranking_columns
 from albumsort.scan import Entry, Failure, walk
 
 DECODE_SIDE = 1024
 """Photos are decoded with their long side at most this (JPEG DCT scaling): the
-detector's input size, so a 12 MP JPEG is decoded at 1/4 scale."""
+detector's input size, so a 4000x3000 JPEG is decoded at 1/2 scale, then shrunk."""
 
 
 MAX_FILE_BYTES = 1 << 30
@@ -65,7 +65,8 @@ class Summary:
             parts.insert(1, f"{self.rescored} re-scored for a new model")
         if self.copied:
             parts.insert(3, f"{self.copied} copies")
-        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+        end = " (interrupted)" if self.interrupted else ""
+        return ", ".join(parts) + f" in {self.seconds:.1f} s" + end
 
 
 # --------------------------------------------------------------------------
@@ -84,7 +85,10 @@ def _init_worker(db_path: str, detector_name: str | None, current: tuple[str, st
     from albumsort.faces import make_detector
 
     _worker["detector"] = make_detector(detector_name)
-    _worker["db"] = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    from pathlib import Path
+
+    uri = Path(db_path).resolve().as_uri() + "?mode=ro"  # escapes '#', '?' and '%' in the path
+    _worker["db"] = sqlite3.connect(uri, uri=True, timeout=30)
     _worker["current"] = current
 
 
@@ -207,11 +211,12 @@ def run_index(
             with index.transaction():
                 removed = []
                 for r in abs_roots:
-                    if os.path.isdir(r):
+                    # An empty root is more likely an unmounted drive than a deleted album.
+                    if os.path.isdir(r) and os.listdir(r):
                         removed += index.remove_unseen(path_text(r), run, unreadable)
             summary.removed = len(removed)
             _count_moves(index, summary, removed)
-        summary.no_face = index.db.execute(
+        summary.no_face = index.conn.execute(
             "SELECT count(*) FROM photos p WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash "
             "AND f.confidence >= ?)", [DEFAULT_MIN_CONFIDENCE]).fetchone()[0]
         summary.seconds = time.time() - t0
@@ -239,7 +244,7 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
                 index.put_error(key, os.fsencode(item.path), None, None, item.reason, run)
             continue
         key = path_text(item.path)
-        row = index.db.execute(lookup, [key]).fetchone()
+        row = index.conn.execute(lookup, [key]).fetchone()
         if row and row[0] == item.size and row[1] == item.mtime_ns:
             if (row[2], row[3]) == versions:
                 summary.unchanged += 1
@@ -258,55 +263,61 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
 
 
 def _process(index, todo, model, versions, run, summary, workers, detector_name, max_pixels, progress):
+    """Run ``todo`` through worker processes; a crashed worker costs only its own photos."""
+    from concurrent.futures.process import BrokenProcessPool
+
     if not todo:
         return
     workers = workers or os.cpu_count() or 1
     ctx = get_context("spawn")
     pending: list[tuple[tuple, dict]] = []  # scored photos waiting for the model
-    n_crops = 0
-    done = 0
-    last_flush = time.time()
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(str(index.path), detector_name, versions)) as pool:
+    state = {"n_crops": 0, "done": 0, "last_flush": time.time()}
+    queue = list(reversed(todo))  # pop() hands out photos in scan order
+
+    def flush(force: bool = False) -> None:
+        if pending and (force or state["n_crops"] >= 256 or len(pending) >= 64
+                        or time.time() - state["last_flush"] >= 1.0):  # commit at least every second
+            _store(index, pending, model, versions, run, summary)
+            state["done"] += len(pending)
+            pending.clear()
+            state["n_crops"], state["last_flush"] = 0, time.time()
+            if progress:
+                progress(state["done"], len(todo))
+
+    while queue:
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(str(index.path), detector_name, versions))
         inflight: dict[Future, tuple] = {}
-        it = iter(todo)
         try:
-            while True:
-                while len(inflight) < workers * 4:
-                    task = next(it, None)
-                    if task is None:
-                        break
+            while queue or inflight:
+                while queue and len(inflight) < workers * 4:
+                    task = queue.pop()
                     inflight[pool.submit(analyse, task[1], max_pixels)] = task
-                if not inflight:
-                    break
                 finished, _ = wait(list(inflight), timeout=1.0, return_when=FIRST_COMPLETED)
-                stored = []
                 for fut in finished:
                     task = inflight.pop(fut)
                     try:
                         res = fut.result()
-                    except Exception as e:  # a worker crash must not end the run
+                    except BrokenProcessPool:
+                        res = {"error": "a worker process crashed on this file (out of memory?)"}
+                    except Exception as e:
                         res = {"error": f"internal error: {type(e).__name__}: {e}"}
                     if res.get("crops") is not None:
-                        n_crops += len(res["crops"])
+                        state["n_crops"] += len(res["crops"])
                     pending.append((task, res))
-                # Commit at least every second, so an interrupted run loses little.
-                if pending and (n_crops >= 256 or len(pending) >= 64 or not inflight
-                                or time.time() - last_flush >= 1.0):
-                    stored = _store(index, pending, model, versions, run, summary)
-                    pending, n_crops, last_flush = [], 0, time.time()
-                    done += len(stored)
-                    if progress:
-                        progress(done, len(todo))
+                flush(force=not inflight)
+            pool.shutdown()
+        except BrokenProcessPool:
+            # Submitting to a pool whose worker died: start a new pool for the rest.
+            for task in inflight.values():
+                pending.append((task, {"error": "a worker process crashed on this file (out of memory?)"}))
+            pool.shutdown(wait=False, cancel_futures=True)
         except KeyboardInterrupt:
             for p in list((getattr(pool, "_processes", None) or {}).values()):
                 p.terminate()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    if pending:
-        _store(index, pending, model, versions, run, summary)
-        if progress:
-            progress(len(todo), len(todo))
+    flush(force=True)
 
 
 def _store(index: Index, pending: list, model, versions, run: int, summary: Summary) -> list:
@@ -320,7 +331,11 @@ def _store(index: Index, pending: list, model, versions, run: int, summary: Summ
                 summary.failed += 1
                 summary.failures.append((key, res["error"]))
                 index.put_error(key, raw, size, mtime_ns, res["error"], run)
-                index.remove_photo(key)  # its old content is gone or unreadable
+                old = index.photo(key)
+                if old and res.get("hash") and res["hash"] != old["hash"]:
+                    index.remove_photo(key)  # new content that cannot be read: the old results are stale
+                elif old:
+                    index.mark_seen([key], run)  # a read failure is not a deletion: keep what we had
                 continue
             if res["known"]:
                 old = index.photo(key)
@@ -341,14 +356,13 @@ def _store(index: Index, pending: list, model, versions, run: int, summary: Summ
                     "det_score": f["score"], **{f"p_{e}": float(p[j]) for j, e in enumerate(EMOTIONS)},
                     "confidence": face_confidence(f["score"], p),
                 })
-            scores, n_kept = photo_scores(faces)
+            ranks = ranking_columns(faces)
             index.put_result(res["hash"], {
                 "width": res["width"], "height": res["height"], "model_version": versions[0],
-                "detector_version": versions[1], "n_faces": len(faces), "scored_at": time.time(),
-                **{f"score_{e}": scores[e] for e in EMOTIONS}, "n_kept": n_kept}, faces)
+                "detector_version": versions[1], "n_faces": len(faces), "scored_at": time.time(), **ranks}, faces)
             index.put_photo(key, raw, size, mtime_ns, res["hash"], run)
             summary.indexed += 1
-            summary.faces += n_kept
+            summary.faces += ranks["n_kept"]
     return pending
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 FACE_SIZE = 48
@@ -29,12 +28,12 @@ FER2013 test faces (padded, upscaled 4x; found in 282) gives a median box of
 CROP_SHIFT_Y = 0.026
 """Vertical shift of the crop centre below the box centre, as a fraction of the crop side."""
 
-EMOTIONS = ("angry", "happy", "sad", "neutral")
-"""The four emotions, in the order of the model's outputs."""
+from albumsort.labels import EMOTIONS  # noqa: E402,F401  (re-exported: training imports it from here)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
     """Return a uint8 grayscale image from RGB, RGBA or grayscale input."""
+    import cv2  # imported here: read-only commands import this module for EMOTIONS only
     if image.ndim == 2:
         return image
     if image.shape[2] == 4:
@@ -56,6 +55,8 @@ def crop_face(
     crop is square, ``CROP_SCALE`` times the box's larger side, and pixels
     outside the photo are filled by replicating the border.
     """
+    import cv2
+
     x, y, w, h = (float(v) for v in box)
     side = max(w, h) * CROP_SCALE
     cx = x + w / 2.0

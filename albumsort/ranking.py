@@ -23,7 +23,7 @@ Nothing here imports TensorFlow: ``top`` reads the index alone.
 from __future__ import annotations
 
 from albumsort.index import Index
-from albumsort.preprocess import EMOTIONS
+from albumsort.labels import EMOTIONS
 
 DEFAULT_MIN_CONFIDENCE = 0.20
 PRIOR_WEIGHT = 0.5
@@ -37,13 +37,25 @@ def face_confidence(det_score: float, probabilities) -> float:
 
 def photo_scores(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> tuple[dict, int]:
     """({emotion: score}, number of kept faces) for faces with ``confidence`` and ``p_<emotion>``."""
-    kept = [f for f in faces if f["confidence"] >= min_confidence]
+    kept = kept_faces(faces, min_confidence)
     total = sum(f["confidence"] for f in kept)
     scores = {}
     for e in EMOTIONS:
         num = sum(f["confidence"] * f[f"p_{e}"] for f in kept)
         scores[e] = (num + PRIOR_WEIGHT * PRIOR) / (total + PRIOR_WEIGHT) if kept else 0.0
     return scores, len(kept)
+
+
+def kept_faces(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> list[dict]:
+    return [f for f in faces if f["confidence"] >= min_confidence]
+
+
+def ranking_columns(faces: list[dict]) -> dict:
+    """The precomputed columns ``top`` orders by at the default threshold."""
+    scores, n_kept = photo_scores(faces)
+    kept = kept_faces(faces)
+    return {**{f"score_{e}": scores[e] for e in EMOTIONS}, "n_kept": n_kept,
+            **{f"best_{e}": max((f[f"p_{e}"] for f in kept), default=0.0) for e in EMOTIONS}}
 
 
 def _check(emotion: str) -> None:
@@ -61,13 +73,12 @@ def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT
     _check(emotion)
     if abs(min_confidence - DEFAULT_MIN_CONFIDENCE) < 1e-12:
         sql = f"""
-            SELECT p.path, r.hash, r.score_{emotion} AS score, r.n_kept AS n_faces,
-                   (SELECT max(f.p_{emotion}) FROM faces f WHERE f.hash = r.hash AND f.confidence >= ?) AS best
-            FROM results r JOIN photos p ON p.hash = r.hash
+            SELECT p.path, r.hash, r.score_{emotion} AS score, r.n_kept AS n_faces
+            FROM results r INDEXED BY results_rank_{emotion} JOIN photos p ON p.hash = r.hash
             WHERE r.n_kept > 0
-            ORDER BY score DESC, n_faces DESC, best DESC, p.path
+            ORDER BY r.score_{emotion} DESC, r.n_kept DESC, r.best_{emotion} DESC, p.path
             LIMIT ?"""
-        params = [min_confidence, n]
+        params = [n]
     else:
         sql = f"""
             WITH s AS (
@@ -79,7 +90,7 @@ def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT
             ORDER BY s.score DESC, s.n_faces DESC, s.best DESC, p.path
             LIMIT ?"""
         params = [PRIOR_WEIGHT * PRIOR, PRIOR_WEIGHT, min_confidence, n]
-    rows = list(index.db.query(sql, params))
+    rows = list(index.query(sql, params))
     out = []
     for r in rows:
         item = {"path": r["path"], "score": round(float(r["score"]), 6), "n_faces": r["n_faces"]}
@@ -95,7 +106,7 @@ def no_faces(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> li
         SELECT p.path FROM photos p
         WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash AND f.confidence >= ?)
         ORDER BY p.path"""
-    return [{"path": r["path"]} for r in index.db.query(sql, [min_confidence])]
+    return [{"path": r["path"]} for r in index.query(sql, [min_confidence])]
 
 
 def face_json(f: dict) -> dict:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from albumsort.index import Index
-from albumsort.preprocess import EMOTIONS
+from albumsort.labels import EMOTIONS
 from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, no_faces, top
 
 THUMB_SIDE = 320
@@ -50,6 +50,7 @@ class ReportResult:
     photos: int
     thumbs_made: int
     thumbs_reused: int
+    thumb_failures: list
 
 
 def _thumb(job: tuple[bytes, str]) -> str | None:
@@ -96,6 +97,7 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
     dest = Path(dest)
     thumbs = dest / "thumbs"
     thumbs.mkdir(parents=True, exist_ok=True)
+    (dest / ".albumsort-report").touch()  # tells `albumsort index` not to index the thumbnails
     sections = {e: top(index, e, n, min_confidence) for e in EMOTIONS}
     nofaces = no_faces(index, min_confidence)
     shown_nofaces = nofaces[:n]
@@ -117,9 +119,10 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
         if row["hash"] not in seen and not target.exists():
             jobs.append((row["raw"], str(target)))
         seen.add(row["hash"])
+    failed = []
     if jobs:
         with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
-            list(pool.map(_thumb, jobs, chunksize=4))
+            failed = [r for r in pool.map(_thumb, jobs, chunksize=4) if r]
     parts = [_head(index, sections, len(nofaces))]
     for e, items in sections.items():
         figs = "".join(_figure(it, i, "thumbs", it["width"], it["height"]) for i, it in enumerate(items, 1))
@@ -138,18 +141,18 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
     tmp = dest / "index.html.tmp"
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, out)
-    return ReportResult(out, len(rows), len(jobs), len(seen) - len(jobs))
+    return ReportResult(out, len(rows), len(jobs) - len(failed), len(seen) - len(jobs), failed)
 
 
 def _head(index: Index, sections: dict, n_nofaces: int) -> str:
-    q = lambda sql, *a: index.db.execute(sql, list(a)).fetchone()[0]  # noqa: E731
+    q = lambda sql, *a: index.conn.execute(sql, list(a)).fetchone()[0]  # noqa: E731
     photos = q("SELECT count(*) FROM photos")
     faces = q("SELECT count(*) FROM faces WHERE confidence >= ?", DEFAULT_MIN_CONFIDENCE)
     per = {e: q(f"SELECT count(*) FROM results r JOIN photos p ON p.hash = r.hash WHERE r.n_kept > 0 AND "
                 f"r.score_{e} = max(r.score_angry, r.score_happy, r.score_sad, r.score_neutral)") for e in EMOTIONS}
-    versions = [f"{r[0]} + {r[1]}" for r in index.db.execute(
+    versions = [f"{r[0]} + {r[1]}" for r in index.conn.execute(
         "SELECT DISTINCT model_version, detector_version FROM results")]
-    last = index.db.execute("SELECT max(finished) FROM runs").fetchone()[0]
+    last = index.conn.execute("SELECT max(finished) FROM runs").fetchone()[0]
     when = datetime.datetime.fromtimestamp(last).strftime("%Y-%m-%d %H:%M") if last else "never"
     rows = [("photos", f"{photos:,}"), ("faces", f"{faces:,}"), ("no-face photos", f"{n_nofaces:,}")]
     rows += [(f"mostly {e}", f"{per[e]:,}") for e in EMOTIONS]

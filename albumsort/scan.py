@@ -16,6 +16,10 @@ from typing import Iterator
 from albumsort.images import EXTENSIONS
 
 
+OUTPUT_MARKERS = frozenset({"albumsort-manifest.csv", ".albumsort-report"})
+"""Files that mark a folder albumsort wrote (export, report); such folders are not indexed."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """A candidate photo: its path (as the OS gave it) and what ``stat`` says."""
@@ -80,6 +84,8 @@ def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple) -
     except OSError as e:
         yield Failure(folder, f"cannot read folder: {_reason(e)}", is_dir=True)
         return
+    if any(e.name in OUTPUT_MARKERS for e in entries):
+        return  # albumsort's own export or report: indexing it would list every photo twice
     subdirs = []
     for e in entries:
         if e.name.startswith("."):
@@ -92,6 +98,10 @@ def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple) -
             subdirs.append(e)
             continue
         if not is_photo_name(e.name):
+            if e.is_symlink() and not os.path.exists(e.path):
+                # A dangling link without a photo extension may be an unmounted folder:
+                # report it, and keep whatever the index holds under it.
+                yield Failure(e.path, "broken symlink", is_dir=True)
             continue
         try:
             fst = e.stat(follow_symlinks=True)

@@ -24,10 +24,10 @@ def run(album, db, **kw):
 
 def snapshot(idx):
     """Everything the user can see, without timestamps."""
-    photos = sorted((r["path"], r["hash"]) for r in idx.db.query("SELECT path, hash FROM photos"))
+    photos = sorted((r["path"], r["hash"]) for r in idx.query("SELECT path, hash FROM photos"))
     faces = sorted((r["hash"], r["idx"], round(r["x"]), round(r["y"]), round(r["p_happy"], 4))
-                   for r in idx.db.query("SELECT * FROM faces"))
-    errors = sorted((r["path"], r["reason"]) for r in idx.db.query("SELECT path, reason FROM errors"))
+                   for r in idx.query("SELECT * FROM faces"))
+    errors = sorted((r["path"], r["reason"]) for r in idx.query("SELECT path, reason FROM errors"))
     return photos, faces, errors
 
 
@@ -35,7 +35,7 @@ def test_first_run_finds_faces_and_failures(album, tmp_path):
     s, idx = run(album, tmp_path / "i.db")
     assert s.indexed == 5 and s.failed == 1 and s.unchanged == 0
     assert "not an image" in s.failures[0][1]
-    faces = {r["path"]: r["n_faces"] for r in idx.db.query(
+    faces = {r["path"]: r["n_faces"] for r in idx.query(
         "SELECT p.path, r.n_faces FROM photos p JOIN results r ON r.hash = p.hash")}
     assert faces[str(album / "people" / "astronaut.jpg")] == 1
     assert faces[str(album / "group.jpg")] == 2
@@ -43,7 +43,7 @@ def test_first_run_finds_faces_and_failures(album, tmp_path):
     nf = [r["path"] for r in no_faces(idx)]
     assert str(album / "places" / "field.jpg") in nf and str(album / "group.jpg") not in nf
     # Boxes are in full-resolution, upright pixel coordinates.
-    (f,) = idx.db.query("SELECT f.* FROM faces f JOIN photos p ON p.hash = f.hash WHERE p.path LIKE '%astronaut%'")
+    (f,) = idx.query("SELECT f.* FROM faces f JOIN photos p ON p.hash = f.hash WHERE p.path LIKE '%astronaut%'")
     assert 150 < f["x"] + f["w"] / 2 < 300 and 50 < f["y"] + f["h"] / 2 < 200
     assert abs(sum(f[f"p_{e}"] for e in ("angry", "happy", "sad", "neutral")) - 1) < 1e-4
 
@@ -53,7 +53,7 @@ def test_incremental_rerun_change_delete_move(album, tmp_path, monkeypatch):
     run(album, db)
     s, idx = run(album, db)
     assert (s.indexed, s.unchanged, s.moved, s.removed) == (0, 5, 0, 0)
-    scored_at = {r["hash"]: r["scored_at"] for r in idx.db.query("SELECT hash, scored_at FROM results")}
+    scored_at = {r["hash"]: r["scored_at"] for r in idx.query("SELECT hash, scored_at FROM results")}
 
     # Move one photo, delete another, change a third.
     (album / "moved").mkdir()
@@ -67,7 +67,7 @@ def test_incremental_rerun_change_delete_move(album, tmp_path, monkeypatch):
     assert row and idx.result(row["hash"])["scored_at"] == scored_at[row["hash"]]  # not re-scored
     assert idx.photo(str(album / "people" / "astronaut.jpg")) is None
     assert idx.photo(str(album / "places" / "sky.webp")) is None
-    assert len(list(idx.db.query("SELECT hash FROM results"))) == 4  # no orphans left
+    assert len(list(idx.query("SELECT hash FROM results"))) == 4  # no orphans left
 
 
 def test_unchanged_files_are_not_opened(album, tmp_path, monkeypatch):
@@ -94,7 +94,7 @@ def test_new_model_rescores(album, tmp_path, monkeypatch):
     monkeypatch.setattr(emotions, "file_version", lambda path: "a-new-model")
     s, idx = run(album, db)
     assert s.rescored == 5 and s.indexed == 5
-    assert {r["model_version"] for r in idx.db.query("SELECT model_version FROM results")} == {
+    assert {r["model_version"] for r in idx.query("SELECT model_version FROM results")} == {
         f"{emotions.MODEL_NAME.split('.')[0]}-a-new-model"}
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from albumsort.index import Index
 from albumsort.preprocess import EMOTIONS
-from albumsort.ranking import face_confidence, no_faces, photo_scores, top
+from albumsort.ranking import face_confidence, no_faces, photo_scores, ranking_columns, top
 
 
 def face(happy, det=0.95, **others):
@@ -60,12 +60,10 @@ def filled(tmp_path):
     with idx.transaction():
         for i, (path, faces) in enumerate(photos.items()):
             h = f"h{i}"
-            scores, kept = photo_scores(faces)
             rows = [{"idx": j, "x": 1.0, "y": 2.0, "w": 30.0, "h": 40.0, "landmarks": None, **f}
                     for j, f in enumerate(faces)]
             idx.put_result(h, {"width": 100, "height": 100, "model_version": "m", "detector_version": "d",
-                               "n_faces": len(faces), "scored_at": 0.0,
-                               **{f"score_{e}": scores[e] for e in EMOTIONS}, "n_kept": kept}, rows)
+                               "n_faces": len(faces), "scored_at": 0.0, **ranking_columns(faces)}, rows)
             idx.put_photo(path, path.encode(), 1, 1, h, 1)
     return idx
 
