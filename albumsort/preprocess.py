@@ -89,8 +89,8 @@ def crop_face(
 def to_model_input(crops: np.ndarray) -> np.ndarray:
     """Turn uint8 crops (N, 48, 48) or (48, 48) into the model's float input.
 
-    Output is float32 (N, 48, 48, 1) in [0, 1]; the model normalises further
-    itself, so no statistics have to travel with it.
+    Output is float32 (N, 48, 48, 1) in [0, 1]; the model standardises each
+    face itself (its first layer), so no statistics have to travel with it.
     """
     crops = np.asarray(crops)
     if crops.ndim == 2:

@@ -1,6 +1,6 @@
 """Train the four-emotion CNN on FER2013, calibrate it, evaluate it and export it to models/.
 
-    python -m training train --data ../shared/data/fer2013 --epochs 60
+    python -m training train --data ../shared/data/fer2013
 
 Reproducible: seeds are fixed (Python, NumPy, TensorFlow, op determinism)
 and the full config is written next to the model with its metrics.
@@ -25,11 +25,11 @@ class Config:
     data: str = "../shared/data/fer2013"
     out: str = "models"
     name: str = "emotion"
-    epochs: int = 75
-    batch_size: int = 128
+    epochs: int = 34
+    batch_size: int = 32
     width: int = 16
-    dropout: float = 0.4
-    lr: float = 2e-3
+    dropout: float = 0.25
+    lr: float = 1e-3
     weight_decay: float = 5e-4
     warmup_epochs: int = 2
     label_smoothing: float = 0.1
