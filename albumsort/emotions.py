@@ -86,6 +86,10 @@ class EmotionModel:
         labels = tuple(self.meta.get("labels", EMOTIONS))
         if labels != EMOTIONS:
             raise ValueError(f"{self.path}: model labels {labels} differ from {EMOTIONS}")
+        # FER2013's training folder here is blurred (Laplacian variance ~6 vs ~2,000
+        # for its test folder, about a Gaussian of sigma 3): a model trained on it
+        # reads faces blurred to match. The amount travels with the model.
+        self.input_blur = float(self.meta.get("input_blur_sigma", 0.0))
         self.threads = threads or min(2, os.cpu_count() or 1)
         self._batch = None
         try:
@@ -131,6 +135,11 @@ class EmotionModel:
 
     def predict_crops(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Probabilities for uint8 crops (N, 48, 48) from ``crop_face``."""
+        crops = np.asarray(crops)
+        if self.input_blur > 0 and len(crops):
+            import cv2
+
+            crops = np.stack([cv2.GaussianBlur(c, (0, 0), self.input_blur) for c in crops.reshape(-1, 48, 48)])
         return self.predict(to_model_input(crops), batch_size=batch_size)
 
 

@@ -47,12 +47,12 @@ def peer_probs(images: np.ndarray) -> np.ndarray | None:
 
 def table(rows: dict[str, dict]) -> str:
     names = list(rows)
-    lines = [f"{'':22}" + "".join(f"{n:>16}" for n in names)]
-    lines.append(f"{'accuracy':22}" + "".join(f"{rows[n]['accuracy']:>16.1%}" for n in names))
+    lines = [f"{'':22}" + "".join(f"{n:>20}" for n in names)]
+    lines.append(f"{'accuracy':22}" + "".join(f"{rows[n]['accuracy']:>20.1%}" for n in names))
     for e in EMOTIONS:
         for k in ("recall", "precision"):
-            lines.append(f"{e + ' ' + k:22}" + "".join(f"{rows[n]['per_class'][e][k]:>16.1%}" for n in names))
-    lines.append(f"{'n':22}" + "".join(f"{rows[n]['n']:>16}" for n in names))
+            lines.append(f"{e + ' ' + k:22}" + "".join(f"{rows[n]['per_class'][e][k]:>20.1%}" for n in names))
+    lines.append(f"{'n':22}" + "".join(f"{rows[n]['n']:>20}" for n in names))
     return "\n".join(lines)
 
 

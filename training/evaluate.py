@@ -46,6 +46,7 @@ def predict(model_path: str | Path, images: np.ndarray, batch_size: int = 256) -
         return EmotionModel(model_path).predict_crops(images, batch_size=batch_size)
     import keras
 
+    import training.model  # noqa: F401  (registers the Standardize layer for loading)
     from training.calibration import softmax
 
     model = keras.models.load_model(model_path, compile=False)
