@@ -1,8 +1,10 @@
-"""The four-emotion model at inference time: a TFLite file, run without TensorFlow.
+"""The emotion model at inference time: a TFLite file, run without TensorFlow.
 
-The shipped model (``models/emotion.tflite``) already ends in a
-temperature-scaled softmax, so its outputs are calibrated probabilities in
-``EMOTIONS`` order.  It runs in LiteRT (``ai-edge-litert``, ~30 ms to load)
+The shipped model (``models/emotion.tflite``) already ends in its calibrated
+heads: five outputs per face, the four emotion probabilities in ``EMOTIONS``
+order (given that the face is readable) and the readability score, 0..1
+(is this a face whose expression can be read at all?).  A four-output model
+from before the readability head reads every face as readable.  It runs in LiteRT (``ai-edge-litert``, ~30 ms to load)
 and falls back to OpenCV's DNN module where LiteRT has no wheel.  Importing
 TensorFlow would cost seconds per command and is never needed here.
 """
@@ -86,10 +88,6 @@ class EmotionModel:
         labels = tuple(self.meta.get("labels", EMOTIONS))
         if labels != EMOTIONS:
             raise ValueError(f"{self.path}: model labels {labels} differ from {EMOTIONS}")
-        # FER2013's training folder here is blurred (Laplacian variance ~6 vs ~2,000
-        # for its test folder, about a Gaussian of sigma 3): a model trained on it
-        # reads faces blurred to match. The amount travels with the model.
-        self.input_blur = float(self.meta.get("input_blur_sigma", 0.0))
         self.threads = threads or min(2, os.cpu_count() or 1)
         self._batch = None
         try:
@@ -114,14 +112,17 @@ class EmotionModel:
                 self._batch = len(x)
             it.set_tensor(it.get_input_details()[0]["index"], x)
             it.invoke()
-            return it.get_tensor(it.get_output_details()[0]["index"]).copy()
-        self._net.setInput(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-        return np.asarray(self._net.forward()).reshape(len(x), len(EMOTIONS))
+            out = it.get_tensor(it.get_output_details()[0]["index"]).copy()
+        else:
+            self._net.setInput(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+            out = np.asarray(self._net.forward())
+        return out.reshape(len(x), -1)
 
-    def predict(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Probabilities (N, 4) for model inputs (N, 48, 48, 1) from ``to_model_input``."""
+    def score(self, inputs: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (N, 4), readability (N,)) for model inputs (N, 48, 48, 1) from ``to_model_input``."""
+        k = len(EMOTIONS)
         if len(inputs) == 0:
-            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+            return np.zeros((0, k), dtype=np.float32), np.zeros(0, dtype=np.float32)
         out = []
         for i in range(0, len(inputs), batch_size):
             chunk = np.ascontiguousarray(inputs[i:i + batch_size], dtype=np.float32)
@@ -131,16 +132,21 @@ class EmotionModel:
                 out.append(self._run(np.concatenate([chunk, pad]))[: len(chunk)])
             else:
                 out.append(self._run(chunk))
-        return np.concatenate(out).astype(np.float32)
+        y = np.concatenate(out).astype(np.float32)
+        readability = y[:, k] if y.shape[1] > k else np.ones(len(y), np.float32)
+        return y[:, :k], readability
+
+    def predict(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Emotion probabilities (N, 4) for model inputs (N, 48, 48, 1)."""
+        return self.score(inputs, batch_size)[0]
+
+    def score_crops(self, crops: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (N, 4), readability (N,)) for uint8 crops (N, 48, 48) from ``crop_face``."""
+        return self.score(to_model_input(np.asarray(crops)), batch_size=batch_size)
 
     def predict_crops(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Probabilities for uint8 crops (N, 48, 48) from ``crop_face``."""
-        crops = np.asarray(crops)
-        if self.input_blur > 0 and len(crops):
-            import cv2
-
-            crops = np.stack([cv2.GaussianBlur(c, (0, 0), self.input_blur) for c in crops.reshape(-1, 48, 48)])
-        return self.predict(to_model_input(crops), batch_size=batch_size)
+        """Emotion probabilities (N, 4) for uint8 crops (N, 48, 48) from ``crop_face``."""
+        return self.score_crops(crops, batch_size)[0]
 
 
 @lru_cache(maxsize=4)

@@ -70,3 +70,34 @@ def jpeg_artefacts(image, probability: float = 0.3):
         u8 = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
         return tf.image.convert_image_dtype(tf.image.adjust_jpeg_quality(u8, q), tf.float32)
     return tf.cond(tf.random.uniform([]) < probability, degrade, lambda: image)
+
+
+def make_unreadable(x, t, probability: float = 0.06):
+    """Turn a share of a batch into faces nobody can read, labelled ``unreadable``.
+
+    x: (B, 48, 48, 1) in [0, 1]; t: (B, 5) targets.  Each chosen face gets one
+    of: a mask over nose and mouth, dark glasses over the eyes, a blur down to
+    4-7 px, or most of the crop covered.  Small occlusions stay readable (the
+    random erasing in ``augment_batch``); these take away what an expression
+    is read from, so the readability score learns to drop them.
+    """
+    b = tf.shape(x)[0]
+    yy = tf.reshape(tf.range(FACE_SIZE, dtype=tf.float32), [1, FACE_SIZE, 1, 1]) / FACE_SIZE
+    xx = tf.reshape(tf.range(FACE_SIZE, dtype=tf.float32), [1, 1, FACE_SIZE, 1]) / FACE_SIZE
+    u = lambda lo, hi: tf.reshape(tf.random.uniform([b], lo, hi), [b, 1, 1, 1])  # noqa: E731
+    shade = u(0.0, 1.0)
+    mask = (yy > u(0.48, 0.58)) & (xx > u(0.05, 0.2)) & (xx < u(0.8, 0.95))
+    glasses = (yy > u(0.22, 0.3)) & (yy < u(0.45, 0.52)) & (xx > u(0.05, 0.15)) & (xx < u(0.85, 0.95))
+    cover = (yy > u(0.0, 0.15)) & (xx > u(0.0, 0.15)) & (xx < u(0.85, 1.0))
+    small = tf.random.uniform([], 4, 8, dtype=tf.int32)
+    blurred = tf.image.resize(tf.image.resize(x, [small, small], antialias=True), [FACE_SIZE, FACE_SIZE])
+    kind = tf.reshape(tf.random.uniform([b], 0, 4, dtype=tf.int32), [b, 1, 1, 1])
+    out = tf.where(kind == 0, tf.where(mask, shade, x), x)
+    out = tf.where(kind == 1, tf.where(glasses, shade * 0.3, x), out)
+    out = tf.where(kind == 2, blurred, out)
+    out = tf.where(kind == 3, tf.where(cover, shade, x), out)
+    chosen = tf.random.uniform([b]) < probability
+    x = tf.where(tf.reshape(chosen, [b, 1, 1, 1]), out, x)
+    unreadable = tf.one_hot(tf.fill([b], tf.shape(t)[1] - 1), tf.shape(t)[1])
+    t = tf.where(tf.reshape(chosen, [b, 1]), unreadable, t)
+    return x, t

@@ -48,3 +48,31 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
         if m.any():
             ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
     return float(ece)
+
+
+def readability_logits(logits: np.ndarray) -> np.ndarray:
+    """Two-class logits (readable, unreadable) from the model's five: log-sum-exp of the four emotions, the fifth.
+
+    A softmax of these at temperature T equals 1 - softmax(logits / T)[:, 4],
+    which is what the exported model computes for readability.
+    """
+    emo = logits[:, :4]
+    m = emo.max(axis=1, keepdims=True)
+    lse = (m + np.log(np.exp(emo - m).sum(axis=1, keepdims=True)))[:, 0]
+    return np.stack([lse, logits[:, 4]], axis=1)
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties counted half."""
+    pos, neg = np.asarray(positive, float), np.asarray(negative, float)
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    allv = np.concatenate([pos, neg])
+    order = allv.argsort(kind="mergesort")
+    ranks = np.empty(len(allv))
+    ranks[order] = np.arange(1, len(allv) + 1)
+    for v in np.unique(allv):  # average ranks of ties
+        m = allv == v
+        if m.sum() > 1:
+            ranks[m] = ranks[m].mean()
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))

@@ -33,27 +33,61 @@ def metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def predict(model_path: str | Path, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Probabilities for uint8 crops (N, 48, 48) from a .tflite or .keras model.
+def heads_from_logits(logits: np.ndarray, emotion_temperature: float = 1.0,
+                      readability_temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(emotion probabilities (N, 4), readability (N,)) from the network's logits, as the export computes them.
 
-    A .tflite model is run through albumsort's own runtime, so the figures are
-    the ones the album pipeline gets.
+    A four-logit model (before the readability head existed) reads every face as readable.
+    """
+    from training.calibration import readability_logits, softmax
+
+    k = len(EMOTIONS)
+    probs = softmax(logits[:, :k], emotion_temperature)
+    if logits.shape[1] == k:
+        return probs, np.ones(len(logits), np.float32)
+    return probs, softmax(readability_logits(logits), readability_temperature)[:, 0]
+
+
+def readability_metrics(faces: np.ndarray, nonfaces: np.ndarray | None = None, threshold: float = 0.5) -> dict:
+    """How readability separates faces from non-faces: shares on each side of ``threshold``, AUC."""
+    from training.calibration import auc
+
+    out = {"faces_mean": float(np.mean(faces)) if len(faces) else float("nan"),
+           "faces_below": float(np.mean(faces < threshold)) if len(faces) else float("nan"),
+           "threshold": threshold, "n_faces": int(len(faces))}
+    if nonfaces is not None:
+        out.update({"nonfaces_mean": float(np.mean(nonfaces)) if len(nonfaces) else float("nan"),
+                    "nonfaces_at_or_above": float(np.mean(nonfaces >= threshold)) if len(nonfaces) else float("nan"),
+                    "auc": auc(faces, nonfaces), "n_nonfaces": int(len(nonfaces))})
+    return out
+
+
+def predict(model_path: str | Path, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (N, 4), readability (N,)) for uint8 crops (N, 48, 48) from a .tflite or .keras model.
+
+    A .tflite model is run through albumsort's own runtime (no Keras import),
+    so the figures are the ones the album pipeline gets.  A .keras model gets
+    the temperatures and flip averaging recorded in the .json beside it.
     """
     model_path = Path(model_path)
     if model_path.suffix == ".tflite":
         from albumsort.emotions import EmotionModel
 
-        return EmotionModel(model_path).predict_crops(images, batch_size=batch_size)
+        return EmotionModel(model_path).score_crops(images, batch_size=batch_size)
+    import json
+
     import keras
 
     import training.model  # noqa: F401  (registers the Standardize layer for loading)
-    from training.calibration import softmax
 
+    meta_path = model_path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     model = keras.models.load_model(model_path, compile=False)
-    out = model.predict(to_model_input(images), batch_size=batch_size, verbose=0)
-    if model.layers[-1].name != "probabilities":
-        out = softmax(out)
-    return out
+    x = to_model_input(images)
+    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    if meta.get("flip_tta"):
+        logits = (logits + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    return heads_from_logits(logits, meta.get("emotion_temperature", 1.0), meta.get("readability_temperature", 1.0))
 
 
 def plot_confusion(result: dict, path: str | Path, title: str = "") -> None:
@@ -80,17 +114,46 @@ def plot_confusion(result: dict, path: str | Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def evaluate(model_path: str | Path, data: str | Path, confusion_png: str | Path | None = None) -> dict:
-    """Score ``model_path`` on the emotion folders under ``data``; other folders are ignored."""
-    from training.data import load_folder
+def evaluate(model_path: str | Path, data: str | Path, confusion_png: str | Path | None = None,
+             expw: str | Path | None = None, nonfaces: str | Path | None = None) -> dict:
+    """Score ``model_path`` on the emotion folders under ``data``; other folders are ignored.
 
+    The top-level keys are the folder labels' figures (FER2013's own labels
+    for FER2013).  When ``ferplus.csv`` sits in ``data``'s parent, ``ferplus``
+    holds the figures on the FER+ majority labels; ``expw`` the held-out ExpW
+    share cut as the album cuts it; ``readability`` how the readability score
+    treats these faces and, with ``nonfaces``, the held-out non-face crops.
+    """
+    from training.data import load_ferplus, load_folder
+
+    data = Path(data)
     images, labels = load_folder(data)
-    result = metrics(predict(model_path, images), labels)
+    probs, readability = predict(model_path, images)
+    result = metrics(probs, labels)
     result["model"] = str(model_path)
     result["data"] = str(data)
+    face_read = [readability]
+    if (data.parent / "ferplus.csv").is_file():
+        xf, tf_ = load_ferplus(data.parent, data.name, labels="majority")
+        pf, rf = predict(model_path, xf)
+        result["ferplus"] = metrics(pf, tf_.argmax(1))
+    if expw:
+        from training.data import load_expw
+
+        xe, te, found = load_expw(expw, "test")
+        pe, re_ = predict(model_path, xe)
+        result["expw"] = metrics(pe, te.argmax(1)) | {"detector_found": found}
+        face_read.append(re_)
+    nf = None
+    if nonfaces:
+        from training.data import load_nonfaces
+
+        nf = predict(model_path, load_nonfaces(nonfaces, share="test"))[1]
+    result["readability"] = readability_metrics(np.concatenate(face_read), nf)
     if confusion_png:
-        plot_confusion(result, confusion_png, f"{Path(model_path).name} on {Path(data).name}: "
-                       f"{result['accuracy']:.1%}")
+        head = result.get("ferplus", result)
+        plot_confusion(head, confusion_png, f"{Path(model_path).name} on {data.name}"
+                       f"{' (FER+ majority)' if 'ferplus' in result else ''}: {head['accuracy']:.1%}")
         result["confusion_png"] = str(confusion_png)
     return result
 
@@ -101,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training evaluate", description=__doc__)
     ap.add_argument("--model", required=True, help="a .tflite or .keras emotion model")
     ap.add_argument("--data", required=True, help="folder holding angry/ happy/ sad/ neutral/ (others ignored)")
+    ap.add_argument("--expw", default=None, help="ExpW folder: also score its held-out share (needs the detector)")
+    ap.add_argument("--nonfaces", default=None,
+                    help="shared data folder: also score the held-out non-face crops for readability")
     ap.add_argument("--confusion", default=None, help="PNG to write (default: confusion.png next to the model)")
     args = ap.parse_args(argv)
     png = args.confusion or str(Path(args.model).with_name(Path(args.model).stem + "_confusion.png"))
-    print(json.dumps(evaluate(args.model, args.data, png), indent=2))
+    print(json.dumps(evaluate(args.model, args.data, png, args.expw, args.nonfaces), indent=2))
     return 0

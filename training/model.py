@@ -11,6 +11,9 @@ from keras import layers
 
 from albumsort.preprocess import EMOTIONS, FACE_SIZE
 
+N_OUTPUTS = len(EMOTIONS) + 1
+"""Logits for the four emotions, then one for "unreadable" (not a face, or no readable expression)."""
+
 
 @keras.saving.register_keras_serializable(package="albumsort")
 class Standardize(layers.Layer):
@@ -33,14 +36,14 @@ def conv_bn(x, filters, name):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_model(width: int = 16, dropout: float = 0.4, n_classes: int = len(EMOTIONS)) -> keras.Model:
+def build_model(width: int = 16, dropout: float = 0.4, n_classes: int = N_OUTPUTS) -> keras.Model:
     """VGG-style: four stages of 3x3 convs with batch-norm, global pooling, logits.
 
     ``width`` is the channel count of the first stage; each later stage
     doubles it.  Cost is about 93k * width**2 multiply-adds per face: width
     16 (24 M) runs at about 2,500 faces/s in TFLite on 2 cores, width 24 at
     about 1,000 (measured with benchmarks/model_speed.py).  The model outputs
-    logits: softmax with the calibration temperature is added at export.
+    logits: the calibrated heads are added at export (``with_heads``).
     """
     inp = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
     x = Standardize(name="standardize")(inp)
@@ -60,10 +63,25 @@ def build_model(width: int = 16, dropout: float = 0.4, n_classes: int = len(EMOT
     return keras.Model(inp, out, name="albumsort_emotion")
 
 
-def with_softmax(model: keras.Model, temperature: float = 1.0) -> keras.Model:
-    """Wrap a logits model so it outputs calibrated probabilities."""
+def with_heads(model: keras.Model, emotion_temperature: float = 1.0, readability_temperature: float = 1.0,
+               flip: bool = False) -> keras.Model:
+    """Wrap a logits model into what albumsort runs: (N, 5) = four emotion probabilities, readability.
+
+    * emotions: softmax of the four emotion logits / T_e, i.e. P(emotion | readable face);
+    * readability: 1 - P(unreadable) from the softmax of all five logits / T_r.
+    With ``flip`` the logits of the face and its mirror image are averaged
+    (test-time augmentation inside the file, so every consumer gets it).
+    Plain slice, softmax and concat ops keep the file runnable by OpenCV's DNN.
+    """
     inp = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
     logits = model(inp, training=False)
-    scaled = layers.Rescaling(1.0 / float(temperature), name="temperature")(logits)
-    out = layers.Softmax(name="probabilities")(scaled)
+    if flip:
+        mirrored = model(layers.Lambda(lambda t: keras.ops.flip(t, axis=2), name="mirror")(inp), training=False)
+        logits = layers.Average(name="flip_mean")([logits, mirrored])
+    k = len(EMOTIONS)
+    emo_logits = layers.Lambda(lambda t: t[:, :k], name="emotion_logits")(logits)
+    emotions = layers.Softmax(name="emotions")(layers.Rescaling(1.0 / float(emotion_temperature))(emo_logits))
+    all5 = layers.Softmax(name="all5")(layers.Rescaling(1.0 / float(readability_temperature))(logits))
+    readable = layers.Lambda(lambda t: 1.0 - t[:, k:], name="readability")(all5)
+    out = layers.Concatenate(name="probabilities")([emotions, readable])
     return keras.Model(inp, out, name="albumsort_emotion_calibrated")

@@ -1,6 +1,6 @@
-"""Train the four-emotion CNN on FER2013, calibrate it, evaluate it and export it to models/.
+"""Train the emotion + readability CNN on FER2013/FER+, ExpW and non-faces, calibrate it, evaluate it and export it to models/.
 
-    python -m training train --data ../shared/data/fer2013
+    python -m training train            # FER+ votes, ExpW, non-faces from ../shared/data
 
 Reproducible: seeds are fixed (Python, NumPy, TensorFlow, op determinism)
 and the full config is written next to the model with its metrics.
@@ -23,19 +23,24 @@ from albumsort.preprocess import EMOTIONS, to_model_input
 @dataclass
 class Config:
     data: str = "../shared/data/fer2013"
+    expw: str = "../shared/data/expw"
+    nonfaces: str = "../shared/data"
     out: str = "models"
     name: str = "emotion"
-    epochs: int = 34
-    batch_size: int = 32
-    width: int = 16
+    epochs: int = 30
+    batch_size: int = 64
+    width: int = 24
     dropout: float = 0.25
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 5e-4
-    warmup_epochs: int = 2
-    label_smoothing: float = 0.1
-    class_weight_power: float = 1.0
+    warmup_epochs: int = 1
+    label_smoothing: float = 0.05
+    class_weight_power: float = 0.7
     augment_strength: float = 0.7
     jpeg_probability: float = 0.2
+    unreadable_probability: float = 0.05
+    expw_repeat: int = 3
+    flip_tta: bool = True
     val_fraction: float = 0.1
     seed: int = 1234
     limit_per_class: int | None = None
@@ -54,19 +59,19 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def class_weights(labels: np.ndarray, power: float) -> dict[int, float]:
-    """(mean count / class count) ** power: power 1 balances classes fully."""
-    counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(float)
-    w = (counts.mean() / np.maximum(counts, 1)) ** power
-    return {i: float(v) for i, v in enumerate(w)}
+def class_weights(targets: np.ndarray, power: float) -> np.ndarray:
+    """Per-class weights (mean mass / class mass) ** power over soft targets; power 1 balances fully."""
+    mass = targets.sum(axis=0).astype(float)
+    return ((mass.mean() / np.maximum(mass, 1.0)) ** power).astype(np.float32)
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, cfg: Config, train: bool):
+def make_dataset(x: np.ndarray, t: np.ndarray, cfg: Config, train: bool, weights: np.ndarray | None = None):
+    """(input, soft target[, sample weight]) batches; training batches are augmented."""
     import tensorflow as tf
 
-    from training.augment import augment_batch, jpeg_artefacts
+    from training.augment import augment_batch, jpeg_artefacts, make_unreadable
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = tf.data.Dataset.from_tensor_slices((x, t))
     if train:
         ds = ds.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
         if cfg.jpeg_probability > 0:
@@ -74,9 +79,44 @@ def make_dataset(x: np.ndarray, y: np.ndarray, cfg: Config, train: bool):
                         num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(cfg.batch_size, drop_remainder=train)
     if train and cfg.augment_strength > 0:
-        ds = ds.map(lambda a, b: (augment_batch(a, cfg.augment_strength), b),
+        ds = ds.map(lambda a, b: (augment_batch(a, cfg.augment_strength), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if train and cfg.unreadable_probability > 0:
+        ds = ds.map(lambda a, b: make_unreadable(a, b, cfg.unreadable_probability),
                     num_parallel_calls=tf.data.AUTOTUNE)
+    if weights is not None:
+        w = tf.constant(weights)
+        ds = ds.map(lambda a, b: (a, b, tf.reduce_sum(b * w, axis=1)))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load_all(cfg: Config) -> dict:
+    """Every split training and its report need, as (uint8 crops, targets (N, 5))."""
+    from training.data import (UNREADABLE, load_expw, load_fer, load_nonfaces, one_hot, stratified_split)
+
+    d = {}
+    images, targets = load_fer(cfg.data, "train", cfg.limit_per_class)
+    keep, held = stratified_split(targets.argmax(1), cfg.val_fraction, cfg.seed)
+    parts_train, parts_val = [(images[keep], targets[keep])], [(images[held], targets[held])]
+    d["test_ferplus"] = load_fer(cfg.data, "test", cfg.limit_per_class, labels="majority")
+    d["test_fer2013"] = load_fer(cfg.data, "test", cfg.limit_per_class, labels="folder")
+    if cfg.expw and Path(cfg.expw).is_dir():
+        xe, te, found = load_expw(cfg.expw, "train")
+        parts_train += [(xe, te)] * max(1, cfg.expw_repeat)
+        xv, tv, _ = load_expw(cfg.expw, "val")
+        parts_val.append((xv, tv))
+        d["test_expw"] = load_expw(cfg.expw, "test")[:2]
+        d["expw_detector_found"] = found
+    if cfg.nonfaces and Path(cfg.nonfaces).is_dir():
+        neg = load_nonfaces(cfg.nonfaces, seed=cfg.seed, share="train")
+        if len(neg):
+            labels = np.full(len(neg), UNREADABLE)
+            k, h = stratified_split(labels, cfg.val_fraction, cfg.seed)
+            parts_train.append((neg[k], one_hot(labels[k])))
+            parts_val.append((neg[h], one_hot(labels[h])))
+        d["n_nonfaces"] = int(len(neg))
+    d["train"] = tuple(np.concatenate(p) for p in zip(*parts_train))
+    d["val"] = tuple(np.concatenate(p) for p in zip(*parts_val))
+    return d
 
 
 def plot_curves(history: dict, path: Path) -> None:
@@ -101,15 +141,41 @@ def plot_curves(history: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def export_tflite(model, temperature: float, path: Path) -> None:
-    """Write the calibrated probability model as a float32 TFLite file."""
+def export_tflite(model, emotion_temperature: float, readability_temperature: float, flip: bool,
+                 path: Path) -> None:
+    """Write the calibrated (emotions, readability) model as a float32 TFLite file."""
     import tensorflow as tf
 
-    from training.model import with_softmax
+    from training.model import with_heads
 
-    calibrated = with_softmax(model, temperature)
-    converter = tf.lite.TFLiteConverter.from_keras_model(calibrated)
+    wrapped = with_heads(model, emotion_temperature, readability_temperature, flip)
+    converter = tf.lite.TFLiteConverter.from_keras_model(wrapped)
     path.write_bytes(converter.convert())
+
+
+def calibrate(logits: np.ndarray, targets: np.ndarray) -> dict:
+    """Temperatures for the emotion head (readable faces, majority label) and the readability head.
+
+    Returns the temperatures and the expected calibration error before and after each.
+    """
+    from training.calibration import expected_calibration_error, fit_temperature, readability_logits, softmax
+    from training.data import UNREADABLE
+
+    major = targets.argmax(1)
+    face = major != UNREADABLE
+    emo = logits[face][:, :UNREADABLE]
+    t_e = fit_temperature(emo, major[face])
+    r2 = readability_logits(logits)
+    r_labels = (~face).astype(int)
+    t_r = fit_temperature(r2, r_labels)
+    return {
+        "emotion_temperature": t_e, "readability_temperature": t_r,
+        "fitted_on": "validation: 10% of FER+ train, ExpW val share, 10% of the training non-faces",
+        "emotion_ece_before": expected_calibration_error(softmax(emo), major[face]),
+        "emotion_ece_after": expected_calibration_error(softmax(emo, t_e), major[face]),
+        "readability_ece_before": expected_calibration_error(softmax(r2), r_labels),
+        "readability_ece_after": expected_calibration_error(softmax(r2, t_r), r_labels),
+    }
 
 
 def train(cfg: Config) -> dict:
@@ -120,20 +186,17 @@ def train(cfg: Config) -> dict:
     seed_everything(cfg.seed)
     import keras
 
-    from training.calibration import expected_calibration_error, fit_temperature, softmax
-    from training.data import load, stratified_split
-    from training.evaluate import metrics, plot_confusion
+    from training.data import TARGETS
+    from training.evaluate import heads_from_logits, metrics, plot_confusion, readability_metrics
     from training.model import build_model
 
     t0 = time.time()
-    images, labels = load(cfg.data, "train", cfg.limit_per_class)
-    test_images, test_labels = load(cfg.data, "test", cfg.limit_per_class)
-    keep, held = stratified_split(labels, cfg.val_fraction, cfg.seed)
-    x_train, y_train = to_model_input(images[keep]), labels[keep]
-    x_val, y_val = to_model_input(images[held]), labels[held]
-    x_test = to_model_input(test_images)
-    print(f"data: {len(x_train)} train, {len(x_val)} validation, {len(x_test)} test "
-          f"({time.time() - t0:.1f} s)", flush=True)
+    data = load_all(cfg)
+    x_train, t_train = to_model_input(data["train"][0]), data["train"][1]
+    x_val, t_val = to_model_input(data["val"][0]), data["val"][1]
+    print(f"data: {len(x_train)} train, {len(x_val)} validation; class mass "
+          f"{dict(zip(TARGETS, np.round(t_train.sum(0)).astype(int).tolist()))} ({time.time() - t0:.1f} s)",
+          flush=True)
 
     model = build_model(cfg.width, cfg.dropout)
     steps = len(x_train) // cfg.batch_size
@@ -145,41 +208,44 @@ def train(cfg: Config) -> dict:
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
         metrics=["accuracy"])
-    onehot = lambda y: keras.ops.one_hot(y, len(EMOTIONS))  # noqa: E731
-    train_ds = make_dataset(x_train, y_train, cfg, train=True).map(lambda a, b: (a, onehot(b)))
-    val_ds = make_dataset(x_val, y_val, cfg, train=False).map(lambda a, b: (a, onehot(b)))
-
-    # Keras applies class_weight per sample; wrap it into the dataset instead
-    # so it composes with the one-hot labels.
-    cw = class_weights(y_train, cfg.class_weight_power)
-    table = tf.constant([cw[i] for i in range(len(EMOTIONS))], tf.float32)
-    train_ds = train_ds.map(lambda a, b: (a, b, tf.reduce_sum(b * table, axis=1)))
+    weights = class_weights(t_train, cfg.class_weight_power)
+    train_ds = make_dataset(x_train, t_train, cfg, train=True, weights=weights)
+    val_ds = make_dataset(x_val, t_val, cfg, train=False)
 
     t1 = time.time()
     hist = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=2)
     train_seconds = time.time() - t1
 
-    val_logits = model.predict(x_val, batch_size=512, verbose=0)
-    temperature = fit_temperature(val_logits, y_val)
-    test_logits = model.predict(x_test, batch_size=512, verbose=0)
+    def logits_of(images):
+        x = to_model_input(images)
+        out = model.predict(x, batch_size=512, verbose=0)
+        if cfg.flip_tta:
+            out = (out + model.predict(x[:, :, ::-1], batch_size=512, verbose=0)) / 2
+        return out
+
+    val_logits = logits_of(data["val"][0])
+    cal = calibrate(val_logits, t_val)
+    t_e, t_r = cal["emotion_temperature"], cal["readability_temperature"]
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / f"{cfg.name}.keras")
     tflite = out / f"{cfg.name}.tflite"
-    export_tflite(model, temperature, tflite)
+    export_tflite(model, t_e, t_r, cfg.flip_tta, tflite)
 
-    test_probs = softmax(test_logits, temperature)
-    result = {
-        "test": metrics(test_probs, test_labels),
-        "validation": metrics(softmax(val_logits, temperature), y_val),
-        "calibration": {
-            "temperature": temperature,
-            "fitted_on": "validation (held-out 10% of FER2013 train)",
-            "ece_validation_before": expected_calibration_error(softmax(val_logits), y_val),
-            "ece_validation_after": expected_calibration_error(softmax(val_logits, temperature), y_val),
-            "ece_test_before": expected_calibration_error(softmax(test_logits), test_labels),
-            "ece_test_after": expected_calibration_error(test_probs, test_labels),
-        },
+    result = {"calibration": cal}
+    for key in ("test_ferplus", "test_fer2013", "test_expw"):
+        if key in data:
+            images, targets = data[key]
+            probs, readability = heads_from_logits(logits_of(images), t_e, t_r)
+            result[key] = metrics(probs, targets.argmax(1))
+            result[key]["readability"] = readability_metrics(readability)
+    probs, readability = heads_from_logits(val_logits, t_e, t_r)
+    face = t_val.argmax(1) < len(TARGETS) - 1
+    result["validation"] = metrics(probs[face], t_val[face].argmax(1))
+    result["validation"]["readability"] = readability_metrics(readability[face], readability[~face])
+    result.update({
+        "expw_detector_found": data.get("expw_detector_found"),
+        "n_train": int(len(x_train)), "n_nonfaces": data.get("n_nonfaces"),
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - t0, 1),
         "params": int(model.count_params()),
@@ -187,19 +253,23 @@ def train(cfg: Config) -> dict:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
-    }
+    })
     (out / f"{cfg.name}_metrics.json").write_text(json.dumps(result, indent=2))
+    headline = result.get("test_ferplus", result["validation"])
     (out / f"{cfg.name}.json").write_text(json.dumps({
-        "labels": list(EMOTIONS), "input": "48x48 grayscale, albumsort.preprocess.crop_face + to_model_input",
-        "temperature": temperature, "config": asdict(cfg),
-        "test_accuracy": result["test"]["accuracy"]}, indent=2))
+        "labels": list(TARGETS[:-1]), "outputs": "four emotion probabilities, then readability",
+        "input": "48x48 grayscale, albumsort.preprocess.crop_face + to_model_input",
+        "emotion_temperature": t_e, "readability_temperature": t_r, "flip_tta": cfg.flip_tta,
+        "config": asdict(cfg), "test_accuracy": headline["accuracy"]}, indent=2))
     plot_curves(hist.history, out / f"{cfg.name}_curves.png")
-    plot_confusion(result["test"], out / f"{cfg.name}_confusion.png",
-                   f"FER2013 PublicTest, 4 classes: {result['test']['accuracy']:.1%}")
+    plot_confusion(headline, out / f"{cfg.name}_confusion.png",
+                   f"FER2013 PublicTest, FER+ majority, 4 classes: {headline['accuracy']:.1%}")
     summary = {k: result[k] for k in ("train_seconds", "params")}
-    summary["test_accuracy"] = result["test"]["accuracy"]
-    summary["recall"] = {k: v["recall"] for k, v in result["test"]["per_class"].items()}
-    summary["calibration"] = result["calibration"]
+    for key in ("test_ferplus", "test_fer2013", "test_expw"):
+        if key in result:
+            summary[key] = {"accuracy": result[key]["accuracy"],
+                            "recall": {k: v["recall"] for k, v in result[key]["per_class"].items()}}
+    summary["calibration"] = cal
     print(json.dumps(summary, indent=2), flush=True)
     return result
 
@@ -211,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Config()
     for name, value in asdict(defaults).items():
+        if isinstance(value, bool):
+            ap.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=value,
+                            help=f"default: {value}")
+            continue
         kind = type(value) if value is not None else int
         ap.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value, help=f"default: {value}")
     args = ap.parse_args(argv)
