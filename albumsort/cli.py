@@ -73,14 +73,20 @@ def main(
 
 
 def open_index(ctx: typer.Context, create: bool = False):
-    from albumsort.index import Index, NotAnIndex
+    """The index: read-only unless ``create`` (only ``index`` writes to it)."""
+    import sqlite3
 
+    from albumsort.index import DamagedIndex, Index, NotAnIndex, damaged_message, default_db_path
+
+    path = ctx.obj["db"] or default_db_path()
     try:
-        return Index(ctx.obj["db"], create=create)
-    except (FileNotFoundError, NotAnIndex) as e:
+        return Index(path, create=create)
+    except (FileNotFoundError, NotAnIndex, DamagedIndex) as e:
         fail(str(e))
-    except Exception as e:  # e.g. not a database, unreadable file
-        fail(f"cannot open index {ctx.obj['db'] or ''}: {e}")
+    except sqlite3.DatabaseError as e:
+        fail(damaged_message(Path(path), e))
+    except OSError as e:  # an unreadable file or folder
+        fail(f"cannot open the index {path}: {e.strerror or e}")
 
 
 @app.command()
@@ -90,11 +96,18 @@ def index(
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1,
                                           help="Worker processes (default: all cores)."),
     detector: Optional[Detector] = typer.Option(None, help="Face detector (default: the best installed)."),
-    max_pixels: Optional[int] = typer.Option(None, help="Refuse images larger than this many pixels."),
+    max_pixels: Optional[int] = typer.Option(None, min=1,
+                                             help="Refuse images larger than this many pixels (default 150,000,000)."),
 ) -> None:
-    """Find and score every face under PATHS; reruns only look at what changed."""
+    """Find and score every face under PATHS; reruns only look at what changed.
+
+    Exit status: 0 when every file was read (files that failed on an earlier
+    run and have not changed are only counted), 1 when a file failed on this
+    run, 3 when another `index` holds the index, 130 on Ctrl-C.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from albumsort.faces import DetectorUnavailable
     from albumsort.indexer import IndexLocked, run_index
 
     for p in paths:
@@ -125,6 +138,8 @@ def index(
                                 max_pixels=max_pixels, progress=progress, on_total=on_total)
         except IndexLocked as e:
             fail(str(e), code=3)
+        except DetectorUnavailable as e:
+            fail(str(e))
         except KeyboardInterrupt:
             fail("interrupted before any photo was read; nothing changed", code=130)
         except Exception as e:  # a missing detector wheel, a full disk, a foreign database...
@@ -208,15 +223,16 @@ def show(
     min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
 ) -> None:
     """Each face of PHOTO with its box and four probabilities, or "No face"."""
-    from albumsort.index import path_text
+    from albumsort.index import path_key, path_text
     from albumsort.ranking import face_json
 
     idx = open_index(ctx)
-    key = path_text(os.path.abspath(photo))
-    row = idx.photo(key)
+    raw = path_key(os.path.abspath(photo))  # the index alone answers: the file itself is not opened
+    key = path_text(raw)
+    row = idx.photo(raw)
     if row is None:
-        e = list(idx.query("SELECT reason FROM errors WHERE path = ?", [key]))
-        fail(f"{key} failed to index: {e[0]['reason']}" if e else f"{key} is not in the index {idx.path}")
+        e = idx.error(raw)
+        fail(f"{key} failed to index: {e['reason']}" if e else f"{key} is not in the index {idx.path}")
     res = idx.result(row["hash"]) or {}
     faces = [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in idx.faces(row["hash"])]
     if as_json:
@@ -270,7 +286,15 @@ def status(ctx: typer.Context) -> None:
         import datetime
 
         when = datetime.datetime.fromtimestamp(last[0]["started"]).strftime("%Y-%m-%d %H:%M")
-        t.add_row("last run", f"{when}: {last[0]['summary'] or 'did not finish (interrupted?)'}")
+        from albumsort.index import run_in_progress
+
+        if last[0]["summary"]:
+            what = last[0]["summary"]
+        elif run_in_progress(idx.path):
+            what = "running now"
+        else:
+            what = "did not finish (interrupted); run `albumsort index` again to continue"
+        t.add_row("last run", f"{when}: {what}")
     console.print(t, highlight=False)
 
 
@@ -280,7 +304,7 @@ def errors(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Files and folders that could not be indexed, with the reason."""
-    rows = list(open_index(ctx).query("SELECT path, reason FROM errors ORDER BY path"))
+    rows = list(open_index(ctx).query("SELECT path, reason FROM errors ORDER BY path, raw"))
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -318,20 +342,20 @@ def export(
     status_code = 0
     for what, dest in jobs:
         if what == "no-face":
-            items = [dict(it, score=0.0) for it in no_faces(idx, min_confidence)]
+            items = [dict(it, score=0.0) for it in no_faces(idx, min_confidence, with_keys=True)[:n]]
         else:
-            items = rank(idx, what, n, min_confidence, with_faces=False)
-        for it in items:
-            row = idx.photo(it["path"])
-            it["raw"] = row["raw"] if row else None
+            items = rank(idx, what, n, min_confidence, with_faces=False, with_keys=True)
         try:
             res = export_ranked(items, dest, mode.value)
         except OSError as e:
-            fail(f"cannot export to {dest}: {e}")
-        console.print(f"{what}: {len(items)} photos in {dest} ({res.written} written, {res.kept} up to date, "
-                      f"{res.removed} removed)", highlight=False, markup=False)
+            fail(f"cannot export to {dest}: {e.strerror or e}")
+        console.print(f"{what}: {res.written + res.kept} of {len(items)} photos in {dest} ({res.written} written, "
+                      f"{res.kept} up to date, {res.removed} removed)", highlight=False, markup=False)
         for s in res.skipped:
             err.print(f"skipped: {s}", highlight=False, markup=False)
+            status_code = 1
+        for s in res.failed:
+            err.print(f"failed: {s}", highlight=False, markup=False)
             status_code = 1
     raise typer.Exit(status_code)
 
@@ -345,10 +369,12 @@ def report(
     min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
 ) -> None:
     """A self-contained HTML gallery: top-N per emotion with face boxes, no-face photos, summary."""
-    from albumsort.report import build_report
+    from albumsort.report import ForeignPage, build_report
 
     try:
         res = build_report(open_index(ctx), dest, n, min_confidence)
+    except ForeignPage as e:
+        fail(str(e), code=1)
     except OSError as e:
         fail(f"cannot write the report to {dest}: {e}")
     console.print(f"report: {res.path} ({res.photos} photos; {res.thumbs_made} thumbnails made, "
@@ -362,5 +388,16 @@ def report(
 
 
 def run() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a damaged index is one line, not a traceback."""
+    import sqlite3
+
+    try:
+        app()
+    except sqlite3.DatabaseError as e:
+        from albumsort.index import damaged_message, default_db_path
+
+        db = os.environ.get("ALBUMSORT_DB") or default_db_path()
+        if "--db" in sys.argv[:-1]:
+            db = sys.argv[sys.argv.index("--db") + 1]
+        err.print(f"[red]error:[/red] {damaged_message(Path(db), e)}", highlight=False)
+        sys.exit(2)

@@ -1,22 +1,34 @@
 """``albumsort export``: ranked photos into a folder as 001_<name>, 002_<name>, ...
 
-The folder's ``albumsort-manifest.csv`` records what albumsort wrote there.
-A rerun replaces and removes only files listed in it, so a file albumsort
-did not write is never overwritten or deleted (a name clash is reported and
-skipped instead), and the export follows the index as it changes.
+The folder's ``albumsort-manifest.csv`` records what albumsort wrote there,
+with each file's size and mtime as written.  The manifest is not trusted on
+its own: a file is albumsort's only if it is a plain entry directly in the
+folder, listed there, and still of the recorded size and mtime.  Only such
+files are ever replaced or removed; anything else (a file the user put
+there or edited since, a name with a path in it) is left alone and
+reported.  A failure on one photo (a hard link across file systems, a full
+disk) is reported with what to do, and the rest still export; the manifest
+always records what was written.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import os
+import secrets
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 MANIFEST = "albumsort-manifest.csv"
 MODES = ("copy", "hardlink", "symlink")
-FIELDS = ["rank", "score", "file", "source", "mode", "size", "mtime_ns"]
+FIELDS = ["rank", "score", "file", "source", "mode", "size", "mtime_ns", "written_size", "written_mtime_ns"]
+TMP_PREFIX = ".albumsort-tmp-"
+"""Temporary files are named ``.albumsort-tmp-<random>``, created exclusively: never a user's name."""
+NAME_MAX = 255
+"""Longest file name, in bytes, on common file systems."""
 
 
 @dataclass
@@ -26,90 +38,183 @@ class ExportResult:
     kept: int = 0
     removed: int = 0
     skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def _plain_name(name: str) -> bool:
+    """A file name directly inside the folder: no separators, no '.' or '..', nothing absolute."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name \
+        and not os.path.isabs(name) and os.path.basename(name) == name
 
 
 def _read_manifest(dest: Path) -> dict[str, dict]:
+    """Rows of the manifest whose ``file`` is a plain name; an unreadable manifest counts as empty."""
     path = dest / MANIFEST
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():
         return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["file"]: row for row in csv.DictReader(f)}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    return {r["file"]: r for r in rows if isinstance(r.get("file"), str) and _plain_name(r["file"])}
+
+
+def _stat_matches(st: os.stat_result, row: dict) -> bool:
+    return str(st.st_size) == str(row.get("written_size")) and str(st.st_mtime_ns) == str(row.get("written_mtime_ns"))
+
+
+def is_ours(dest: Path, row: dict) -> bool:
+    """Whether ``dest/row['file']`` is still exactly what albumsort wrote: same kind, size and mtime."""
+    try:
+        st = os.lstat(dest / row["file"])
+    except OSError:
+        return False
+    if row.get("mode") == "symlink":
+        return stat.S_ISLNK(st.st_mode) and _stat_matches(st, row)
+    return stat.S_ISREG(st.st_mode) and _stat_matches(st, row)
+
+
+def own_files(folder: str | Path) -> set[str]:
+    """Names in ``folder`` that albumsort exported there (and nobody changed since), plus the manifest."""
+    folder = Path(folder)
+    names = {name for name, row in _read_manifest(folder).items() if is_ours(folder, row)}
+    return names | {MANIFEST}
 
 
 def _write_manifest(dest: Path, rows: list[dict]) -> None:
-    tmp = dest / (MANIFEST + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
+    tmp = _tmp_path(dest)
+    with open(tmp, "x", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, dest / MANIFEST)
 
 
-def _place(source: str, target: Path, mode: str) -> None:
-    """Write ``target`` from ``source`` atomically (temp name, then rename)."""
-    tmp = target.with_name(f".{target.name}.albumsort-tmp")
-    if tmp.exists() or tmp.is_symlink():
-        tmp.unlink()
-    if mode == "copy":
-        shutil.copy2(source, tmp)
-    elif mode == "hardlink":
-        os.link(source, tmp)
-    else:
-        os.symlink(os.path.abspath(source), tmp)
-    os.replace(tmp, target)
+def _tmp_path(dest: Path) -> Path:
+    return dest / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+
+
+def _place(source: str, target: Path, mode: str, replace_ok: bool) -> os.stat_result:
+    """Write ``target`` from ``source`` through an exclusively created temporary name.
+
+    ``replace_ok`` says the existing ``target`` is albumsort's own; otherwise
+    an existing target is never replaced.  Returns the written file's lstat.
+    """
+    tmp = _tmp_path(target.parent)
+    try:
+        if mode == "copy":
+            with open(source, "rb") as src, open(tmp, "xb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            shutil.copystat(source, tmp)
+        elif mode == "hardlink":
+            os.link(source, tmp)
+        else:
+            os.symlink(os.path.abspath(source), tmp)
+        if not replace_ok and os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "appeared while exporting", str(target))
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    return os.lstat(target)
+
+
+def export_name(rank: int, width: int, basename: str) -> str:
+    """``NNN_<basename>``, the base name's stem shortened (extension kept) to fit ``NAME_MAX`` bytes."""
+    prefix = f"{rank:0{width}d}_"
+    name = prefix + basename
+    if len(os.fsencode(name)) <= NAME_MAX:
+        return name
+    stem, ext = os.path.splitext(basename)
+    if len(os.fsencode(ext)) > 16:
+        stem, ext = basename, ""
+    room = NAME_MAX - len(os.fsencode(prefix + ext))
+    short = stem.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")  # whole characters only
+    return prefix + short + ext
+
+
+def _advice(e: OSError, mode: str) -> str:
+    if e.errno == errno.EXDEV and mode == "hardlink":
+        return "hard links cannot cross file systems: use --mode copy (or symlink)"
+    if e.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP) and mode in ("hardlink", "symlink"):
+        return f"this file system does not allow {mode}s here: use --mode copy"
+    if e.errno == errno.ENOSPC:
+        return "the destination is full: free space or export fewer photos (-n)"
+    if e.errno in (errno.EACCES, errno.EROFS):
+        return "the destination is not writable"
+    return e.strerror or str(e)
 
 
 def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> ExportResult:
-    """Make ``dest`` hold exactly ``items`` (dicts with path and score), in order.
+    """Make ``dest`` hold ``items`` (dicts with path and score), in order, as far as it can.
 
     ``items[i]["path"]`` is the text path; ``items[i].get("raw")`` the raw
-    bytes to open when the name is not valid UTF-8.
+    bytes to open when the name is not valid UTF-8.  Files albumsort wrote
+    earlier and no longer needs are removed, only if still unchanged.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     old = _read_manifest(dest)
+    ours = {name: row for name, row in old.items() if is_ours(dest, row)}
     width = max(3, len(str(len(items))))
     result = ExportResult(dest)
-    rows = []
-    planned = set()
-    for rank, item in enumerate(items, 1):
-        src = os.fsdecode(item["raw"]) if item.get("raw") else item["path"]
-        # The name comes from the text path, so a non-UTF-8 name gets its \xNN form.
-        name = f"{rank:0{width}d}_{os.path.basename(item['path'])}"
-        target = dest / name
-        planned.add(name)
-        try:
-            st = os.stat(src)
-        except OSError as e:
-            result.skipped.append(f"{item['path']}: source unreadable ({e.strerror})")
-            continue
-        row = {"rank": rank, "score": f"{item['score']:.6f}", "file": name, "source": item["path"],
-               "mode": mode, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        prev = old.get(name)
-        exists = target.exists() or target.is_symlink()
-        if exists and prev is None:
-            result.skipped.append(f"{target}: exists and was not written by albumsort; left alone")
-            continue
-        if (exists and prev and prev["source"] == item["path"] and prev["mode"] == mode
-                and prev.get("size") == str(st.st_size) and prev.get("mtime_ns") == str(st.st_mtime_ns)):
-            result.kept += 1
-        else:
-            _place(src, target, mode)
-            result.written += 1
-        rows.append(row)
-    for name in old:
-        if name not in planned:
+    rows: dict[str, dict] = {}
+    planned: set[str] = set()
+    try:
+        for rank, item in enumerate(items, 1):
+            src = os.fsdecode(item["raw"]) if item.get("raw") else item["path"]
+            # The name comes from the text path, so a non-UTF-8 name gets its \xNN form.
+            name = export_name(rank, width, os.path.basename(item["path"]))
             target = dest / name
-            if target.exists() or target.is_symlink():
-                target.unlink()
-                result.removed += 1
-    # Files we wrote but now had to skip stay ours: keep them listed.
-    for name, prev in old.items():
-        target = dest / name
-        if name in planned and name not in {r["file"] for r in rows} and (target.exists() or target.is_symlink()):
-            rows.append(prev)
-    rows.sort(key=lambda r: int(r["rank"]))
-    _write_manifest(dest, rows)
+            planned.add(name)
+            try:
+                st = os.stat(src)
+            except OSError as e:
+                result.failed.append(f"{item['path']}: source unreadable ({e.strerror}); not exported")
+                continue
+            row = {"rank": rank, "score": f"{item['score']:.6f}", "file": name, "source": item["path"],
+                   "mode": mode, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            prev = ours.get(name)
+            if os.path.lexists(target) and prev is None:
+                why = "was changed since albumsort wrote it" if name in old else "was not written by albumsort"
+                result.skipped.append(f"{target}: exists and {why}; left alone")
+                continue
+            if (prev and prev["source"] == item["path"] and prev["mode"] == mode
+                    and prev.get("size") == str(st.st_size) and prev.get("mtime_ns") == str(st.st_mtime_ns)):
+                result.kept += 1
+                rows[name] = dict(prev, rank=rank, score=row["score"])
+                continue
+            try:
+                wst = _place(src, target, mode, replace_ok=prev is not None)
+            except OSError as e:
+                result.failed.append(f"{item['path']} -> {target}: {_advice(e, mode)}")
+                if prev is not None and is_ours(dest, prev):
+                    rows[name] = prev  # still ours: keep it listed so a later run can replace it
+                continue
+            rows[name] = dict(row, written_size=wst.st_size, written_mtime_ns=wst.st_mtime_ns)
+            result.written += 1
+        for name, prev in ours.items():
+            if name in planned or name in rows:
+                continue
+            if is_ours(dest, prev):  # checked again right before removing
+                try:
+                    os.unlink(dest / name)
+                    result.removed += 1
+                except OSError as e:
+                    result.failed.append(f"{dest / name}: could not remove an old export ({e.strerror})")
+                    rows[name] = prev
+    finally:
+        for name, prev in old.items():
+            if name not in rows and name not in planned and prev.get("written_size") and name in ours \
+                    and os.path.lexists(dest / name) and is_ours(dest, prev):
+                rows[name] = prev  # interrupted before it was removed: still ours
+        _write_manifest(dest, sorted(rows.values(), key=lambda r: int(r["rank"])))
+    for name in old:
+        if name not in ours and os.path.lexists(dest / name) and name not in planned:
+            result.skipped.append(f"{dest / name}: listed in the manifest but changed since albumsort wrote "
+                                  "it; left alone")
     return result

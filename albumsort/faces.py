@@ -31,6 +31,10 @@ MIN_SIZE = 24
 """Faces shorter than this at detection scale (px of the DETECT_SIDE image) are dropped."""
 
 
+class DetectorUnavailable(Exception):
+    """The requested face detector is not installed; ``str()`` says how to install it."""
+
+
 @dataclass
 class Face:
     """One detected face, in the pixel coordinates of the image it was found in."""
@@ -178,7 +182,13 @@ def make_detector(name: str | None = None) -> YuNetDetector | MTCNNDetector:
             return YuNetDetector()
         except ImportError:
             if name == "yunet":
-                raise
+                raise DetectorUnavailable("the yunet detector is not installed: pip install yuface "
+                                          "(wheels for Linux x86_64 and Windows)") from None
     if name in (None, "", "mtcnn"):
-        return MTCNNDetector()
+        try:
+            return MTCNNDetector()
+        except ImportError:
+            raise DetectorUnavailable("the mtcnn detector is not installed: pip install mtcnn"
+                                      if name else "no face detector is installed: pip install yuface, "
+                                      "or pip install mtcnn where yuface has no wheel") from None
     raise ValueError(f"unknown detector {name!r}: use yunet or mtcnn")

@@ -21,6 +21,15 @@ MAX_PIXELS = 150_000_000
 """Larger images are refused as possible decompression bombs (a 150 MP photo
 needs ~450 MB of RAM per worker decoded); ``--max-pixels`` changes it."""
 
+MAX_DECODE_BYTES = 1 << 30
+"""Images whose decode would need more memory than this are refused before decoding.
+
+JPEGs are decoded at a reduced DCT scale and need a fraction of their full
+size; other formats are decoded whole, at Pillow's bytes per pixel (4 for RGB)."""
+
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "LA": 4, "PA": 4, "RGB": 4,
+                    "RGBA": 4, "RGBX": 4, "CMYK": 4, "YCbCr": 4, "I": 4, "F": 4}
+
 _heif_registered = False
 
 _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -42,6 +51,49 @@ def _register_heif() -> None:
             raise ImageError("HEIC/HEIF support is not installed (pip install pillow-heif)") from e
         register_heif_opener()
         _heif_registered = True
+
+
+def _open_checks(im: Image.Image, max_pixels: int, max_side: int | None) -> None:
+    """Refuse ``im`` by its header alone: too many pixels, or a decode that needs too much memory."""
+    w, h = im.size
+    if w * h > max_pixels:
+        raise ImageError(f"image too large: {w}x{h} pixels is over the {max_pixels:,} limit (--max-pixels)")
+    need = w * h * _BYTES_PER_PIXEL.get(im.mode, 4)
+    if im.format in ("JPEG", "MPO") and max_side:
+        scale = 1
+        while scale < 8 and max(w, h) / (scale * 2) >= max_side:
+            scale *= 2  # libjpeg decodes at 1/2, 1/4 or 1/8 directly
+        need //= scale * scale
+    if need > MAX_DECODE_BYTES:
+        raise ImageError(f"image too large to decode safely: {w}x{h} {im.format} needs about "
+                         f"{need / 2**20:,.0f} MiB (limit {MAX_DECODE_BYTES / 2**20:,.0f} MiB)")
+
+
+def check_header(path: str | Path, max_pixels: int = MAX_PIXELS, max_side: int | None = 1024) -> tuple[str, int, int]:
+    """(format, width, height) from the file's header alone; raises ImageError before anything large is read."""
+    name = str(path)
+    if Path(name).suffix.lower() in {".heic", ".heif"}:
+        _register_heif()
+    try:
+        if Path(path).stat().st_size == 0:
+            raise ImageError("empty file (0 bytes)")
+        Image.MAX_IMAGE_PIXELS = max(max_pixels, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                _open_checks(im, max_pixels, max_side)
+                return im.format or "?", im.size[0], im.size[1]
+    except ImageError:
+        raise
+    except UnidentifiedImageError as e:
+        raise ImageError("not an image, or a format albumsort cannot read") from e
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"image too large (decompression bomb guard): {e}") from e
+    except PermissionError as e:
+        raise ImageError("permission denied") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImageError(f"corrupt image: {msg}") from e
 
 
 def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pixels: int = MAX_PIXELS,
@@ -72,8 +124,7 @@ def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pi
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as im:
                 w, h = im.size
-                if w * h > max_pixels:
-                    raise ImageError(f"image too large: {w}x{h} pixels is over the {max_pixels:,} limit")
+                _open_checks(im, max_pixels, max_side)
                 orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
                 swap = orientation in (5, 6, 7, 8)
                 full = (h, w) if swap else (w, h)
@@ -85,6 +136,10 @@ def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pi
                         im.draft("RGB", (max(1, round(w * s)), max(1, round(h * s))))
                 im.seek(0)  # first frame of GIFs and multi-page TIFFs
                 im.load()
+                if max_side and max(im.size) >= 2 * max_side and im.mode in ("L", "LA", "RGB", "RGBA", "RGBX", "I", "F"):
+                    # Shrink by a whole factor in the stored mode before any conversion,
+                    # so a large PNG or TIFF is held in memory once, not three times.
+                    im = im.reduce(max(im.size) // max_side)
                 # The orientation read before draft(): draft() can drop the EXIF block.
                 if orientation in _TRANSPOSE:
                     im = im.transpose(_TRANSPOSE[orientation])

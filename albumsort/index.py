@@ -2,9 +2,16 @@
 
 Results are keyed by the file's content hash, not its path, so a moved,
 renamed or copied photo keeps its faces without running any model again.
-Every photo is written in one transaction (its row, its faces, its scores),
-with SQLite in WAL mode, so a kill or a power cut at any moment leaves either
-the old state or the new one for that photo, never half of it.
+Photos and failures are keyed by the path's raw bytes (two names that print
+alike never share a row); ``path`` beside them is the printable form.
+Every batch of photos is written in one transaction, with SQLite in WAL
+mode, so a kill or a power cut at any moment leaves either the old state or
+the new one, never half of it.
+
+The file carries albumsort's own SQLite ``application_id``.  albumsort
+never writes to a database that is not empty and not its own, and commands
+that only read open the index read-only (``immutable`` on read-only media),
+so neither another program's database nor a backup copy is ever changed.
 """
 
 from __future__ import annotations
@@ -17,8 +24,12 @@ from pathlib import Path
 
 from albumsort.labels import EMOTIONS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP_NAME = "albumsort"
+APPLICATION_ID = 0x616C6273
+"""SQLite's application_id for albumsort indexes ("albs"): how an index is told from other databases."""
+
+OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs"})
 
 
 def default_db_path() -> Path:
@@ -31,42 +42,141 @@ def default_db_path() -> Path:
     return user_data_path(APP_NAME, appauthor=False) / "index.db"
 
 
-def path_text(path: str) -> str:
-    """The path as valid UTF-8 text: undecodable bytes become ``\\xNN``.
+def path_text(path: str | bytes) -> str:
+    """The path as printable UTF-8 text: undecodable bytes become ``\\xNN``.
 
-    File names that are not valid UTF-8 still get a stable, printable key;
-    the raw bytes are kept beside it to open the file again.
+    Only for showing and prefix searches: the index keys rows by the raw
+    bytes (``path_key``), because a name holding the byte 0xff and one
+    literally named ``\\xff`` print alike.
     """
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def path_key(path: str | bytes) -> bytes:
+    """The raw bytes of a path: the key of its row in ``photos`` and ``errors``."""
+    return os.fsencode(path)
+
+
 class NotAnIndex(Exception):
-    """The file is not an albumsort index this version can read."""
+    """The file is not an albumsort index this version can read, or not albumsort's at all."""
+
+
+class DamagedIndex(Exception):
+    """The index file is albumsort's but SQLite cannot read it."""
+
+
+def damaged_message(path: Path, e: Exception) -> str:
+    return (f"the index {path} is damaged ({e}); move it aside and run `albumsort index PHOTOS` "
+            "to rebuild it")
+
+
+def run_in_progress(path: Path) -> bool:
+    """Whether an ``albumsort index`` holds this index's lock now (read-only check: nothing is created)."""
+    lock = Path(str(path) + ".lock")
+    if not lock.exists():
+        return False
+    try:
+        import fcntl
+    except ImportError:  # Windows: the lock cannot be probed without taking it
+        return False
+    try:
+        with open(lock, "rb") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
 
 
 class Index:
-    """albumsort's tables: read with plain sqlite3 (fast to import), written through sqlite-utils."""
+    """albumsort's tables: read with plain sqlite3 (fast to import), written through sqlite-utils.
+
+    ``create=False`` opens read-only: nothing in the file or beside it is
+    written, so it works on read-only mounts and leaves the journal mode alone.
+    """
 
     def __init__(self, path: str | Path | None = None, create: bool = True):
         self.path = Path(path) if path else default_db_path()
-        if not create and not self.path.exists():
-            raise FileNotFoundError(f"no index at {self.path}: run `albumsort index PHOTOS` first")
+        self.readonly = not create
+        self._db = None
+        if self.readonly:
+            if not self.path.exists():
+                raise FileNotFoundError(f"no index at {self.path}: run `albumsort index PHOTOS` first")
+            self.conn = self._connect_readonly()
+            self._check_readable()
+            return
+        if self.path.exists() and self.path.stat().st_size > 0:
+            probe = self._connect_readonly()
+            try:
+                version = self._owned_version(probe)
+            finally:
+                probe.close()
+        else:
+            version = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self._db = None
-        version = self._schema_version()
         if version == SCHEMA_VERSION:
             return
-        if not create:
-            raise NotAnIndex(f"{self.path} is not an albumsort index" if version is None else
-                              f"{self.path} was made by another albumsort version: run `albumsort index` to rebuild")
-        if version is not None:
-            self._drop()  # an index is a cache of what the photos say: rebuild it
+        if version:
+            self._drop()  # an older albumsort index is a cache of what the photos say: rebuild it
         self._create()
+
+    # -- opening ------------------------------------------------------------
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A read-only connection; ``immutable`` where SQLite could not even keep its shared-memory file."""
+        uri = self.path.resolve().as_uri()
+        writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        conn = sqlite3.connect(f"{uri}?mode=ro" if writable else f"{uri}?immutable=1", uri=True, timeout=30,
+                               isolation_level=None)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            if not writable:
+                raise
+            conn.close()  # e.g. a WAL index on media that turned read-only under us
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30, isolation_level=None)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise NotAnIndex(f"{self.path} is not an albumsort index ({e}); refusing to touch it") from None
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _owned_version(self, conn: sqlite3.Connection) -> int:
+        """The schema version of albumsort's index in ``conn``; 0 for an empty database; raises if foreign."""
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as e:
+            raise NotAnIndex(f"{self.path} is not an albumsort index ({e}); refusing to touch it") from None
+        if app_id == 0 and not tables:
+            return 0
+        legacy = app_id == 0 and "meta" in tables and tables <= OWN_TABLES  # albumsort before application_id
+        if app_id != APPLICATION_ID and not legacy:
+            raise NotAnIndex(f"{self.path} is not an albumsort index (another program's database?); "
+                             "refusing to change it: choose another --db")
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise DamagedIndex(damaged_message(self.path, e)) from None
+        return int(row[0]) if row else -1
+
+    def _check_readable(self) -> None:
+        try:
+            version = self._owned_version(self.conn)
+        except (NotAnIndex, DamagedIndex):
+            self.conn.close()
+            raise
+        if version != SCHEMA_VERSION:
+            self.conn.close()
+            raise NotAnIndex(f"{self.path} is empty or was made by another albumsort version: "
+                             "run `albumsort index PHOTOS` to rebuild it")
 
     @property
     def db(self):
@@ -80,13 +190,6 @@ class Index:
     def query(self, sql: str, params=()) -> list[dict]:
         return [dict(r) for r in self.conn.execute(sql, list(params))]
 
-    def _schema_version(self) -> int | None:
-        try:
-            row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError:
-            return None
-        return int(row[0]) if row else None
-
     def _drop(self) -> None:
         with self.transaction():
             for t in ("faces", "photos", "errors", "runs", "results", "meta"):
@@ -95,6 +198,7 @@ class Index:
     def _create(self) -> None:
         db = self.db
         with self.transaction():
+            self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
             db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
             db["results"].create({
@@ -106,21 +210,22 @@ class Index:
             db["faces"].create({
                 "id": int, "hash": str, "idx": int, "x": float, "y": float, "w": float, "h": float,
                 "landmarks": str, "det_score": float, **{f"p_{e}": float for e in EMOTIONS},
-                "confidence": float,
+                "readability": float, "confidence": float,
             }, pk="id", foreign_keys=[("hash", "results", "hash")], if_not_exists=True)
             db["photos"].create({
-                "path": str, "raw": bytes, "size": int, "mtime_ns": int, "hash": str,
+                "raw": bytes, "path": str, "size": int, "mtime_ns": int, "hash": str,
                 "seen_run": int, "indexed_at": float,
-            }, pk="path", foreign_keys=[("hash", "results", "hash")], if_not_exists=True)
+            }, pk="raw", foreign_keys=[("hash", "results", "hash")], if_not_exists=True)
             db["errors"].create({
-                "path": str, "raw": bytes, "size": int, "mtime_ns": int, "reason": str,
+                "raw": bytes, "path": str, "size": int, "mtime_ns": int, "reason": str,
                 "seen_run": int, "at": float,
-            }, pk="path", if_not_exists=True)
+            }, pk="raw", if_not_exists=True)
             db["runs"].create({
                 "id": int, "started": float, "finished": float, "roots": str, "summary": str,
             }, pk="id", if_not_exists=True)
             db["faces"].create_index(["hash"], if_not_exists=True)
             db["photos"].create_index(["hash"], if_not_exists=True)
+            db["photos"].create_index(["path"], if_not_exists=True)
             for e in EMOTIONS:
                 # The full ranking order, so `top` walks the index and stops after N rows.
                 db.execute(f"CREATE INDEX IF NOT EXISTS results_rank_{e} ON results "
@@ -152,8 +257,15 @@ class Index:
             self.db["runs"].update(run, {"finished": time.time(), "summary": summary})
 
     # -- reads ------------------------------------------------------------
-    def photo(self, path: str) -> dict | None:
-        rows = self.query("SELECT * FROM photos WHERE path = ?", [path])
+    def photo(self, path: str | bytes) -> dict | None:
+        """The photo row for a path given as raw bytes (or a str path), else for its printed form."""
+        rows = self.query("SELECT * FROM photos WHERE raw = ?", [path_key(path)])
+        if not rows and isinstance(path, str):
+            rows = self.query("SELECT * FROM photos WHERE path = ? ORDER BY raw LIMIT 1", [path])
+        return rows[0] if rows else None
+
+    def error(self, path: str | bytes) -> dict | None:
+        rows = self.query("SELECT * FROM errors WHERE raw = ?", [path_key(path)])
         return rows[0] if rows else None
 
     def result(self, content_hash: str) -> dict | None:
@@ -168,8 +280,8 @@ class Index:
         return rows[0]["value"] if rows else None
 
     # -- writes (each call is one transaction unless inside one) ------------
-    def mark_seen(self, paths: list[str], run: int) -> None:
-        self.conn.executemany("UPDATE photos SET seen_run = ? WHERE path = ?", [(run, p) for p in paths])
+    def mark_seen(self, raws: list[bytes], run: int, table: str = "photos") -> None:
+        self.conn.executemany(f"UPDATE {table} SET seen_run = ? WHERE raw = ?", [(run, r) for r in raws])
 
     def put_result(self, content_hash: str, result: dict, faces: list[dict]) -> None:
         self.conn.execute("DELETE FROM faces WHERE hash = ?", [content_hash])
@@ -177,34 +289,37 @@ class Index:
         if faces:
             self.db["faces"].insert_all([{"hash": content_hash, **f} for f in faces])
 
-    def put_photo(self, path: str, raw: bytes, size: int, mtime_ns: int, content_hash: str, run: int) -> None:
+    def put_photo(self, raw: bytes, size: int, mtime_ns: int, content_hash: str, run: int) -> None:
         self.db["photos"].upsert({
-            "path": path, "raw": raw, "size": size, "mtime_ns": mtime_ns, "hash": content_hash,
-            "seen_run": run, "indexed_at": time.time()}, pk="path")
-        self.conn.execute("DELETE FROM errors WHERE path = ?", [path])
+            "raw": raw, "path": path_text(raw), "size": size, "mtime_ns": mtime_ns, "hash": content_hash,
+            "seen_run": run, "indexed_at": time.time()}, pk="raw")
+        self.conn.execute("DELETE FROM errors WHERE raw = ?", [raw])
 
-    def put_error(self, path: str, raw: bytes, size: int | None, mtime_ns: int | None, reason: str, run: int) -> None:
-        self.db["errors"].upsert({"path": path, "raw": raw, "size": size, "mtime_ns": mtime_ns,
-                                  "reason": reason, "seen_run": run, "at": time.time()}, pk="path")
+    def put_error(self, raw: bytes, size: int | None, mtime_ns: int | None, reason: str, run: int) -> None:
+        self.db["errors"].upsert({"raw": raw, "path": path_text(raw), "size": size, "mtime_ns": mtime_ns,
+                                  "reason": reason, "seen_run": run, "at": time.time()}, pk="raw")
 
-    def remove_unseen(self, root: str, run: int, keep_under: list[str]) -> list[str]:
-        """Drop photos and errors under ``root`` not seen in ``run``; returns removed paths.
+    def remove_unseen(self, root: bytes, run: int, keep_under: list[bytes]) -> list[tuple[str, str]]:
+        """Drop photos and errors under ``root`` not seen in ``run``; returns removed (path, hash) pairs.
 
         Paths under ``keep_under`` (folders that could not be read this run)
         are kept: an unreadable folder is not a deleted one.
         """
-        prefix = root.rstrip(os.sep) + os.sep
+        sep = os.sep.encode()
+        prefix = root.rstrip(sep) + sep
+        keep = [k.rstrip(sep) for k in keep_under]
         removed = []
         for table in ("photos", "errors"):
+            cols = "raw, path, hash" if table == "photos" else "raw, path, NULL"
             rows = self.conn.execute(
-                f"SELECT path FROM {table} WHERE substr(path, 1, ?) = ? AND seen_run IS NOT ?",
+                f"SELECT {cols} FROM {table} WHERE substr(raw, 1, ?) = ? AND seen_run IS NOT ?",
                 [len(prefix), prefix, run]).fetchall()
-            for (p,) in rows:
-                if any(p == k or p.startswith(k.rstrip(os.sep) + os.sep) for k in keep_under):
+            for raw, path, h in rows:
+                if any(raw == k or raw.startswith(k + sep) for k in keep):
                     continue
-                self.conn.execute(f"DELETE FROM {table} WHERE path = ?", [p])
+                self.conn.execute(f"DELETE FROM {table} WHERE raw = ?", [raw])
                 if table == "photos":
-                    removed.append(p)
+                    removed.append((path, h))
         self.drop_orphans()
         return removed
 
@@ -214,5 +329,5 @@ class Index:
         self.conn.execute(f"DELETE FROM faces WHERE hash IN ({orphans})")
         self.conn.execute(f"DELETE FROM results WHERE hash IN ({orphans})")
 
-    def remove_photo(self, path: str) -> None:
-        self.conn.execute("DELETE FROM photos WHERE path = ?", [path])
+    def remove_photo(self, raw: bytes) -> None:
+        self.conn.execute("DELETE FROM photos WHERE raw = ?", [raw])

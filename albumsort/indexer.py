@@ -1,11 +1,12 @@
 """``albumsort index``: scan, decode, detect, classify and store, incrementally and in parallel.
 
-Worker processes (one per core) read each file once, hash it, decode it at
-the size the detector needs, find the faces and cut the 48x48 crops; the
+Worker processes (one per core, fewer when memory is short) check each
+file's header, hash it, decode it at the size the detector needs, find the faces and cut the 48x48 crops; the
 main process batches crops from many photos into one model call and writes
 each batch of photos in one transaction.  A file whose size and mtime match
-the index is never opened; a file whose content hash is already scored with
-the current model and detector (moved, renamed or copied) is not decoded.
+the index is never opened, nor is an unchanged file that failed before (it
+is counted as a known failure); a file whose content hash is already scored
+with the current model and detector (moved, renamed or copied) is not decoded.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from albumsort.index import Index, path_text
+from albumsort.index import Index, path_key, path_text
 from albumsort.preprocess import EMOTIONS
 from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, face_confidence, ranking_columns
 from albumsort.scan import Entry, Failure, walk
@@ -39,8 +40,32 @@ TASKS_PER_WORKER = 200
 """Workers are replaced after this many photos: yuface leaks ~35 KB per detection
 (measured: 212 MiB over 3,000 calls), so memory stays flat in album size."""
 
-MAX_FILE_BYTES = 1 << 30
-"""Files larger than 1 GiB are refused before they are read into memory."""
+WORKER_MEMORY = (1 << 30) + (256 << 20)
+"""Memory one worker may need: the largest decode it accepts (``images.MAX_DECODE_BYTES``) plus
+the detector and Python; fewer workers start when the machine has less available."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new work (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def worker_count(requested: int | None) -> int:
+    """``requested``, else one per core, capped so that every worker has ``WORKER_MEMORY``."""
+    if requested:
+        return requested
+    n = os.cpu_count() or 1
+    avail = available_memory()
+    if avail is not None:
+        n = min(n, max(1, avail // WORKER_MEMORY))
+    return n
 
 
 class IndexLocked(Exception):
@@ -58,9 +83,11 @@ class Summary:
     faces: int = 0
     no_face: int = 0
     failed: int = 0
+    known_failed: int = 0
     interrupted: bool = False
     seconds: float = 0.0
     failures: list = field(default_factory=list)
+    arrived: list = field(default_factory=list)  # content hashes of new paths whose content was known
 
     def line(self) -> str:
         parts = [f"{self.indexed} indexed", f"{self.unchanged} unchanged", f"{self.moved} moved",
@@ -70,6 +97,8 @@ class Summary:
             parts.insert(1, f"{self.rescored} re-scored for a new model")
         if self.copied:
             parts.insert(3, f"{self.copied} copies")
+        if self.known_failed:
+            parts.append(f"{self.known_failed} known failures (see `albumsort errors`)")
         end = " (interrupted)" if self.interrupted else ""
         return ", ".join(parts) + f" in {self.seconds:.1f} s" + end
 
@@ -130,26 +159,32 @@ def detect_and_crop(rgb: np.ndarray, detector) -> tuple[list, np.ndarray | None]
 
 
 def analyse(path: str, max_pixels: int) -> dict:
-    """Read, hash, decode, detect and crop one photo (runs in a worker)."""
-    from albumsort.images import ImageError, load_rgb
+    """Check, hash, decode, detect and crop one photo (runs in a worker).
+
+    The header is read first, so a junk or oversized file is refused before
+    anything large is read or decoded; the hash is computed in chunks.
+    Failures that depend only on the file carry ``"remember": True``: the
+    index skips the unchanged file on later runs.
+    """
+    from albumsort.images import ImageError, check_header, load_rgb
 
     try:
+        check_header(path, max_pixels)
+        h = hashlib.blake2b(digest_size=16)
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                return {"error": f"file too large: {size:,} bytes (limit {MAX_FILE_BYTES:,})"}
-            data = f.read()
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except ImageError as e:
+        return {"error": str(e), "remember": True}
     except OSError as e:
         return {"error": f"cannot read: {e.strerror or e}"}
-    content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
+    content_hash = h.hexdigest()
     if _is_current(content_hash):
         return {"hash": content_hash, "known": True}
     try:
-        rgb, (full_w, full_h) = load_rgb(io.BytesIO(data), max_side=DECODE_SIDE, max_pixels=max_pixels,
-                                         name=path)
+        rgb, (full_w, full_h) = load_rgb(path, max_side=DECODE_SIDE, max_pixels=max_pixels)
     except ImageError as e:
-        return {"error": str(e), "hash": content_hash}
-    del data
+        return {"error": str(e), "hash": content_hash, "remember": True}
     faces, crops = detect_and_crop(rgb, _worker["detector"])
     s = full_w / rgb.shape[1]
     return {
@@ -205,6 +240,7 @@ def run_index(
         versions = current_versions(model, detector_name)
         abs_roots = [os.path.abspath(r) for r in roots]
         run = index.start_run([path_text(r) for r in abs_roots])
+        workers = worker_count(workers)
         try:
             todo, unreadable = _scan(index, abs_roots, versions, run, summary)
             if on_total:
@@ -218,9 +254,9 @@ def run_index(
                 for r in abs_roots:
                     # An empty root is more likely an unmounted drive than a deleted album.
                     if os.path.isdir(r) and os.listdir(r):
-                        removed += index.remove_unseen(path_text(r), run, unreadable)
+                        removed += index.remove_unseen(path_key(r), run, unreadable)
             summary.removed = len(removed)
-            _count_moves(index, summary, removed)
+            _count_moves(summary, removed)
         summary.no_face = index.conn.execute(
             "SELECT count(*) FROM photos p WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash "
             "AND f.confidence >= ?)", [DEFAULT_MIN_CONFIDENCE]).fetchone()[0]
@@ -232,38 +268,44 @@ def run_index(
 
 
 def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, summary: Summary):
-    """Walk ``roots``: unchanged photos are marked seen, the rest returned as work."""
+    """Walk ``roots``: unchanged photos and known failures are marked seen, the rest returned as work."""
     todo: list[tuple[str, str, bytes, int, int]] = []
-    unreadable: list[str] = []
-    seen: list[str] = []
+    unreadable: list[bytes] = []
+    seen: list[bytes] = []
+    seen_errors: list[bytes] = []
     lookup = "SELECT p.size, p.mtime_ns, r.model_version, r.detector_version FROM photos p " \
-             "LEFT JOIN results r ON r.hash = p.hash WHERE p.path = ?"
+             "LEFT JOIN results r ON r.hash = p.hash WHERE p.raw = ?"
+    known_error = "SELECT 1 FROM errors WHERE raw = ? AND size = ? AND mtime_ns = ?"
     for item in walk(roots):
+        raw = path_key(item.path)
+        key = path_text(raw)
         if isinstance(item, Failure):
-            key = path_text(item.path)
             if item.is_dir:
-                unreadable.append(key)
+                unreadable.append(raw)
             summary.failed += 1
             summary.failures.append((key, item.reason))
             with index.transaction():
-                index.put_error(key, os.fsencode(item.path), None, None, item.reason, run)
+                index.put_error(raw, None, None, item.reason, run)
             continue
-        key = path_text(item.path)
-        row = index.conn.execute(lookup, [key]).fetchone()
+        row = index.conn.execute(lookup, [raw]).fetchone()
         if row and row[0] == item.size and row[1] == item.mtime_ns:
             if (row[2], row[3]) == versions:
                 summary.unchanged += 1
-                seen.append(key)
+                seen.append(raw)
                 if len(seen) >= 2000:
                     with index.transaction():
                         index.mark_seen(seen, run)
                     seen = []
                 continue
             summary.rescored += 1
-        todo.append((key, item.path, os.fsencode(item.path), item.size, item.mtime_ns))
-    if seen:
-        with index.transaction():
-            index.mark_seen(seen, run)
+        elif index.conn.execute(known_error, [raw, item.size, item.mtime_ns]).fetchone():
+            summary.known_failed += 1  # failed before and unchanged since: not opened again
+            seen_errors.append(raw)
+            continue
+        todo.append((key, item.path, raw, item.size, item.mtime_ns))
+    with index.transaction():
+        index.mark_seen(seen, run)
+        index.mark_seen(seen_errors, run, table="errors")
     return todo, unreadable
 
 
@@ -273,7 +315,6 @@ def _process(index, todo, model, versions, run, summary, workers, detector_name,
 
     if not todo:
         return
-    workers = workers or os.cpu_count() or 1
     ctx = get_context("spawn")
     pending: list[tuple[tuple, dict]] = []  # scored photos waiting for the model
     state = {"n_crops": 0, "done": 0, "last_flush": time.time()}
@@ -329,54 +370,64 @@ def _process(index, todo, model, versions, run, summary, workers, detector_name,
 def _store(index: Index, pending: list, model, versions, run: int, summary: Summary) -> list:
     """Classify all crops of ``pending`` in one call and write them in one transaction."""
     crops = [r["crops"] for _, r in pending if r.get("crops") is not None]
-    probs = model.predict_crops(np.concatenate(crops)) if crops else np.zeros((0, len(EMOTIONS)))
+    if crops:
+        probs, readability = model.score_crops(np.concatenate(crops))
+    else:
+        probs, readability = np.zeros((0, len(EMOTIONS))), np.zeros(0)
     k = 0
     with index.transaction():
         for (key, _path, raw, size, mtime_ns), res in pending:
             if "error" in res:
                 summary.failed += 1
                 summary.failures.append((key, res["error"]))
-                index.put_error(key, raw, size, mtime_ns, res["error"], run)
-                old = index.photo(key)
+                # Size and mtime make a failure "known": skipped until the file changes.
+                # Crashes and internal errors are not remembered: they are retried.
+                remember = res.get("remember", False)
+                index.put_error(raw, size if remember else None, mtime_ns if remember else None, res["error"], run)
+                old = index.photo(raw)
                 if old and res.get("hash") and res["hash"] != old["hash"]:
-                    index.remove_photo(key)  # new content that cannot be read: the old results are stale
+                    index.remove_photo(raw)  # new content that cannot be read: the old results are stale
                 elif old:
-                    index.mark_seen([key], run)  # a read failure is not a deletion: keep what we had
+                    index.mark_seen([raw], run)  # a read failure is not a deletion: keep what we had
                 continue
             if res["known"]:
-                old = index.photo(key)
-                is_move = old is None
-                index.put_photo(key, raw, size, mtime_ns, res["hash"], run)
-                if is_move:
-                    summary.moved += 1  # reconciled with deletions in _count_moves
+                is_new = index.photo(raw) is None
+                index.put_photo(raw, size, mtime_ns, res["hash"], run)
+                if is_new:
+                    summary.arrived.append(res["hash"])  # a move or a copy: told apart in _count_moves
                 else:
                     summary.indexed += 1
                 continue
             faces = []
             for i, f in enumerate(res["faces"]):
-                p = probs[k]
+                p, r = probs[k], float(readability[k])
                 k += 1
                 faces.append({
                     "idx": i, "x": f["box"][0], "y": f["box"][1], "w": f["box"][2], "h": f["box"][3],
                     "landmarks": json.dumps(f["landmarks"]) if f["landmarks"] else None,
                     "det_score": f["score"], **{f"p_{e}": float(p[j]) for j, e in enumerate(EMOTIONS)},
-                    "confidence": face_confidence(f["score"], p),
+                    "readability": r, "confidence": face_confidence(f["score"], p, r),
                 })
             ranks = ranking_columns(faces)
             index.put_result(res["hash"], {
                 "width": res["width"], "height": res["height"], "model_version": versions[0],
                 "detector_version": versions[1], "n_faces": len(faces), "scored_at": time.time(), **ranks}, faces)
-            index.put_photo(key, raw, size, mtime_ns, res["hash"], run)
+            index.put_photo(raw, size, mtime_ns, res["hash"], run)
             summary.indexed += 1
             summary.faces += ranks["n_kept"]
     return pending
 
 
-def _count_moves(index: Index, summary: Summary, removed: list[str]) -> None:
-    """A new path whose content was known is a move when an old path of it vanished, else a copy."""
-    if summary.moved == 0:
-        return
-    moves = min(summary.moved, len(removed))
-    summary.copied = summary.moved - moves
+def _count_moves(summary: Summary, removed: list[tuple[str, str]]) -> None:
+    """A new path whose content left another path this run is a move; other new known content is a copy."""
+    from collections import Counter
+
+    gone = Counter(h for _, h in removed)
+    moves = 0
+    for h in summary.arrived:
+        if gone[h] > 0:
+            gone[h] -= 1
+            moves += 1
     summary.moved = moves
-    summary.removed -= moves
+    summary.copied = len(summary.arrived) - moves
+    summary.removed = len(removed) - moves

@@ -2,9 +2,10 @@
 
 The rules (also in the README):
 
-* A face's **confidence** is ``detector score x top calibrated emotion
-  probability``: how sure we are that this is a face *and* that we can read
-  its expression.  Faces below ``min_confidence`` (default 0.20) are ignored;
+* A face's **confidence** is ``detector score x readability x top calibrated
+  emotion probability``: how sure we are that this is a face, that its
+  expression can be read at all (not a mask, sunglasses, a turned head, a
+  dog or a galaxy), and which expression it is.  Faces below ``min_confidence`` (default 0.20) are ignored;
   a photo with no face left is "No face".
 * A photo's **score for emotion E** is a confidence-weighted mean of its
   faces' P(E), shrunk towards the uninformed 0.25 by a prior weight of 0.5::
@@ -30,9 +31,9 @@ PRIOR_WEIGHT = 0.5
 PRIOR = 1.0 / len(EMOTIONS)
 
 
-def face_confidence(det_score: float, probabilities) -> float:
-    """Detector score times the top calibrated emotion probability."""
-    return float(det_score) * float(max(probabilities))
+def face_confidence(det_score: float, probabilities, readability: float = 1.0) -> float:
+    """Detector score x readability x the top calibrated emotion probability."""
+    return float(det_score) * float(readability) * float(max(probabilities))
 
 
 def photo_scores(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> tuple[dict, int]:
@@ -64,8 +65,11 @@ def _check(emotion: str) -> None:
 
 
 def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-        with_faces: bool = True) -> list[dict]:
-    """The ``n`` photos that best show ``emotion``, best first.
+        with_faces: bool = True, with_keys: bool = False) -> list[dict]:
+    """The ``n`` photos that best show ``emotion``, best first, in the stable JSON shape.
+
+    ``with_keys`` adds each photo's ``raw`` path bytes and content ``hash``
+    (not JSON): for export and report, which open the files.
 
     At the default threshold the precomputed, indexed ``score_<emotion>``
     column answers directly; any other threshold aggregates the faces table.
@@ -73,10 +77,10 @@ def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT
     _check(emotion)
     if abs(min_confidence - DEFAULT_MIN_CONFIDENCE) < 1e-12:
         sql = f"""
-            SELECT p.path, r.hash, r.score_{emotion} AS score, r.n_kept AS n_faces
+            SELECT p.path, p.raw, r.hash, r.score_{emotion} AS score, r.n_kept AS n_faces
             FROM results r INDEXED BY results_rank_{emotion} JOIN photos p ON p.hash = r.hash
             WHERE r.n_kept > 0
-            ORDER BY r.score_{emotion} DESC, r.n_kept DESC, r.best_{emotion} DESC, p.path
+            ORDER BY r.score_{emotion} DESC, r.n_kept DESC, r.best_{emotion} DESC, p.path, p.raw
             LIMIT ?"""
         params = [n]
     else:
@@ -85,28 +89,31 @@ def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT
                 SELECT hash, (sum(confidence * p_{emotion}) + ?) / (sum(confidence) + ?) AS score,
                        count(*) AS n_faces, max(p_{emotion}) AS best
                 FROM faces WHERE confidence >= ? GROUP BY hash)
-            SELECT p.path, s.hash, s.score, s.n_faces, s.best
+            SELECT p.path, p.raw, s.hash, s.score, s.n_faces, s.best
             FROM s JOIN photos p ON p.hash = s.hash
-            ORDER BY s.score DESC, s.n_faces DESC, s.best DESC, p.path
+            ORDER BY s.score DESC, s.n_faces DESC, s.best DESC, p.path, p.raw
             LIMIT ?"""
         params = [PRIOR_WEIGHT * PRIOR, PRIOR_WEIGHT, min_confidence, n]
     rows = list(index.query(sql, params))
     out = []
     for r in rows:
         item = {"path": r["path"], "score": round(float(r["score"]), 6), "n_faces": r["n_faces"]}
+        if with_keys:
+            item |= {"raw": r["raw"], "hash": r["hash"]}
         if with_faces:
             item["faces"] = [face_json(f) for f in index.faces(r["hash"]) if f["confidence"] >= min_confidence]
         out.append(item)
     return out
 
 
-def no_faces(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> list[dict]:
-    """Photos with no face at or above ``min_confidence``, by path."""
+def no_faces(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, with_keys: bool = False) -> list[dict]:
+    """Photos with no face at or above ``min_confidence``, by path (``with_keys``: also raw and hash)."""
     sql = """
-        SELECT p.path FROM photos p
+        SELECT p.path, p.raw, p.hash FROM photos p
         WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash AND f.confidence >= ?)
-        ORDER BY p.path"""
-    return [{"path": r["path"]} for r in index.query(sql, [min_confidence])]
+        ORDER BY p.path, p.raw"""
+    rows = index.query(sql, [min_confidence])
+    return rows if with_keys else [{"path": r["path"]} for r in rows]
 
 
 def face_json(f: dict) -> dict:
@@ -116,6 +123,7 @@ def face_json(f: dict) -> dict:
     return {
         "box": [round(f["x"], 1), round(f["y"], 1), round(f["w"], 1), round(f["h"], 1)],
         "probabilities": {e: round(float(f[f"p_{e}"]), 4) for e in EMOTIONS},
+        "readability": round(float(f["readability"]), 4) if f.get("readability") is not None else None,
         "confidence": round(float(f["confidence"]), 4),
         "detector_score": round(float(f["det_score"]), 4),
         "landmarks": json.loads(f["landmarks"]) if f.get("landmarks") else None,

@@ -13,8 +13,10 @@ names work.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import html
 import os
+import secrets
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,12 @@ from albumsort.labels import EMOTIONS
 from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, no_faces, top
 
 THUMB_SIDE = 320
+MARKER = ".albumsort-report"
+"""Beside index.html: the SHA-256 of the page albumsort last wrote there (and a sign for ``index``)."""
+
+
+class ForeignPage(Exception):
+    """DEST/index.html exists and is not the page albumsort wrote there."""
 COLOURS = {"angry": "#d62728", "happy": "#2ca02c", "sad": "#1f77b4", "neutral": "#7f7f7f"}
 
 CSS = """
@@ -64,10 +72,35 @@ def _thumb(job: tuple[bytes, str]) -> str | None:
         rgb, _ = load_rgb(os.fsdecode(raw), max_side=THUMB_SIDE)
     except ImageError as e:
         return str(e)
-    tmp = target + ".tmp"
-    Image.fromarray(rgb).save(tmp, "JPEG", quality=82)
-    os.replace(tmp, target)
+    tmp = os.path.join(os.path.dirname(target), f".albumsort-tmp-{secrets.token_hex(8)}")
+    try:
+        with open(tmp, "xb") as f:
+            Image.fromarray(rgb).save(f, "JPEG", quality=82)
+        if os.path.lexists(target):
+            os.unlink(tmp)  # appeared meanwhile: never replace a file we did not write
+        else:
+            os.replace(tmp, target)
+    except OSError as e:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        return f"{target}: {e.strerror or e}"
     return None
+
+
+def check_page_is_ours(dest: Path) -> None:
+    """Raise ForeignPage unless DEST/index.html is absent or byte-identical to the page albumsort wrote."""
+    page, marker = dest / "index.html", dest / MARKER
+    if not os.path.lexists(page):
+        return
+    try:
+        recorded = marker.read_text(encoding="ascii").split() if marker.is_file() else []
+        ours = page.is_file() and not page.is_symlink() and \
+            hashlib.sha256(page.read_bytes()).hexdigest() in recorded
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    if not ours:
+        raise ForeignPage(f"{page} exists and was not written by albumsort (or was edited since); "
+                          "refusing to overwrite it: choose another folder or move that file")
 
 
 def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) -> str:
@@ -95,17 +128,17 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
                  workers: int | None = None) -> ReportResult:
     """Write ``dest/index.html`` and its thumbnails; returns what was done."""
     dest = Path(dest)
+    check_page_is_ours(dest)
     thumbs = dest / "thumbs"
     thumbs.mkdir(parents=True, exist_ok=True)
-    (dest / ".albumsort-report").touch()  # tells `albumsort index` not to index the thumbnails
-    sections = {e: top(index, e, n, min_confidence) for e in EMOTIONS}
-    nofaces = no_faces(index, min_confidence)
+    sections = {e: top(index, e, n, min_confidence, with_keys=True) for e in EMOTIONS}
+    nofaces = no_faces(index, min_confidence, with_keys=True)
     shown_nofaces = nofaces[:n]
     rows = {}
     for items in list(sections.values()) + [shown_nofaces]:
         for it in items:
             if it["path"] not in rows:
-                rows[it["path"]] = index.photo(it["path"])
+                rows[it["path"]] = index.photo(it["raw"])
     for items in list(sections.values()) + [shown_nofaces]:
         for it in items:
             row = rows[it["path"]]
@@ -138,9 +171,17 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
             "style-src 'unsafe-inline'\">"
             f"<title>albumsort report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
     out = dest / "index.html"
-    tmp = dest / "index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    data = page.encode("utf-8")
+    check_page_is_ours(dest)  # again, just before replacing it
+    # The marker lists the new page's hash and the old one's, so a crash between
+    # the two writes leaves a page that is still recognised as ours.
+    old = hashlib.sha256(out.read_bytes()).hexdigest() if out.is_file() else ""
+    marker = f"{hashlib.sha256(data).hexdigest()}\n{old}\n".encode()
+    for path, content in ((dest / MARKER, marker), (out, data)):
+        tmp = dest / f".albumsort-tmp-{secrets.token_hex(8)}"
+        with open(tmp, "xb") as f:
+            f.write(content)
+        os.replace(tmp, path)
     return ReportResult(out, len(rows), len(jobs) - len(failed), len(seen) - len(jobs), failed)
 
 

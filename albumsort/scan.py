@@ -9,6 +9,7 @@ and is reported, as are broken links and folders that cannot be read.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from typing import Iterator
@@ -16,8 +17,10 @@ from typing import Iterator
 from albumsort.images import EXTENSIONS
 
 
-OUTPUT_MARKERS = frozenset({"albumsort-manifest.csv", ".albumsort-report"})
-"""Files that mark a folder albumsort wrote (export, report); such folders are not indexed."""
+REPORT_MARKER = ".albumsort-report"
+"""Written by ``albumsort report`` beside its index.html: the folder's ``thumbs/`` are albumsort's own."""
+
+_THUMB = re.compile(r"[0-9a-f]{32}\.jpg")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,24 @@ def walk(roots: list[str]) -> Iterator[Entry | Failure]:
         yield from _walk_dir(root, st, visited, ancestors=())
 
 
-def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple) -> Iterator[Entry | Failure]:
+def _own_outputs(folder: str, names: set[str], in_report: bool) -> set[str]:
+    """Names in ``folder`` that albumsort wrote: an export's files, a report's thumbnails.
+
+    Only those are skipped, never the folder around them, so a report or an
+    export made inside an album cannot make the album's photos vanish.
+    """
+    from albumsort.export import MANIFEST, own_files
+
+    own: set[str] = set()
+    if MANIFEST in names:
+        own |= own_files(folder)
+    if in_report:
+        own |= {n for n in names if _THUMB.fullmatch(n)}
+    return own
+
+
+def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple,
+              in_report: bool = False) -> Iterator[Entry | Failure]:
     key = (st.st_dev, st.st_ino)
     if key in ancestors:
         yield Failure(folder, "symlink loop: links back to a folder that contains it", is_dir=True)
@@ -84,11 +104,12 @@ def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple) -
     except OSError as e:
         yield Failure(folder, f"cannot read folder: {_reason(e)}", is_dir=True)
         return
-    if any(e.name in OUTPUT_MARKERS for e in entries):
-        return  # albumsort's own export or report: indexing it would list every photo twice
+    names = {e.name for e in entries}
+    own = _own_outputs(folder, names, in_report)
+    report_here = REPORT_MARKER in names
     subdirs = []
     for e in entries:
-        if e.name.startswith("."):
+        if e.name.startswith(".") or e.name in own:
             continue
         try:
             is_dir = e.is_dir(follow_symlinks=True)
@@ -119,4 +140,4 @@ def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple) -
         except OSError as err:
             yield Failure(d.path, f"cannot read folder: {_reason(err)}", is_dir=True)
             continue
-        yield from _walk_dir(d.path, dst, visited, ancestors + (key,))
+        yield from _walk_dir(d.path, dst, visited, ancestors + (key,), in_report=report_here and d.name == "thumbs")

@@ -46,7 +46,8 @@ def fill(idx: Index, n: int) -> int:
             faces += fs
             results.append({"hash": h, "width": 4000, "height": 3000, "model_version": "m", "detector_version": "d",
                             "n_faces": k, "scored_at": 0.0, **ranking_columns(fs)})
-            photos.append({"path": f"/photos/{i // 1000:03d}/IMG_{i:06d}.jpg", "raw": b"", "size": 1,
+            path = f"/photos/{i // 1000:03d}/IMG_{i:06d}.jpg"
+            photos.append({"path": path, "raw": path.encode(), "size": 1,
                            "mtime_ns": 1, "hash": h, "seen_run": 1, "indexed_at": 0.0})
         idx.db["results"].insert_all(results, batch_size=5000)
         idx.db["faces"].insert_all(faces, batch_size=5000)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from albumsort.faces import Face, iou, make_detector, nms
+from albumsort.faces import DetectorUnavailable, Face, iou, make_detector, nms
 from tests.conftest import astronaut, shared
 
 
@@ -37,8 +37,10 @@ def test_falls_back_when_yunet_is_missing(monkeypatch):
         return real(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_yuface)
-    with pytest.raises(ImportError, match="mtcnn stands in"):
-        make_detector()  # tried yunet, then went on to the fallback
+    with pytest.raises(DetectorUnavailable, match="no face detector is installed"):
+        make_detector()  # tried yunet, then went on to the fallback, which is missing too
+    with pytest.raises(DetectorUnavailable, match="^the mtcnn detector is not installed: pip install mtcnn$"):
+        make_detector("mtcnn")
 
 
 def test_astronaut_has_one_face_with_landmarks():

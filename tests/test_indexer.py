@@ -85,7 +85,13 @@ def test_unchanged_files_are_not_opened(album, tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "open", spy)
     s, _ = run(album, db)
-    assert s.unchanged == 5 and opened == [] and s.failed == 1  # only the broken file is retried
+    # The broken file failed before and has not changed: counted, not opened again.
+    assert s.unchanged == 5 and opened == [] and s.failed == 0 and s.known_failed == 1
+    assert "1 known failures (see `albumsort errors`)" in s.line()
+    notes = album / "places" / "notes.jpg"
+    os.utime(notes, ns=(notes.stat().st_atime_ns, notes.stat().st_mtime_ns + 10**9))
+    s, _ = run(album, db)
+    assert s.failed == 1 and s.known_failed == 0  # changed: read again
 
 
 def test_new_model_rescores(album, tmp_path, monkeypatch):

@@ -64,7 +64,7 @@ def filled(tmp_path):
                     for j, f in enumerate(faces)]
             idx.put_result(h, {"width": 100, "height": 100, "model_version": "m", "detector_version": "d",
                                "n_faces": len(faces), "scored_at": 0.0, **ranking_columns(faces)}, rows)
-            idx.put_photo(path, path.encode(), 1, 1, h, 1)
+            idx.put_photo(path.encode(), 1, 1, h, 1)
     return idx
 
 
