@@ -38,6 +38,7 @@ class Emotion(str, Enum):
 class Format(str, Enum):
     table = "table"
     json = "json"
+    ndjson = "ndjson"
     csv = "csv"
 
 
@@ -62,14 +63,70 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from albumsort import __version__
+
+        print(f"albumsort {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
     db: Optional[Path] = typer.Option(None, "--db", envvar="ALBUMSORT_DB",
                                       help="Index file (default: per-user data folder)."),
+    version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     """Index photos once, then rank them instantly by emotion."""
     ctx.obj = {"db": db}
+
+
+def parse_date(text: str, end: bool = False) -> float:
+    """YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] as local wall-clock seconds.
+
+    With ``end`` the whole period named is included: ``--until 2024-06`` ends
+    at the start of July.
+    """
+    import calendar
+    import datetime
+
+    text = text.strip()
+    for fmt, step in (("%Y", "year"), ("%Y-%m", "month"), ("%Y-%m-%d", "day"), ("%Y-%m-%dT%H:%M", "minute"),
+                      ("%Y-%m-%d %H:%M", "minute"), ("%Y-%m-%dT%H:%M:%S", "second"),
+                      ("%Y-%m-%d %H:%M:%S", "second")):
+        try:
+            dt = datetime.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if end:
+            if step == "year":
+                dt = dt.replace(year=dt.year + 1)
+            elif step == "month":
+                dt = dt.replace(year=dt.year + dt.month // 12, month=dt.month % 12 + 1)
+            else:
+                dt += {"day": datetime.timedelta(days=1), "minute": datetime.timedelta(minutes=1),
+                       "second": datetime.timedelta(seconds=1)}[step]
+        return float(calendar.timegm(dt.timetuple()))
+    raise typer.BadParameter(f"{text!r} is not a date: use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+
+
+IN_HELP = "Only photos under this folder (repeatable: any of them)."
+SINCE_HELP = "Only photos taken on or after this date (EXIF capture time, else file time): YYYY[-MM[-DD]]."
+UNTIL_HELP = "Only photos taken up to the end of this date: YYYY[-MM[-DD]]."
+ANY_HELP = "List every photo with a face, ranked by the emotion, not only those that show it."
+EVERYONE_HELP = "Is everyone showing it? Photos with 2+ faces, every face showing the emotion, ranked by the least."
+ALL_SHOTS_HELP = "List every shot of a burst and every copy, not one per moment."
+
+
+def filters_from(folders, since, until, min_faces, max_faces):
+    from albumsort.index import path_key
+    from albumsort.ranking import Filters
+
+    return Filters(folders=[path_key(os.path.abspath(f)) for f in folders or []],
+                   since=parse_date(since) if since else None, until=parse_date(until, end=True) if until else None,
+                   min_faces=min_faces, max_faces=max_faces)
 
 
 def open_index(ctx: typer.Context, create: bool = False):
@@ -98,6 +155,10 @@ def index(
     detector: Optional[Detector] = typer.Option(None, help="Face detector (default: the best installed)."),
     max_pixels: Optional[int] = typer.Option(None, min=1,
                                              help="Refuse images larger than this many pixels (default 150,000,000)."),
+    exclude: Optional[List[str]] = typer.Option(
+        None, "--exclude", metavar="GLOB",
+        help="Skip paths matching this gitignore-style pattern, relative to each PATH (repeatable); "
+             "an .albumsortignore file in any folder does the same."),
 ) -> None:
     """Find and score every face under PATHS; reruns only look at what changed.
 
@@ -135,7 +196,7 @@ def index(
         try:
             summary = run_index([str(p) for p in paths], idx, workers=workers,
                                 detector_name=detector.value if detector else None,
-                                max_pixels=max_pixels, progress=progress, on_total=on_total)
+                                max_pixels=max_pixels, progress=progress, on_total=on_total, exclude=exclude)
         except IndexLocked as e:
             fail(str(e), code=3)
         except DetectorUnavailable as e:
@@ -159,26 +220,37 @@ def index(
 
 
 def _print_ranked(items: list[dict], fmt: Format, title: str) -> None:
+    """Data on stdout only; a note for an empty list on stderr."""
     if fmt is Format.json:
         print(json.dumps(items, indent=2, ensure_ascii=False))
+    elif fmt is Format.ndjson:
+        for it in items:
+            print(json.dumps(it, ensure_ascii=False))
     elif fmt is Format.csv:
         w = csv.writer(sys.stdout)
-        w.writerow(["rank", "score", "faces", "path"])
+        w.writerow(["rank", "score", "faces", "shots", "path"])
         for i, it in enumerate(items, 1):
-            w.writerow([i, f"{it['score']:.4f}", it.get("n_faces", ""), it["path"]])
+            w.writerow([i, f"{it['score']:.4f}", it.get("n_faces", ""), it.get("shots", 1), it["path"]])
     else:
         if not items:
-            err.print("nothing to show: index photos first, or lower --min-confidence")
+            err.print(f"{title}: no photo shows it (--any lists every photo with a face)")
+            return
+        if not console.is_terminal:
+            # Piped: one line per photo, whole paths, tab-separated, never wrapped.
+            for i, it in enumerate(items, 1):
+                print(f"{i}\t{it['score']:.3f}\t{it.get('n_faces', '')}\t{it.get('shots', 1)}\t{it['path']}")
             return
         t = Table(title=title)
         t.add_column("rank", justify="right")
         t.add_column("score", justify="right")
         t.add_column("faces", justify="right")
+        t.add_column("shots", justify="right")
         t.add_column("path", overflow="fold")
         from rich.text import Text
 
         for i, it in enumerate(items, 1):
-            t.add_row(str(i), f"{it['score']:.3f}", str(it.get("n_faces", "")), Text(it["path"]))
+            t.add_row(str(i), f"{it['score']:.3f}", str(it.get("n_faces", "")), str(it.get("shots", 1)),
+                      Text(it["path"]))
         console.print(t)
 
 
@@ -187,21 +259,36 @@ def top(
     ctx: typer.Context,
     emotion: Emotion = typer.Argument(..., help="angry, happy, sad or neutral."),
     n: int = typer.Option(20, "-n", "--number", min=1, help="How many photos."),
-    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or csv."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Same as --format json."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json, ndjson or csv."),
     min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+    any_: bool = typer.Option(False, "--any", metavar="", help=ANY_HELP),
+    everyone: bool = typer.Option(False, "--everyone", metavar="", help=EVERYONE_HELP),
+    all_shots: bool = typer.Option(False, "--all-shots", metavar="", help=ALL_SHOTS_HELP),
+    folders: Optional[List[Path]] = typer.Option(None, "--in", metavar="FOLDER", help=IN_HELP),
+    since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help=SINCE_HELP),
+    until: Optional[str] = typer.Option(None, "--until", metavar="DATE", help=UNTIL_HELP),
+    min_faces: Optional[int] = typer.Option(None, "--min-faces", min=0, help="Only photos with at least N kept faces."),
+    max_faces: Optional[int] = typer.Option(None, "--max-faces", min=0, help="Only photos with at most N kept faces."),
 ) -> None:
-    """The N photos that best show EMOTION, best first (answers from the index alone)."""
+    """The N photos that best show EMOTION, best first (answers from the index alone).
+
+    Only photos where EMOTION is some face's strongest expression are listed;
+    each burst of near-identical shots (and each set of copies) appears once.
+    """
     from albumsort.ranking import top as rank
 
-    items = rank(open_index(ctx), emotion.value, n, min_confidence, with_faces=as_json or fmt is Format.json)
-    _print_ranked(items, Format.json if as_json else fmt, f"top {len(items)} {emotion.value}")
+    fmt = Format.json if as_json else fmt
+    items = rank(open_index(ctx), emotion.value, n, min_confidence, with_faces=fmt in (Format.json, Format.ndjson),
+                 any_=any_, everyone=everyone, all_shots=all_shots,
+                 filters=filters_from(folders, since, until, min_faces, max_faces))
+    _print_ranked(items, fmt, f"top {len(items)} {emotion.value}")
 
 
 @app.command()
 def nofaces(
     ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON array of {path}."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print a JSON array of {path}."),
     min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
 ) -> None:
     """Photos with no face at or above the confidence threshold."""
@@ -215,48 +302,143 @@ def nofaces(
             console.print(it["path"], highlight=False, markup=False)
 
 
+def _photo_rows(idx, paths: list[Path]) -> list[dict]:
+    """Index rows for photos and folders given on the command line (folders: every indexed photo under them)."""
+    from albumsort.index import path_key, path_text
+
+    rows = []
+    for p in paths:
+        raw = path_key(os.path.abspath(p))  # the index alone answers: the file itself is not opened
+        row = idx.photo(raw)
+        if row is not None:
+            rows.append(row)
+            continue
+        prefix = raw.rstrip(b"/") + b"/"
+        under = idx.query("SELECT * FROM photos WHERE substr(raw, 1, ?) = ? ORDER BY path, raw", [len(prefix), prefix])
+        if under:
+            rows += under
+            continue
+        e = idx.error(raw)
+        fail(f"{path_text(raw)} failed to index: {e['reason']}" if e else
+             f"{path_text(raw)} is not in the index {idx.path}")
+    return rows
+
+
+def _photo_json(idx, row: dict, min_confidence: float) -> dict:
+    from albumsort.ranking import face_json
+
+    res = idx.result(row["hash"]) or {}
+    faces = [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in idx.faces(row["hash"])]
+    return {"path": row["path"], "width": res.get("width"), "height": res.get("height"),
+            "model": res.get("model_version"), "detector": res.get("detector_version"),
+            "taken": _when(row.get("taken")), "taken_from": row.get("taken_from"), "faces": faces}
+
+
+def _when(seconds: float | None) -> str | None:
+    import datetime
+
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
 @app.command()
 def show(
     ctx: typer.Context,
-    photo: Path = typer.Argument(..., help="A photo that has been indexed."),
-    as_json: bool = typer.Option(False, "--json"),
+    photos: List[Path] = typer.Argument(..., help="Indexed photos, or folders (every indexed photo under them)."),
+    as_json: bool = typer.Option(False, "--json", metavar="",
+                                 help="JSON: one photo's object, or an array for several photos or a folder."),
     min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
 ) -> None:
-    """Each face of PHOTO with its box and four probabilities, or "No face"."""
-    from albumsort.index import path_key, path_text
-    from albumsort.ranking import face_json
-
-    idx = open_index(ctx)
-    raw = path_key(os.path.abspath(photo))  # the index alone answers: the file itself is not opened
-    key = path_text(raw)
-    row = idx.photo(raw)
-    if row is None:
-        e = idx.error(raw)
-        fail(f"{key} failed to index: {e['reason']}" if e else f"{key} is not in the index {idx.path}")
-    res = idx.result(row["hash"]) or {}
-    faces = [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in idx.faces(row["hash"])]
-    if as_json:
-        print(json.dumps({"path": key, "width": res.get("width"), "height": res.get("height"),
-                          "model": res.get("model_version"), "detector": res.get("detector_version"),
-                          "faces": faces}, indent=2, ensure_ascii=False))
-        return
+    """Each face of each PHOTO with its box, probabilities and readability, or "No face"."""
     from rich.markup import escape
 
-    console.print(f"[bold]{escape(key)}[/bold]  {res.get('width')}x{res.get('height')}", highlight=False)
-    kept = [f for f in faces if f["kept"]]
-    if not kept:
-        console.print("No face" + (f" (ignored {len(faces)} below confidence {min_confidence})" if faces else ""))
-    t = Table()
-    for c in ("#", "box x,y,w,h", *EMOTIONS, "confidence", ""):
-        t.add_column(c, justify="right")
-    for i, f in enumerate(faces, 1):
-        top_e = max(f["probabilities"], key=f["probabilities"].get)
-        t.add_row(str(i), ",".join(f"{v:.0f}" for v in f["box"]),
-                  *[(f"[bold]{f['probabilities'][e]:.2f}[/bold]" if e == top_e else f"{f['probabilities'][e]:.2f}")
-                    for e in EMOTIONS],
-                  f"{f['confidence']:.2f}", "" if f["kept"] else "ignored")
-    if faces:
+    idx = open_index(ctx)
+    rows = _photo_rows(idx, photos)
+    objs = [_photo_json(idx, r, min_confidence) for r in rows]
+    if as_json:
+        from albumsort.index import path_key
+
+        one = len(photos) == 1 and idx.photo(path_key(os.path.abspath(photos[0]))) is not None  # a photo, not a folder
+        print(json.dumps(objs[0] if one else objs, indent=2, ensure_ascii=False))
+        return
+    for obj in objs:
+        console.print(f"[bold]{escape(obj['path'])}[/bold]  {obj['width']}x{obj['height']}  "
+                      f"taken {obj['taken']} ({'EXIF' if obj['taken_from'] == 'exif' else 'file time'})",
+                      highlight=False)
+        faces = obj["faces"]
+        if not any(f["kept"] for f in faces):
+            console.print("No face" + (f" (ignored {len(faces)} below confidence {min_confidence})" if faces else ""))
+        if not faces:
+            continue
+        t = Table()
+        for c in ("#", "box x,y,w,h", *EMOTIONS, "readable", "confidence", ""):
+            t.add_column(c, justify="right")
+        for i, f in enumerate(faces, 1):
+            top_e = max(f["probabilities"], key=f["probabilities"].get)
+            t.add_row(str(i), ",".join(f"{v:.0f}" for v in f["box"]),
+                      *[(f"[bold]{f['probabilities'][e]:.2f}[/bold]" if e == top_e else
+                         f"{f['probabilities'][e]:.2f}") for e in EMOTIONS],
+                      f"{f['readability']:.2f}" if f.get("readability") is not None else "-",
+                      f"{f['confidence']:.2f}", "" if f["kept"] else "ignored")
         console.print(t)
+
+
+@app.command()
+def explain(
+    ctx: typer.Context,
+    photo: Path = typer.Argument(..., help="An indexed photo."),
+    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+) -> None:
+    """Why PHOTO ranks where it does: every face, whether it was kept, the score's terms, its burst, its ranks."""
+    from albumsort.ranking import PRIOR, PRIOR_WEIGHT, burst_members, top, top_emotion
+
+    idx = open_index(ctx)
+    (row,) = _photo_rows(idx, [photo])[:1]
+    res = idx.result(row["hash"]) or {}
+    faces = idx.faces(row["hash"])
+    out = [f"{row['path']}  {res.get('width')}x{res.get('height')}  taken {_when(row.get('taken'))} "
+           f"({'EXIF' if row.get('taken_from') == 'exif' else 'file time'})",
+           f"scored by {res.get('model_version')} + {res.get('detector_version')}", ""]
+    kept = []
+    for i, f in enumerate(faces, 1):
+        probs = ", ".join(f"{e} {f[f'p_{e}']:.2f}" for e in EMOTIONS)
+        read = f.get("readability") if f.get("readability") is not None else 1.0
+        top_p = max(f[f"p_{e}"] for e in EMOTIONS)
+        terms = f"detector {f['det_score']:.2f} x readability {read:.2f} x top emotion {top_p:.2f}"
+        ok = f["confidence"] >= min_confidence
+        verdict = "kept" if ok else f"ignored: confidence {f['confidence']:.2f} < {min_confidence:.2f}"
+        if not ok and read < 0.5:
+            verdict += " (the face cannot be read: turned, covered or not a face)"
+        out.append(f"face {i}: box {', '.join(f'{v:.0f}' for v in (f['x'], f['y'], f['w'], f['h']))}; {probs}; "
+                   f"shows {top_emotion(f)}")
+        out.append(f"        confidence {f['confidence']:.2f} = {terms} -> {verdict}")
+        if ok:
+            kept.append(f)
+    if not faces:
+        out.append("no face found")
+    out.append("")
+    total = sum(f["confidence"] for f in kept)
+    for e in EMOTIONS:
+        if not kept:
+            out.append(f"{e}: not ranked (no kept face)")
+            continue
+        num = sum(f["confidence"] * f[f"p_{e}"] for f in kept)
+        score = (num + PRIOR_WEIGHT * PRIOR) / (total + PRIOR_WEIGHT)
+        shows = sum(top_emotion(f) == e for f in kept)
+        ranked = top(idx, e, 1000, min_confidence, with_faces=False, with_keys=True)
+        pos = next((i for i, it in enumerate(ranked, 1) if it["hash"] == row["hash"]), None)
+        where = (f"rank {pos}" if pos else "not in the list (its burst is shown by a better shot)" if shows else
+                 "not in the list: no kept face shows it (see --any)")
+        if shows and pos is None and len(ranked) == 1000:
+            where = "rank > 1000"
+        out.append(f"{e}: score {score:.3f} = (sum c*p {num:.3f} + {PRIOR_WEIGHT} x {PRIOR}) / "
+                   f"(sum c {total:.3f} + {PRIOR_WEIGHT}); {shows} face(s) show it; {where}")
+    members = burst_members(idx, {"hash": row["hash"], "taken": row.get("taken"), "dhash": res.get("dhash")})
+    out.append("")
+    out.append(f"moment: {len(members)} shot(s)" + "".join(f"\n  {m['path']}" for m in members))
+    for line in out:
+        console.print(line, highlight=False, markup=False)
 
 
 @app.command()
@@ -301,7 +483,7 @@ def status(ctx: typer.Context) -> None:
 @app.command()
 def errors(
     ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print a JSON array of {path, reason}."),
 ) -> None:
     """Files and folders that could not be indexed, with the reason."""
     rows = list(open_index(ctx).query("SELECT path, reason FROM errors ORDER BY path, raw"))
@@ -319,10 +501,18 @@ def export(
     ctx: typer.Context,
     args: List[str] = typer.Argument(..., metavar="EMOTION DEST | --all DEST",
                                      help="An emotion and a destination folder (or just DEST with --all)."),
-    all_: bool = typer.Option(False, "--all", help="Every emotion into DEST/<emotion>/, plus DEST/no-face/."),
+    all_: bool = typer.Option(False, "--all", metavar="", help="Every emotion into DEST/<emotion>/, plus DEST/no-face/."),
     n: int = typer.Option(20, "-n", "--number", min=1, help="How many photos per emotion."),
     mode: Mode = typer.Option(Mode.copy, "--mode", help="copy, hardlink or symlink."),
     min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+    any_: bool = typer.Option(False, "--any", metavar="", help=ANY_HELP),
+    everyone: bool = typer.Option(False, "--everyone", metavar="", help=EVERYONE_HELP),
+    all_shots: bool = typer.Option(False, "--all-shots", metavar="", help=ALL_SHOTS_HELP),
+    folders: Optional[List[Path]] = typer.Option(None, "--in", metavar="FOLDER", help=IN_HELP),
+    since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help=SINCE_HELP),
+    until: Optional[str] = typer.Option(None, "--until", metavar="DATE", help=UNTIL_HELP),
+    min_faces: Optional[int] = typer.Option(None, "--min-faces", min=0, help="Only photos with at least N kept faces."),
+    max_faces: Optional[int] = typer.Option(None, "--max-faces", min=0, help="Only photos with at most N kept faces."),
 ) -> None:
     """Write the ranked photos as 001_<name>, 002_<name>, ... with a manifest; reruns update it."""
     from albumsort.export import export_ranked
@@ -339,12 +529,14 @@ def export(
             fail(f"usage: albumsort export EMOTION DEST, with EMOTION one of {', '.join(EMOTIONS)}")
         jobs = [(args[0], Path(args[1]))]
     idx = open_index(ctx)
+    filters = filters_from(folders, since, until, min_faces, max_faces)
     status_code = 0
     for what, dest in jobs:
         if what == "no-face":
-            items = [dict(it, score=0.0) for it in no_faces(idx, min_confidence, with_keys=True)[:n]]
+            items = [dict(it, score=0.0) for it in no_faces(idx, min_confidence, with_keys=True, filters=filters)[:n]]
         else:
-            items = rank(idx, what, n, min_confidence, with_faces=False, with_keys=True)
+            items = rank(idx, what, n, min_confidence, with_faces=False, with_keys=True, any_=any_,
+                         everyone=everyone, all_shots=all_shots, filters=filters)
         try:
             res = export_ranked(items, dest, mode.value)
         except OSError as e:
@@ -365,14 +557,23 @@ def report(
     ctx: typer.Context,
     dest: Path = typer.Argument(..., help="Folder to write index.html and thumbs/ into."),
     n: int = typer.Option(20, "-n", "--number", min=1, help="Photos per emotion."),
-    open_: bool = typer.Option(False, "--open", help="Open the report in the default browser."),
+    open_: bool = typer.Option(False, "--open", metavar="", help="Open the report in the default browser."),
     min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+    any_: bool = typer.Option(False, "--any", metavar="", help=ANY_HELP),
+    everyone: bool = typer.Option(False, "--everyone", metavar="", help=EVERYONE_HELP),
+    all_shots: bool = typer.Option(False, "--all-shots", metavar="", help=ALL_SHOTS_HELP),
+    folders: Optional[List[Path]] = typer.Option(None, "--in", metavar="FOLDER", help=IN_HELP),
+    since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help=SINCE_HELP),
+    until: Optional[str] = typer.Option(None, "--until", metavar="DATE", help=UNTIL_HELP),
+    min_faces: Optional[int] = typer.Option(None, "--min-faces", min=0, help="Only photos with at least N kept faces."),
+    max_faces: Optional[int] = typer.Option(None, "--max-faces", min=0, help="Only photos with at most N kept faces."),
 ) -> None:
     """A self-contained HTML gallery: top-N per emotion with face boxes, no-face photos, summary."""
     from albumsort.report import ForeignPage, build_report
 
     try:
-        res = build_report(open_index(ctx), dest, n, min_confidence)
+        res = build_report(open_index(ctx), dest, n, min_confidence, any_=any_, everyone=everyone,
+                           all_shots=all_shots, filters=filters_from(folders, since, until, min_faces, max_faces))
     except ForeignPage as e:
         fail(str(e), code=1)
     except OSError as e:

@@ -53,6 +53,39 @@ def _register_heif() -> None:
         _heif_registered = True
 
 
+def local_seconds(epoch: float) -> float:
+    """Seconds since 1970 of the local wall-clock time at ``epoch``: the scale EXIF times are on."""
+    import calendar
+    import datetime
+
+    return float(calendar.timegm(datetime.datetime.fromtimestamp(epoch).timetuple()))
+
+
+def exif_time(im: Image.Image) -> float | None:
+    """EXIF DateTimeOriginal (else DateTime) as local wall-clock seconds, or None."""
+    import calendar
+    import datetime
+
+    try:
+        exif = im.getexif()
+        value = exif.get_ifd(0x8769).get(36867) or exif.get(306)
+        if not value:
+            return None
+        dt = datetime.datetime.strptime(str(value).strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+        return float(calendar.timegm(dt.timetuple()))
+    except Exception:  # absent, malformed or out-of-range dates are common in the wild
+        return None
+
+
+def difference_hash(rgb: np.ndarray) -> int:
+    """A 64-bit perceptual hash (dHash): near-identical shots differ in a few bits. Signed, for SQLite."""
+    small = Image.fromarray(rgb).convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    a = np.asarray(small, dtype=np.int16)
+    bits = (a[:, 1:] > a[:, :-1]).ravel()
+    value = int("".join("1" if b else "0" for b in bits), 2)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def _open_checks(im: Image.Image, max_pixels: int, max_side: int | None) -> None:
     """Refuse ``im`` by its header alone: too many pixels, or a decode that needs too much memory."""
     w, h = im.size
@@ -69,8 +102,12 @@ def _open_checks(im: Image.Image, max_pixels: int, max_side: int | None) -> None
                          f"{need / 2**20:,.0f} MiB (limit {MAX_DECODE_BYTES / 2**20:,.0f} MiB)")
 
 
-def check_header(path: str | Path, max_pixels: int = MAX_PIXELS, max_side: int | None = 1024) -> tuple[str, int, int]:
-    """(format, width, height) from the file's header alone; raises ImageError before anything large is read."""
+def check_header(path: str | Path, max_pixels: int = MAX_PIXELS,
+                 max_side: int | None = 1024) -> tuple[str, int, int, float | None]:
+    """(format, width, height, EXIF capture time) from the file's header alone.
+
+    Raises ImageError before anything large is read or decoded.
+    """
     name = str(path)
     if Path(name).suffix.lower() in {".heic", ".heif"}:
         _register_heif()
@@ -82,7 +119,7 @@ def check_header(path: str | Path, max_pixels: int = MAX_PIXELS, max_side: int |
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 _open_checks(im, max_pixels, max_side)
-                return im.format or "?", im.size[0], im.size[1]
+                return im.format or "?", im.size[0], im.size[1], exif_time(im)
     except ImageError:
         raise
     except UnidentifiedImageError as e:

@@ -205,7 +205,8 @@ class Index:
                 "hash": str, "width": int, "height": int, "model_version": str,
                 "detector_version": str, "n_faces": int, "scored_at": float,
                 **{f"score_{e}": float for e in EMOTIONS}, "n_kept": int,
-                **{f"best_{e}": float for e in EMOTIONS},
+                **{f"best_{e}": float for e in EMOTIONS}, **{f"shows_{e}": int for e in EMOTIONS},
+                "dhash": int, "exif_time": float,
             }, pk="hash", if_not_exists=True)
             db["faces"].create({
                 "id": int, "hash": str, "idx": int, "x": float, "y": float, "w": float, "h": float,
@@ -214,7 +215,7 @@ class Index:
             }, pk="id", foreign_keys=[("hash", "results", "hash")], if_not_exists=True)
             db["photos"].create({
                 "raw": bytes, "path": str, "size": int, "mtime_ns": int, "hash": str,
-                "seen_run": int, "indexed_at": float,
+                "taken": float, "taken_from": str, "seen_run": int, "indexed_at": float,
             }, pk="raw", foreign_keys=[("hash", "results", "hash")], if_not_exists=True)
             db["errors"].create({
                 "raw": bytes, "path": str, "size": int, "mtime_ns": int, "reason": str,
@@ -226,6 +227,7 @@ class Index:
             db["faces"].create_index(["hash"], if_not_exists=True)
             db["photos"].create_index(["hash"], if_not_exists=True)
             db["photos"].create_index(["path"], if_not_exists=True)
+            db["photos"].create_index(["taken"], if_not_exists=True)
             for e in EMOTIONS:
                 # The full ranking order, so `top` walks the index and stops after N rows.
                 db.execute(f"CREATE INDEX IF NOT EXISTS results_rank_{e} ON results "
@@ -290,8 +292,15 @@ class Index:
             self.db["faces"].insert_all([{"hash": content_hash, **f} for f in faces])
 
     def put_photo(self, raw: bytes, size: int, mtime_ns: int, content_hash: str, run: int) -> None:
+        """Record a photo; its capture time is the EXIF time of its content, else its file's mtime."""
+        from albumsort.images import local_seconds
+
+        row = self.conn.execute("SELECT exif_time FROM results WHERE hash = ?", [content_hash]).fetchone()
+        exif = row[0] if row else None
         self.db["photos"].upsert({
             "raw": raw, "path": path_text(raw), "size": size, "mtime_ns": mtime_ns, "hash": content_hash,
+            "taken": exif if exif is not None else local_seconds(mtime_ns / 1e9),
+            "taken_from": "exif" if exif is not None else "mtime",
             "seen_run": run, "indexed_at": time.time()}, pk="raw")
         self.conn.execute("DELETE FROM errors WHERE raw = ?", [raw])
 

@@ -166,10 +166,10 @@ def analyse(path: str, max_pixels: int) -> dict:
     Failures that depend only on the file carry ``"remember": True``: the
     index skips the unchanged file on later runs.
     """
-    from albumsort.images import ImageError, check_header, load_rgb
+    from albumsort.images import ImageError, check_header, difference_hash, load_rgb
 
     try:
-        check_header(path, max_pixels)
+        taken = check_header(path, max_pixels)[3]
         h = hashlib.blake2b(digest_size=16)
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
@@ -189,6 +189,7 @@ def analyse(path: str, max_pixels: int) -> dict:
     s = full_w / rgb.shape[1]
     return {
         "hash": content_hash, "known": False, "width": full_w, "height": full_h, "crops": crops,
+        "dhash": difference_hash(rgb), "exif_time": taken,
         "faces": [{"box": [v * s for v in f.box], "score": f.score,
                    "landmarks": [round(v * s, 1) for v in f.landmarks] if f.landmarks else None}
                   for f in faces],
@@ -213,6 +214,7 @@ def run_index(
     max_pixels: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    exclude: list[str] | None = None,
 ) -> Summary:
     """Bring the index up to date with ``roots``; see the module docstring.
 
@@ -242,7 +244,7 @@ def run_index(
         run = index.start_run([path_text(r) for r in abs_roots])
         workers = worker_count(workers)
         try:
-            todo, unreadable = _scan(index, abs_roots, versions, run, summary)
+            todo, unreadable = _scan(index, abs_roots, versions, run, summary, exclude)
             if on_total:
                 on_total(len(todo))
             _process(index, todo, model, versions, run, summary, workers, detector_name, max_pixels, progress)
@@ -267,7 +269,8 @@ def run_index(
         lock.release()
 
 
-def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, summary: Summary):
+def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, summary: Summary,
+          exclude: list[str] | None = None):
     """Walk ``roots``: unchanged photos and known failures are marked seen, the rest returned as work."""
     todo: list[tuple[str, str, bytes, int, int]] = []
     unreadable: list[bytes] = []
@@ -276,7 +279,7 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
     lookup = "SELECT p.size, p.mtime_ns, r.model_version, r.detector_version FROM photos p " \
              "LEFT JOIN results r ON r.hash = p.hash WHERE p.raw = ?"
     known_error = "SELECT 1 FROM errors WHERE raw = ? AND size = ? AND mtime_ns = ?"
-    for item in walk(roots):
+    for item in walk(roots, exclude):
         raw = path_key(item.path)
         key = path_text(raw)
         if isinstance(item, Failure):
@@ -411,7 +414,8 @@ def _store(index: Index, pending: list, model, versions, run: int, summary: Summ
             ranks = ranking_columns(faces)
             index.put_result(res["hash"], {
                 "width": res["width"], "height": res["height"], "model_version": versions[0],
-                "detector_version": versions[1], "n_faces": len(faces), "scored_at": time.time(), **ranks}, faces)
+                "detector_version": versions[1], "n_faces": len(faces), "scored_at": time.time(),
+                "dhash": res["dhash"], "exif_time": res["exif_time"], **ranks}, faces)
             index.put_photo(raw, size, mtime_ns, res["hash"], run)
             summary.indexed += 1
             summary.faces += ranks["n_kept"]

@@ -17,11 +17,21 @@ The rules (also in the README):
   evidence, less shrinkage).  Scores stay in 0..1.
 * **Ties** break by more kept faces, then by the best single face's P(E),
   then by path, so the order is stable across runs.
+* **A list holds only photos that show its emotion**: E is the most
+  probable emotion of at least one kept face (``--any`` lifts this).  With
+  ``everyone`` the photo needs two or more kept faces, every one of them
+  showing E, and ranks by its least-E face.
+* **Shots of one moment count once**: copies of one file, and photos taken
+  within ``BURST_SECONDS`` of each other whose perceptual hashes differ in
+  at most ``BURST_BITS`` of 64 bits, form a group; a list shows each
+  group's best photo once, with the number of shots it stands for.
 
 Nothing here imports TensorFlow: ``top`` reads the index alone.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from albumsort.index import Index
 from albumsort.labels import EMOTIONS
@@ -29,6 +39,44 @@ from albumsort.labels import EMOTIONS
 DEFAULT_MIN_CONFIDENCE = 0.20
 PRIOR_WEIGHT = 0.5
 PRIOR = 1.0 / len(EMOTIONS)
+BURST_SECONDS = 10.0
+"""Photos taken further apart than this are never one burst."""
+BURST_BITS = 10
+"""Largest difference, in bits of the 64-bit difference hash, between shots of one burst."""
+
+
+@dataclass
+class Filters:
+    """Which photos a list may hold; every field combines with the others (AND)."""
+
+    folders: list[bytes] = field(default_factory=list)  # raw path prefixes: any of them
+    since: float | None = None  # capture time, local wall clock seconds (see images.capture_time)
+    until: float | None = None  # exclusive
+    min_faces: int | None = None
+    max_faces: int | None = None
+
+    def sql(self, photo: str = "p", n_faces: str = "r.n_kept") -> tuple[str, list]:
+        where, params = [], []
+        if self.folders:
+            ors = []
+            for f in self.folders:
+                prefix = f.rstrip(b"/") + b"/"
+                ors.append(f"substr({photo}.raw, 1, ?) = ?")
+                params += [len(prefix), prefix]
+            where.append("(" + " OR ".join(ors) + ")")
+        if self.since is not None:
+            where.append(f"{photo}.taken >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            where.append(f"{photo}.taken < ?")
+            params.append(self.until)
+        if self.min_faces is not None:
+            where.append(f"{n_faces} >= ?")
+            params.append(self.min_faces)
+        if self.max_faces is not None:
+            where.append(f"{n_faces} <= ?")
+            params.append(self.max_faces)
+        return "".join(f" AND {w}" for w in where), params
 
 
 def face_confidence(det_score: float, probabilities, readability: float = 1.0) -> float:
@@ -51,12 +99,42 @@ def kept_faces(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE
     return [f for f in faces if f["confidence"] >= min_confidence]
 
 
+def top_emotion(face: dict) -> str:
+    return max(EMOTIONS, key=lambda e: face[f"p_{e}"])
+
+
 def ranking_columns(faces: list[dict]) -> dict:
-    """The precomputed columns ``top`` orders by at the default threshold."""
+    """The precomputed columns ``top`` orders and filters by at the default threshold."""
     scores, n_kept = photo_scores(faces)
     kept = kept_faces(faces)
+    tops = [top_emotion(f) for f in kept]
     return {**{f"score_{e}": scores[e] for e in EMOTIONS}, "n_kept": n_kept,
-            **{f"best_{e}": max((f[f"p_{e}"] for f in kept), default=0.0) for e in EMOTIONS}}
+            **{f"best_{e}": max((f[f"p_{e}"] for f in kept), default=0.0) for e in EMOTIONS},
+            **{f"shows_{e}": tops.count(e) for e in EMOTIONS}}
+
+
+def hamming(a: int | None, b: int | None) -> int:
+    if a is None or b is None:
+        return 64
+    return bin((a ^ b) & 0xFFFFFFFFFFFFFFFF).count("1")
+
+
+def same_moment(a: dict, b: dict) -> bool:
+    """Copies of one file, or near-identical photos taken a few seconds apart."""
+    if a["hash"] == b["hash"]:
+        return True
+    if a.get("taken") is None or b.get("taken") is None or abs(a["taken"] - b["taken"]) > BURST_SECONDS:
+        return False
+    return hamming(a.get("dhash"), b.get("dhash")) <= BURST_BITS
+
+
+def burst_members(index: Index, photo: dict) -> list[dict]:
+    """Every indexed photo of ``photo``'s moment (itself included), by path."""
+    rows = index.query(
+        "SELECT p.path, p.raw, p.hash, p.taken, r.dhash FROM photos p JOIN results r ON r.hash = p.hash "
+        "WHERE p.hash = ? OR (p.taken BETWEEN ? AND ?) ORDER BY p.path, p.raw",
+        [photo["hash"], (photo.get("taken") or 0) - BURST_SECONDS, (photo.get("taken") or 0) + BURST_SECONDS])
+    return [r for r in rows if same_moment(photo, r)]
 
 
 def _check(emotion: str) -> None:
@@ -64,40 +142,80 @@ def _check(emotion: str) -> None:
         raise ValueError(f"unknown emotion {emotion!r}: choose one of {', '.join(EMOTIONS)}")
 
 
-def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-        with_faces: bool = True, with_keys: bool = False) -> list[dict]:
-    """The ``n`` photos that best show ``emotion``, best first, in the stable JSON shape.
-
-    ``with_keys`` adds each photo's ``raw`` path bytes and content ``hash``
-    (not JSON): for export and report, which open the files.
-
-    At the default threshold the precomputed, indexed ``score_<emotion>``
-    column answers directly; any other threshold aggregates the faces table.
-    """
-    _check(emotion)
-    if abs(min_confidence - DEFAULT_MIN_CONFIDENCE) < 1e-12:
-        sql = f"""
-            SELECT p.path, p.raw, r.hash, r.score_{emotion} AS score, r.n_kept AS n_faces
-            FROM results r INDEXED BY results_rank_{emotion} JOIN photos p ON p.hash = r.hash
-            WHERE r.n_kept > 0
-            ORDER BY r.score_{emotion} DESC, r.n_kept DESC, r.best_{emotion} DESC, p.path, p.raw
-            LIMIT ?"""
-        params = [n]
-    else:
+def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, everyone: bool,
+                 filters: Filters):
+    """A cursor over candidate photos, best first: path, raw, hash, taken, dhash, score, n_faces."""
+    e = emotion
+    others = [x for x in EMOTIONS if x != e]
+    is_top = " AND ".join(f"p_{e} >= p_{o}" for o in others)
+    if everyone:
+        # Rank by the least-E face; every kept face must show E (unless --any).
+        where, params = filters.sql(n_faces="s.n_faces")
+        floor = "" if any_ else " AND s.shows = s.n_faces"
         sql = f"""
             WITH s AS (
-                SELECT hash, (sum(confidence * p_{emotion}) + ?) / (sum(confidence) + ?) AS score,
-                       count(*) AS n_faces, max(p_{emotion}) AS best
-                FROM faces WHERE confidence >= ? GROUP BY hash)
-            SELECT p.path, p.raw, s.hash, s.score, s.n_faces, s.best
-            FROM s JOIN photos p ON p.hash = s.hash
-            ORDER BY s.score DESC, s.n_faces DESC, s.best DESC, p.path, p.raw
-            LIMIT ?"""
-        params = [PRIOR_WEIGHT * PRIOR, PRIOR_WEIGHT, min_confidence, n]
-    rows = list(index.query(sql, params))
+                SELECT hash, min(p_{e}) AS score, count(*) AS n_faces, max(p_{e}) AS best,
+                       sum(CASE WHEN {is_top} THEN 1 ELSE 0 END) AS shows
+                FROM faces WHERE confidence >= ? GROUP BY hash HAVING count(*) >= 2)
+            SELECT p.path, p.raw, p.hash, p.taken, r.dhash, s.score, s.n_faces
+            FROM s JOIN photos p ON p.hash = s.hash JOIN results r ON r.hash = s.hash
+            WHERE 1 {floor}{where}
+            ORDER BY s.score DESC, s.n_faces DESC, s.best DESC, p.path, p.raw"""
+        return index.conn.execute(sql, [min_confidence] + params)
+    if abs(min_confidence - DEFAULT_MIN_CONFIDENCE) < 1e-12:
+        where, params = filters.sql()
+        floor = "" if any_ else f" AND r.shows_{e} > 0"
+        sql = f"""
+            SELECT p.path, p.raw, r.hash, p.taken, r.dhash, r.score_{e} AS score, r.n_kept AS n_faces
+            FROM results r INDEXED BY results_rank_{e} JOIN photos p ON p.hash = r.hash
+            WHERE r.n_kept > 0{floor}{where}
+            ORDER BY r.score_{e} DESC, r.n_kept DESC, r.best_{e} DESC, p.path, p.raw"""
+        return index.conn.execute(sql, params)
+    where, params = filters.sql(n_faces="s.n_faces")
+    floor = "" if any_ else " AND s.shows > 0"
+    sql = f"""
+        WITH s AS (
+            SELECT hash, (sum(confidence * p_{e}) + ?) / (sum(confidence) + ?) AS score,
+                   count(*) AS n_faces, max(p_{e}) AS best, sum(CASE WHEN {is_top} THEN 1 ELSE 0 END) AS shows
+            FROM faces WHERE confidence >= ? GROUP BY hash)
+        SELECT p.path, p.raw, s.hash, p.taken, r.dhash, s.score, s.n_faces
+        FROM s JOIN photos p ON p.hash = s.hash JOIN results r ON r.hash = s.hash
+        WHERE 1 {floor}{where}
+        ORDER BY s.score DESC, s.n_faces DESC, s.best DESC, p.path, p.raw"""
+    return index.conn.execute(sql, [PRIOR_WEIGHT * PRIOR, PRIOR_WEIGHT, min_confidence] + params)
+
+
+def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        with_faces: bool = True, with_keys: bool = False, any_: bool = False, everyone: bool = False,
+        all_shots: bool = False, filters: Filters | None = None) -> list[dict]:
+    """The ``n`` photos that best show ``emotion``, best first, in the stable JSON shape.
+
+    Only photos that show ``emotion`` are listed (``any_`` lists every photo
+    with a face); each burst or set of copies appears once, as its best shot,
+    with ``shots`` saying how many it stands for (``all_shots`` lists them
+    all).  At the default threshold the precomputed, indexed columns answer
+    and the cursor stops after N groups; other thresholds aggregate faces.
+    ``with_keys`` adds each photo's ``raw`` path bytes and content ``hash``
+    (not JSON): for export and report, which open the files.
+    """
+    _check(emotion)
+    filters = filters or Filters()
+    cursor = _ranked_rows(index, emotion, min_confidence, any_, everyone, filters)
+    cursor.row_factory = __import__("sqlite3").Row
+    chosen: list[dict] = []
+    for row in cursor:
+        r = dict(row)
+        if not all_shots and any(same_moment(c, r) for c in chosen):
+            continue
+        chosen.append(r)
+        if len(chosen) >= n:
+            break
+    cursor.close()
     out = []
-    for r in rows:
+    for r in chosen:
         item = {"path": r["path"], "score": round(float(r["score"]), 6), "n_faces": r["n_faces"]}
+        if not all_shots:
+            item["shots"] = len(burst_members(index, r)) or 1
         if with_keys:
             item |= {"raw": r["raw"], "hash": r["hash"]}
         if with_faces:
@@ -106,13 +224,16 @@ def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT
     return out
 
 
-def no_faces(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, with_keys: bool = False) -> list[dict]:
+def no_faces(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, with_keys: bool = False,
+             filters: Filters | None = None) -> list[dict]:
     """Photos with no face at or above ``min_confidence``, by path (``with_keys``: also raw and hash)."""
-    sql = """
+    f = filters or Filters()
+    where, params = Filters(f.folders, f.since, f.until).sql()
+    sql = f"""
         SELECT p.path, p.raw, p.hash FROM photos p
-        WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash AND f.confidence >= ?)
+        WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash AND f.confidence >= ?){where}
         ORDER BY p.path, p.raw"""
-    rows = index.query(sql, [min_confidence])
+    rows = index.query(sql, [min_confidence] + params)
     return rows if with_keys else [{"path": r["path"]} for r in rows]
 
 

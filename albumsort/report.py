@@ -23,7 +23,7 @@ from pathlib import Path
 
 from albumsort.index import Index
 from albumsort.labels import EMOTIONS
-from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, no_faces, top
+from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, Filters, no_faces, top
 
 THUMB_SIDE = 320
 MARKER = ".albumsort-report"
@@ -44,8 +44,9 @@ figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:
 .photo{position:relative;display:block;line-height:0}
 .photo img{display:block;max-width:320px;max-height:320px}
 .box{position:absolute;border:2px solid;box-sizing:border-box}
-.box span{position:absolute;left:-2px;bottom:100%;font:11px/1.3 system-ui,sans-serif;color:#fff;
-padding:0 3px;white-space:nowrap}
+.box span{position:absolute;left:0;top:0;max-width:100%;overflow:hidden;font:10px/1.25 system-ui,sans-serif;
+color:#fff;padding:0 2px;white-space:nowrap;box-sizing:border-box}
+.photo{overflow:hidden}.shots{color:#a60;font-weight:bold}
 figcaption{font-size:12px;margin-top:6px;line-height:1.35;word-break:break-all;max-width:320px}
 .rank{font-weight:bold}.score{color:#555}.empty{color:#777;font-style:italic}
 table.summary td{padding:2px 12px 2px 0;font-size:14px}
@@ -117,7 +118,11 @@ def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) 
                      f"{e} {probs[e]:.0%}</span></div>")
     caption = []
     if rank is not None:
-        caption.append(f'<span class="rank">#{rank}</span> <span class="score">score {item["score"]:.3f}</span><br>')
+        caption.append(f'<span class="rank">#{rank}</span> <span class="score">score {item["score"]:.3f}</span>')
+        if item.get("shots", 1) > 1:
+            caption.append(f' <span class="shots" title="best of {item["shots"]} shots of one moment">'
+                           f'{item["shots"]} shots</span>')
+        caption.append("<br>")
     caption.append(f'<span class="name" title="{html.escape(item["path"])}">{name}</span>')
     return (f'<figure data-rank="{rank or ""}" data-path="{html.escape(item["path"])}">'
             f'<a class="photo" href="{html.escape(uri)}"><img src="{thumbs}/{item["hash"]}.jpg" alt="{name}" '
@@ -125,14 +130,16 @@ def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) 
 
 
 def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                 workers: int | None = None) -> ReportResult:
-    """Write ``dest/index.html`` and its thumbnails; returns what was done."""
+                 workers: int | None = None, any_: bool = False, everyone: bool = False, all_shots: bool = False,
+                 filters: Filters | None = None) -> ReportResult:
+    """Write ``dest/index.html`` and its thumbnails, with the same lists ``top`` prints; returns what was done."""
     dest = Path(dest)
     check_page_is_ours(dest)
     thumbs = dest / "thumbs"
     thumbs.mkdir(parents=True, exist_ok=True)
-    sections = {e: top(index, e, n, min_confidence, with_keys=True) for e in EMOTIONS}
-    nofaces = no_faces(index, min_confidence, with_keys=True)
+    sections = {e: top(index, e, n, min_confidence, with_keys=True, any_=any_, everyone=everyone,
+                       all_shots=all_shots, filters=filters) for e in EMOTIONS}
+    nofaces = no_faces(index, min_confidence, with_keys=True, filters=filters)
     shown_nofaces = nofaces[:n]
     rows = {}
     for items in list(sections.values()) + [shown_nofaces]:

@@ -17,6 +17,9 @@ from typing import Iterator
 from albumsort.images import EXTENSIONS
 
 
+IGNORE_FILE = ".albumsortignore"
+"""gitignore-syntax patterns, relative to the folder holding the file, for it and everything below."""
+
 REPORT_MARKER = ".albumsort-report"
 """Written by ``albumsort report`` beside its index.html: the folder's ``thumbs/`` are albumsort's own."""
 
@@ -57,8 +60,37 @@ def is_photo_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in EXTENSIONS
 
 
-def walk(roots: list[str]) -> Iterator[Entry | Failure]:
-    """Yield every photo under ``roots`` (folders or single files), depth first, sorted by name."""
+class _Ignores:
+    """The ``.albumsortignore`` files met on the way down, plus ``--exclude`` patterns for each root."""
+
+    def __init__(self, rules: tuple = ()):
+        self.rules = rules  # (base folder, compiled spec), outermost first
+
+    def add(self, base: str, lines: list[str]) -> "_Ignores":
+        import pathspec
+
+        lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        if not lines:
+            return self
+        return _Ignores(self.rules + ((base, pathspec.GitIgnoreSpec.from_lines(lines)),))
+
+    def excluded(self, path: str, is_dir: bool) -> bool:
+        """The last rule set with an opinion wins, as with nested .gitignore files."""
+        verdict = False
+        for base, spec in self.rules:
+            rel = os.path.relpath(path, base).replace(os.sep, "/") + ("/" if is_dir else "")
+            res = spec.check_file(rel)
+            if res.include is not None:
+                verdict = bool(res.include)
+        return verdict
+
+
+def walk(roots: list[str], exclude: list[str] | None = None) -> Iterator[Entry | Failure]:
+    """Yield every photo under ``roots`` (folders or single files), depth first, sorted by name.
+
+    Paths matched by ``exclude`` (gitignore-syntax patterns, relative to each
+    root) or by an ``.albumsortignore`` file in a folder are skipped.
+    """
     visited: set[tuple[int, int]] = set()
     for root in roots:
         root = os.path.abspath(root)
@@ -70,7 +102,7 @@ def walk(roots: list[str]) -> Iterator[Entry | Failure]:
         if stat.S_ISREG(st.st_mode):
             yield Entry(root, st.st_size, st.st_mtime_ns)
             continue
-        yield from _walk_dir(root, st, visited, ancestors=())
+        yield from _walk_dir(root, st, visited, ancestors=(), ignores=_Ignores().add(root, list(exclude or [])))
 
 
 def _own_outputs(folder: str, names: set[str], in_report: bool) -> set[str]:
@@ -90,7 +122,7 @@ def _own_outputs(folder: str, names: set[str], in_report: bool) -> set[str]:
 
 
 def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple,
-              in_report: bool = False) -> Iterator[Entry | Failure]:
+              in_report: bool = False, ignores: _Ignores = _Ignores()) -> Iterator[Entry | Failure]:
     key = (st.st_dev, st.st_ino)
     if key in ancestors:
         yield Failure(folder, "symlink loop: links back to a folder that contains it", is_dir=True)
@@ -105,6 +137,14 @@ def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple,
         yield Failure(folder, f"cannot read folder: {_reason(e)}", is_dir=True)
         return
     names = {e.name for e in entries}
+    if IGNORE_FILE in names:
+        try:
+            with open(os.path.join(folder, IGNORE_FILE), encoding="utf-8", errors="replace") as f:
+                ignores = ignores.add(folder, f.read().splitlines())
+        except OSError as e:
+            yield Failure(os.path.join(folder, IGNORE_FILE), f"cannot read: {_reason(e)}")
+        except ValueError as e:  # a pattern pathspec cannot parse
+            yield Failure(os.path.join(folder, IGNORE_FILE), f"bad pattern: {e}")
     own = _own_outputs(folder, names, in_report)
     report_here = REPORT_MARKER in names
     subdirs = []
@@ -115,6 +155,8 @@ def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple,
             is_dir = e.is_dir(follow_symlinks=True)
         except OSError:
             is_dir = False
+        if ignores.rules and ignores.excluded(e.path, is_dir):
+            continue
         if is_dir:
             subdirs.append(e)
             continue
@@ -140,4 +182,5 @@ def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple,
         except OSError as err:
             yield Failure(d.path, f"cannot read folder: {_reason(err)}", is_dir=True)
             continue
-        yield from _walk_dir(d.path, dst, visited, ancestors + (key,), in_report=report_here and d.name == "thumbs")
+        yield from _walk_dir(d.path, dst, visited, ancestors + (key,), in_report=report_here and d.name == "thumbs",
+                             ignores=ignores)

@@ -90,3 +90,20 @@ def test_non_utf8_name(tmp_path):
         f.write(b"x")
     (item,) = list(walk([str(tmp_path)]))
     assert os.fsencode(item.path) == raw
+
+
+def test_albumsortignore_and_exclude(tmp_path):
+    from albumsort.scan import Entry, walk
+
+    root = tmp_path / "photos"
+    for rel in ("a.jpg", "raw/b.jpg", "trip/c.jpg", "trip/tmp/d.jpg", "trip/e.png", "trip/keep.png", "x/f.jpg"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    (root / ".albumsortignore").write_text("# my rules\nraw/\n*.png\n")
+    (root / "trip" / ".albumsortignore").write_text("tmp/\n!keep.png\n")
+
+    def found(**kw):
+        return sorted(os.path.relpath(e.path, root) for e in walk([str(root)], **kw) if isinstance(e, Entry))
+
+    assert found() == ["a.jpg", "trip/c.jpg", "trip/keep.png", "x/f.jpg"]
+    assert found(exclude=["x/", "a.*"]) == ["trip/c.jpg", "trip/keep.png"]

@@ -1,0 +1,126 @@
+"""Rankings users can trust and steer (issue 10), through the command line, on a hand-made index."""
+
+import calendar
+import datetime
+import json
+
+import pytest
+
+from albumsort.index import Index
+from albumsort.labels import EMOTIONS
+from albumsort.ranking import face_confidence, ranking_columns
+from tests.test_cli import albumsort
+
+
+def face(**p):
+    probs = {e: p.get(e, 0.0) for e in EMOTIONS}
+    rest = 1.0 - sum(probs.values())
+    probs["neutral"] += rest
+    f = {f"p_{e}": v for e, v in probs.items()}
+    f.update(det_score=0.95, readability=0.95, confidence=face_confidence(0.95, list(probs.values()), 0.95))
+    return f
+
+
+def when(y, m=1, d=1, s=0):
+    return float(calendar.timegm(datetime.datetime(y, m, d).timetuple()) + s)
+
+
+D = 0x0F0F_F0F0_1234_5678
+PHOTOS = {  # path: (content hash, faces, capture time, dhash)
+    "/al/trip/smile1.jpg": ("h1", [face(happy=0.9)], when(2024, 7, 1), D),
+    "/al/trip/smile2.jpg": ("h2", [face(happy=0.85)], when(2024, 7, 1, 2), D ^ 0b111),  # same burst
+    "/al/trip/copy-of-smile1.jpg": ("h1", None, None, None),  # a copy: same content
+    "/al/trip/sea.jpg": ("h7", [], when(2024, 7, 2), 12345),
+    "/al/home/group_all.jpg": ("h3", [face(happy=0.8), face(happy=0.7), face(happy=0.75)], when(2023, 5, 1), 1),
+    "/al/home/group_mixed.jpg": ("h4", [face(happy=0.95), face(angry=0.8)], when(2023, 5, 2), 2),
+    "/al/home/angry.jpg": ("h5", [face(angry=0.9)], when(2023, 6, 1), 3),
+    "/al/home/calm.jpg": ("h6", [face(neutral=0.5)], when(2023, 6, 2), 4),
+}
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "r.db"
+    idx = Index(path)
+    with idx.transaction():
+        for p, (h, faces, taken, dhash) in PHOTOS.items():
+            if faces is not None:
+                rows = [{"idx": j, "x": 1.0, "y": 2.0, "w": 30.0, "h": 40.0, "landmarks": None, **f}
+                        for j, f in enumerate(faces)]
+                idx.put_result(h, {"width": 100, "height": 100, "model_version": "m", "detector_version": "d",
+                                   "n_faces": len(faces), "scored_at": 0.0, "dhash": dhash, "exif_time": taken,
+                                   **ranking_columns(faces)}, rows)
+            idx.put_photo(p.encode(), 1, 1, h, 1)
+    idx.close()
+    return path
+
+
+def top(db, *args):
+    p = albumsort("top", *args, "--format", "ndjson", db=db)
+    assert p.returncode == 0, p.stderr
+    return [json.loads(line) for line in p.stdout.splitlines()]
+
+
+def names(items):
+    return [i["path"].rsplit("/", 1)[1] for i in items]
+
+
+def test_a_list_holds_only_photos_that_show_its_emotion(db):
+    assert names(top(db, "angry")) == ["angry.jpg", "group_mixed.jpg"]
+    assert "smile2.jpg" in names(top(db, "angry", "--any"))  # every photo with a face, ranked by angry
+    p = albumsort("top", "sad", db=db)
+    assert p.returncode == 0 and p.stdout == "" and "no photo shows it" in p.stderr
+
+
+def test_bursts_and_copies_count_once(db):
+    happy = top(db, "happy")
+    trip = [i for i in happy if "/trip/" in i["path"]]
+    assert len(trip) == 1 and trip[0]["shots"] == 3  # two shots and one copy, shown once
+    assert names(trip)[0] in ("smile1.jpg", "copy-of-smile1.jpg")  # the copies score alike: first by path
+    every = names(top(db, "happy", "--all-shots"))
+    assert {"smile1.jpg", "smile2.jpg", "copy-of-smile1.jpg"} <= set(every)
+
+
+def test_filters_combine(db):
+    assert set(names(top(db, "happy", "--in", "/al/home"))) == {"group_all.jpg", "group_mixed.jpg"}
+    assert names(top(db, "happy", "--since", "2024")) == ["copy-of-smile1.jpg"]
+    assert set(names(top(db, "happy", "--until", "2023-05-01"))) == {"group_all.jpg"}  # the whole day counts
+    assert set(names(top(db, "happy", "--min-faces", "2"))) == {"group_all.jpg", "group_mixed.jpg"}
+    assert set(names(top(db, "happy", "--max-faces", "1", "--in", "/al/home", "--any"))) == {"angry.jpg", "calm.jpg"}
+    assert names(top(db, "happy", "--in", "/al/trip", "--until", "2023")) == []
+    p = albumsort("top", "happy", "--since", "last tuesday", db=db)
+    assert p.returncode == 2 and "not a date" in p.stderr
+
+
+def test_everyone_ranks_by_the_least_smiling_face(db):
+    assert names(top(db, "happy", "--everyone")) == ["group_all.jpg"]  # the mixed group has a frown
+    assert names(top(db, "happy", "--everyone", "--any")) == ["group_all.jpg", "group_mixed.jpg"]
+
+
+def test_formats_and_conventions(db):
+    p = albumsort("top", "happy", "--format", "csv", db=db)
+    assert p.stdout.splitlines()[0] == "rank,score,faces,shots,path" and p.stderr == ""
+    p = albumsort("top", "happy", db=db)  # a table piped: one whole path per line
+    assert all(line.count("\t") == 4 for line in p.stdout.splitlines())
+    assert albumsort("--version", db=db).stdout.startswith("albumsort ")
+    h = albumsort("top", "--help", db=db, env={"COLUMNS": "200"}).stdout
+    flags = [line for line in h.splitlines() if any(f in line for f in ("--json", "--any", "--everyone"))]
+    assert len(flags) == 3 and not any("<bool>" in line or "BOOLEAN" in line for line in flags)
+
+
+def test_explain_and_show_several(db):
+    p = albumsort("explain", "/al/home/group_mixed.jpg", db=db)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "face 2:" in out and "shows angry" in out and "kept" in out
+    assert "happy: score" in out and "sad: score" in out and "; rank 3" in out
+    assert "angry: score 0.338 = (sum c*p 0.578 + 0.5 x 0.25) / (sum c 1.579 + 0.5); 1 face(s) show it; rank 2" in out
+    assert "not in the list: no kept face shows it" in out  # sad
+    assert "moment: 1 shot(s)" in out
+    burst = albumsort("explain", "/al/trip/smile2.jpg", db=db).stdout
+    assert "moment: 3 shot(s)" in burst and "its burst is shown by a better shot" in burst
+    one = json.loads(albumsort("show", "/al/home/angry.jpg", "--json", db=db).stdout)
+    assert isinstance(one, dict) and one["path"] == "/al/home/angry.jpg" and one["taken_from"] == "exif"
+    several = json.loads(albumsort("show", "/al/home/angry.jpg", "/al/trip", "--json", db=db).stdout)
+    assert [o["path"].rsplit("/", 1)[1] for o in several] == [
+        "angry.jpg", "copy-of-smile1.jpg", "sea.jpg", "smile1.jpg", "smile2.jpg"]
