@@ -202,7 +202,7 @@ def index(
         except DetectorUnavailable as e:
             fail(str(e))
         except KeyboardInterrupt:
-            fail("interrupted before any photo was read; nothing changed", code=130)
+            fail("interrupted; whatever was indexed is saved: run the same command again to continue", code=130)
         except Exception as e:  # a missing detector wheel, a full disk, a foreign database...
             fail(f"index stopped: {type(e).__name__}: {e}", code=4)
     from rich.markup import escape
@@ -313,7 +313,7 @@ def _photo_rows(idx, paths: list[Path]) -> list[dict]:
         if row is not None:
             rows.append(row)
             continue
-        prefix = raw.rstrip(b"/") + b"/"
+        prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
         under = idx.query("SELECT * FROM photos WHERE substr(raw, 1, ?) = ? ORDER BY path, raw", [len(prefix), prefix])
         if under:
             rows += under
@@ -434,7 +434,8 @@ def explain(
             where = "rank > 1000"
         out.append(f"{e}: score {score:.3f} = (sum c*p {num:.3f} + {PRIOR_WEIGHT} x {PRIOR}) / "
                    f"(sum c {total:.3f} + {PRIOR_WEIGHT}); {shows} face(s) show it; {where}")
-    members = burst_members(idx, {"hash": row["hash"], "taken": row.get("taken"), "dhash": res.get("dhash")})
+    members = burst_members(idx, {"hash": row["hash"], "taken": row.get("taken"), "taken_from": row.get("taken_from"),
+                                  "dhash": res.get("dhash")})
     out.append("")
     out.append(f"moment: {len(members)} shot(s)" + "".join(f"\n  {m['path']}" for m in members))
     for line in out:

@@ -65,14 +65,40 @@ def _stat_matches(st: os.stat_result, row: dict) -> bool:
 
 
 def is_ours(dest: Path, row: dict) -> bool:
-    """Whether ``dest/row['file']`` is still exactly what albumsort wrote: same kind, size and mtime."""
+    """Whether ``dest/row['file']`` is still exactly what albumsort wrote: same kind, size and mtime.
+
+    Manifests from before ``written_size`` existed are read as they were
+    written: a copy or hard link kept the source's size and mtime, a
+    symbolic link pointed at the source.
+    """
+    target = dest / row["file"]
     try:
-        st = os.lstat(dest / row["file"])
+        st = os.lstat(target)
     except OSError:
         return False
+    legacy = not row.get("written_size")
     if row.get("mode") == "symlink":
-        return stat.S_ISLNK(st.st_mode) and _stat_matches(st, row)
-    return stat.S_ISREG(st.st_mode) and _stat_matches(st, row)
+        if not stat.S_ISLNK(st.st_mode):
+            return False
+        return os.readlink(target) == os.path.abspath(row.get("source", "")) if legacy else _stat_matches(st, row)
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if legacy:
+        return str(st.st_size) == str(row.get("size")) and str(st.st_mtime_ns) == str(row.get("mtime_ns"))
+    return _stat_matches(st, row)
+
+
+def redundant(dest: Path, row: dict) -> bool:
+    """Whether removing albumsort's file loses nothing: a link, or a copy whose original is still there."""
+    target = dest / row["file"]
+    if row.get("mode") == "symlink":
+        return True
+    try:
+        if row.get("mode") == "hardlink":
+            return os.lstat(target).st_nlink > 1
+        return os.stat(row.get("source", "")).st_size == int(row.get("size", -1))
+    except (OSError, ValueError):
+        return False
 
 
 def own_files(folder: str | Path) -> set[str]:
@@ -95,25 +121,38 @@ def _tmp_path(dest: Path) -> Path:
     return dest / f"{TMP_PREFIX}{secrets.token_hex(8)}"
 
 
-def _place(source: str, target: Path, mode: str, replace_ok: bool) -> os.stat_result:
+def _place(source: str, target: Path, mode: str, prev: dict | None) -> os.stat_result:
     """Write ``target`` from ``source`` through an exclusively created temporary name.
 
-    ``replace_ok`` says the existing ``target`` is albumsort's own; otherwise
+    ``prev`` is the manifest row of albumsort's own file at ``target``: it
+    is replaced only if still unchanged, checked right before.  Without it,
     an existing target is never replaced.  Returns the written file's lstat.
     """
     tmp = _tmp_path(target.parent)
     try:
         if mode == "copy":
+            st = os.stat(source)
             with open(source, "rb") as src, open(tmp, "xb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-            shutil.copystat(source, tmp)
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # times only: never a read-only flag
         elif mode == "hardlink":
             os.link(source, tmp)
         else:
             os.symlink(os.path.abspath(source), tmp)
-        if not replace_ok and os.path.lexists(target):
-            raise FileExistsError(errno.EEXIST, "appeared while exporting", str(target))
-        os.replace(tmp, target)
+        if prev is not None:
+            if not is_ours(target.parent, prev):
+                raise FileExistsError(errno.EEXIST, "changed while exporting", str(target))
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target, follow_symlinks=False)  # fails, never replaces, if target exists
+                os.unlink(tmp)
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links: check, then rename
+                if os.path.lexists(target):
+                    raise FileExistsError(errno.EEXIST, "appeared while exporting", str(target)) from None
+                os.replace(tmp, target)
     except BaseException:
         if os.path.lexists(tmp):
             os.unlink(tmp)
@@ -168,13 +207,15 @@ def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> Ex
         for rank, item in enumerate(items, 1):
             src = os.fsdecode(item["raw"]) if item.get("raw") else item["path"]
             # The name comes from the text path, so a non-UTF-8 name gets its \xNN form.
-            name = export_name(rank, width, os.path.basename(item["path"]))
+            name = export_name(rank, width, os.path.basename(item["path"]).replace("\\", "_"))
             target = dest / name
             planned.add(name)
             try:
                 st = os.stat(src)
             except OSError as e:
                 result.failed.append(f"{item['path']}: source unreadable ({e.strerror}); not exported")
+                if ours.get(name):
+                    rows[name] = ours[name]  # still ours: keep it listed
                 continue
             row = {"rank": rank, "score": f"{item['score']:.6f}", "file": name, "source": item["path"],
                    "mode": mode, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -188,8 +229,13 @@ def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> Ex
                 result.kept += 1
                 rows[name] = dict(prev, rank=rank, score=row["score"])
                 continue
+            if prev is not None and not redundant(dest, prev):
+                result.skipped.append(f"{target}: kept, not replaced: its original {prev.get('source')} is gone or "
+                                      "changed, so this may be the only copy")
+                rows[name] = prev
+                continue
             try:
-                wst = _place(src, target, mode, replace_ok=prev is not None)
+                wst = _place(src, target, mode, prev)
             except OSError as e:
                 result.failed.append(f"{item['path']} -> {target}: {_advice(e, mode)}")
                 if prev is not None and is_ours(dest, prev):
@@ -200,13 +246,19 @@ def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> Ex
         for name, prev in ours.items():
             if name in planned or name in rows:
                 continue
-            if is_ours(dest, prev):  # checked again right before removing
-                try:
-                    os.unlink(dest / name)
-                    result.removed += 1
-                except OSError as e:
-                    result.failed.append(f"{dest / name}: could not remove an old export ({e.strerror})")
-                    rows[name] = prev
+            if not is_ours(dest, prev):  # checked again right before removing
+                continue
+            if not redundant(dest, prev):
+                result.skipped.append(f"{dest / name}: kept: its original {prev.get('source')} is gone or changed, "
+                                      "so this may be the only copy")
+                rows[name] = prev
+                continue
+            try:
+                os.unlink(dest / name)
+                result.removed += 1
+            except OSError as e:
+                result.failed.append(f"{dest / name}: could not remove an old export ({e.strerror})")
+                rows[name] = prev
     finally:
         for name, prev in old.items():
             if name not in rows and name not in planned and prev.get("written_size") and name in ours \

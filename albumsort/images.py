@@ -58,7 +58,10 @@ def local_seconds(epoch: float) -> float:
     import calendar
     import datetime
 
-    return float(calendar.timegm(datetime.datetime.fromtimestamp(epoch).timetuple()))
+    try:
+        return float(calendar.timegm(datetime.datetime.fromtimestamp(epoch).timetuple()))
+    except (OSError, OverflowError, ValueError):  # Windows rejects some mtimes (before 1970, say)
+        return float(epoch)
 
 
 def exif_time(im: Image.Image) -> float | None:

@@ -30,6 +30,8 @@ APPLICATION_ID = 0x616C6273
 """SQLite's application_id for albumsort indexes ("albs"): how an index is told from other databases."""
 
 OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs"})
+LEGACY_SCHEMAS = ("1", "2")
+"""Schema versions albumsort wrote before its indexes carried an application_id."""
 
 
 def default_db_path() -> Path:
@@ -157,15 +159,24 @@ class Index:
             raise NotAnIndex(f"{self.path} is not an albumsort index ({e}); refusing to touch it") from None
         if app_id == 0 and not tables:
             return 0
-        legacy = app_id == 0 and "meta" in tables and tables <= OWN_TABLES  # albumsort before application_id
-        if app_id != APPLICATION_ID and not legacy:
-            raise NotAnIndex(f"{self.path} is not an albumsort index (another program's database?); "
+        foreign = NotAnIndex(f"{self.path} is not an albumsort index (another program's database?); "
                              "refusing to change it: choose another --db")
+        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and not tables <= OWN_TABLES):
+            raise foreign
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            row = None  # no meta table
         except sqlite3.DatabaseError as e:
             raise DamagedIndex(damaged_message(self.path, e)) from None
-        return int(row[0]) if row else -1
+        if app_id == 0:
+            # Before application_id, albumsort indexes (schema 1 and 2) had exactly these tables.
+            if not (row and row[0] in LEGACY_SCHEMAS and {"meta", "results", "photos", "faces"} <= tables):
+                raise foreign
+        try:
+            return int(row[0]) if row else -1
+        except ValueError:
+            raise DamagedIndex(damaged_message(self.path, ValueError(f"schema version {row[0]!r}"))) from None
 
     def _check_readable(self) -> None:
         try:

@@ -158,6 +158,12 @@ def detect_and_crop(rgb: np.ndarray, detector) -> tuple[list, np.ndarray | None]
     return faces, np.stack([crop_face(gray, f.box, f.landmarks) for f in faces])
 
 
+def _content_failure(reason: str) -> bool:
+    """Failures that depend on the file's bytes alone are remembered; permissions and --max-pixels are not."""
+    return not reason.startswith(("permission denied", "cannot read", "image too large:", "not enough memory",
+                                  "corrupt image: [Errno"))
+
+
 def analyse(path: str, max_pixels: int) -> dict:
     """Check, hash, decode, detect and crop one photo (runs in a worker).
 
@@ -175,7 +181,7 @@ def analyse(path: str, max_pixels: int) -> dict:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
     except ImageError as e:
-        return {"error": str(e), "remember": True}
+        return {"error": str(e), "remember": _content_failure(str(e))}
     except OSError as e:
         return {"error": f"cannot read: {e.strerror or e}"}
     content_hash = h.hexdigest()
@@ -184,7 +190,7 @@ def analyse(path: str, max_pixels: int) -> dict:
     try:
         rgb, (full_w, full_h) = load_rgb(path, max_side=DECODE_SIDE, max_pixels=max_pixels)
     except ImageError as e:
-        return {"error": str(e), "hash": content_hash, "remember": True}
+        return {"error": str(e), "hash": content_hash, "remember": _content_failure(str(e))}
     faces, crops = detect_and_crop(rgb, _worker["detector"])
     s = full_w / rgb.shape[1]
     return {

@@ -31,6 +31,7 @@ Nothing here imports TensorFlow: ``top`` reads the index alone.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from albumsort.index import Index
@@ -60,7 +61,8 @@ class Filters:
         if self.folders:
             ors = []
             for f in self.folders:
-                prefix = f.rstrip(b"/") + b"/"
+                sep = os.sep.encode()
+                prefix = f.rstrip(sep) + sep
                 ors.append(f"substr({photo}.raw, 1, ?) = ?")
                 params += [len(prefix), prefix]
             where.append("(" + " OR ".join(ors) + ")")
@@ -123,6 +125,9 @@ def same_moment(a: dict, b: dict) -> bool:
     """Copies of one file, or near-identical photos taken a few seconds apart."""
     if a["hash"] == b["hash"]:
         return True
+    # Only camera capture times: files copied together get mtimes seconds apart.
+    if a.get("taken_from") != "exif" or b.get("taken_from") != "exif":
+        return False
     if a.get("taken") is None or b.get("taken") is None or abs(a["taken"] - b["taken"]) > BURST_SECONDS:
         return False
     return hamming(a.get("dhash"), b.get("dhash")) <= BURST_BITS
@@ -131,7 +136,8 @@ def same_moment(a: dict, b: dict) -> bool:
 def burst_members(index: Index, photo: dict) -> list[dict]:
     """Every indexed photo of ``photo``'s moment (itself included), by path."""
     rows = index.query(
-        "SELECT p.path, p.raw, p.hash, p.taken, r.dhash FROM photos p JOIN results r ON r.hash = p.hash "
+        "SELECT p.path, p.raw, p.hash, p.taken, p.taken_from, r.dhash FROM photos p "
+        "JOIN results r ON r.hash = p.hash "
         "WHERE p.hash = ? OR (p.taken BETWEEN ? AND ?) ORDER BY p.path, p.raw",
         [photo["hash"], (photo.get("taken") or 0) - BURST_SECONDS, (photo.get("taken") or 0) + BURST_SECONDS])
     return [r for r in rows if same_moment(photo, r)]
@@ -157,7 +163,7 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
                 SELECT hash, min(p_{e}) AS score, count(*) AS n_faces, max(p_{e}) AS best,
                        sum(CASE WHEN {is_top} THEN 1 ELSE 0 END) AS shows
                 FROM faces WHERE confidence >= ? GROUP BY hash HAVING count(*) >= 2)
-            SELECT p.path, p.raw, p.hash, p.taken, r.dhash, s.score, s.n_faces
+            SELECT p.path, p.raw, p.hash, p.taken, p.taken_from, r.dhash, s.score, s.n_faces
             FROM s JOIN photos p ON p.hash = s.hash JOIN results r ON r.hash = s.hash
             WHERE 1 {floor}{where}
             ORDER BY s.score DESC, s.n_faces DESC, s.best DESC, p.path, p.raw"""
@@ -166,7 +172,8 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
         where, params = filters.sql()
         floor = "" if any_ else f" AND r.shows_{e} > 0"
         sql = f"""
-            SELECT p.path, p.raw, r.hash, p.taken, r.dhash, r.score_{e} AS score, r.n_kept AS n_faces
+            SELECT p.path, p.raw, r.hash, p.taken, p.taken_from, r.dhash, r.score_{e} AS score,
+                   r.n_kept AS n_faces
             FROM results r INDEXED BY results_rank_{e} JOIN photos p ON p.hash = r.hash
             WHERE r.n_kept > 0{floor}{where}
             ORDER BY r.score_{e} DESC, r.n_kept DESC, r.best_{e} DESC, p.path, p.raw"""
@@ -178,7 +185,7 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
             SELECT hash, (sum(confidence * p_{e}) + ?) / (sum(confidence) + ?) AS score,
                    count(*) AS n_faces, max(p_{e}) AS best, sum(CASE WHEN {is_top} THEN 1 ELSE 0 END) AS shows
             FROM faces WHERE confidence >= ? GROUP BY hash)
-        SELECT p.path, p.raw, s.hash, p.taken, r.dhash, s.score, s.n_faces
+        SELECT p.path, p.raw, s.hash, p.taken, p.taken_from, r.dhash, s.score, s.n_faces
         FROM s JOIN photos p ON p.hash = s.hash JOIN results r ON r.hash = s.hash
         WHERE 1 {floor}{where}
         ORDER BY s.score DESC, s.n_faces DESC, s.best DESC, p.path, p.raw"""

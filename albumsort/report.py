@@ -110,6 +110,9 @@ def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) 
     boxes = []
     for f in item.get("faces", []):
         x, y, w, h = f["box"]
+        # Clip to the photo: a detector box may reach past its edge, and its label must stay inside.
+        x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
+        x, y, w, h = x0, y0, max(0.0, min(x + w, width) - x0), max(0.0, min(y + h, height) - y0)
         probs = f["probabilities"]
         e = max(probs, key=probs.get)
         style = (f"left:{100 * x / width:.2f}%;top:{100 * y / height:.2f}%;width:{100 * w / width:.2f}%;"

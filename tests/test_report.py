@@ -23,6 +23,7 @@ def indexed(tmp_path, album):
     astronaut().save(album / EVIL, quality=90)
     grace_hopper().save(album / ODD, quality=90)
     scenery(5).save(album / "places" / "no face #2.jpg")
+    shutil.copy(album / "people" / "astronaut.jpg", album / "astronaut copy.jpg")  # one moment, two shots
     idx = Index(tmp_path / "r.db")
     run_index([str(album)], idx, workers=2)
     return idx, album
@@ -94,6 +95,28 @@ def test_report_in_headless_chromium(indexed, tmp_path):
         assert shown == [r["path"] for r in no_faces(idx)][:10]
         boxes = drv.execute_script("return document.querySelectorAll('.box').length")
         assert boxes >= 4
+        # Face labels stay inside their thumbnail and never overlap one another.
+        bad = drv.execute_script("""
+            const out = [];
+            for (const fig of document.querySelectorAll('figure')) {
+              const img = fig.querySelector('img').getBoundingClientRect();
+              const labels = [...fig.querySelectorAll('.box span')].map(s => s.getBoundingClientRect());
+              labels.forEach((r, i) => {
+                if (r.left < img.left - 0.5 || r.right > img.right + 0.5 || r.top < img.top - 0.5 ||
+                    r.bottom > img.bottom + 0.5) out.push(['outside', fig.dataset.path]);
+                labels.slice(i + 1).forEach(q => {
+                  if (r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom)
+                    out.push(['overlap', fig.dataset.path]);
+                });
+              });
+            }
+            return out;""")
+        assert bad == []
+        # A moment's thumbnail says how many shots it stands for.
+        shots = drv.execute_script("return [...document.querySelectorAll('#happy figure')].map("
+                                   "f => [f.dataset.path, (f.querySelector('.shots') || {}).textContent])")
+        astro = [t for p, t in shots if "astronaut" in p]
+        assert astro == ["2 shots"], shots
         shot = tmp_path / "report.png"
         drv.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000

@@ -101,7 +101,7 @@ def test_partial_failure_exports_the_rest_and_records_it(tmp_path, sources, monk
     real_link = os.link
 
     def link(src, dst, *a, **k):
-        if src.endswith("b.jpg"):
+        if str(src).endswith("b.jpg"):
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         return real_link(src, dst, *a, **k)
 
@@ -397,3 +397,45 @@ def test_missing_detector_is_one_clear_line(album, tmp_path):
         pass
     p = albumsort("index", album, "--detector", "mtcnn", db=tmp_path / "i.db")
     assert p.returncode == 2 and "pip install mtcnn" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_an_export_that_may_be_the_last_copy_is_never_removed(tmp_path, sources):
+    dest = tmp_path / "out"
+    export_ranked(items(sources), dest)
+    os.unlink(sources[1])  # the user deleted the original of 002_b.jpg: the export is its only copy
+    res = export_ranked(items([sources[0]]), dest)
+    assert (dest / "002_b.jpg").read_bytes() == b"b.jpg" * 10 and not (dest / "003_c.png").exists()
+    assert any("002_b.jpg" in s and "only copy" in s for s in res.skipped)
+    other = tmp_path / "other" / "b.jpg"  # a different photo of the same name now ranks second
+    other.parent.mkdir()
+    other.write_bytes(b"another b")
+    export_ranked(items([sources[0], str(other)]), dest)
+    assert (dest / "002_b.jpg").read_bytes() == b"b.jpg" * 10
+
+
+def test_exports_made_before_written_sizes_were_recorded_are_still_ours(tmp_path, sources):
+    dest = tmp_path / "out"
+    export_ranked(items(sources), dest)
+    rows = list(csv.DictReader(open(dest / MANIFEST)))
+    with open(dest / MANIFEST, "w", newline="") as f:  # the previous version's columns
+        w = csv.DictWriter(f, fieldnames=["rank", "score", "file", "source", "mode", "size", "mtime_ns"],
+                           extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    res = export_ranked(items(sources[:1]), dest)
+    assert res.removed == 2 and res.skipped == []
+
+
+def test_a_legacy_looking_foreign_database_is_refused(tmp_path, album):
+    db = tmp_path / "x.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+    con.execute("CREATE TABLE photos (id INTEGER, note TEXT)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    con.execute("INSERT INTO photos VALUES (1, 'keep me')")
+    con.commit()
+    con.close()
+    before = digest(db)
+    p = albumsort("index", album, db=db)
+    assert p.returncode == 2 and "not an albumsort index" in p.stderr
+    assert digest(db) == before
