@@ -120,6 +120,17 @@ EVERYONE_HELP = "Is everyone showing it? Photos with 2+ faces, every face showin
 ALL_SHOTS_HELP = "List every shot of a burst and every copy, not one per moment."
 
 
+# The options every ranked list takes (top, export, report): defined once, shared.
+ANY_OPT = typer.Option(False, "--any", metavar="", help=ANY_HELP)
+EVERYONE_OPT = typer.Option(False, "--everyone", metavar="", help=EVERYONE_HELP)
+ALL_SHOTS_OPT = typer.Option(False, "--all-shots", metavar="", help=ALL_SHOTS_HELP)
+IN_OPT = typer.Option(None, "--in", metavar="FOLDER", help=IN_HELP)
+SINCE_OPT = typer.Option(None, "--since", metavar="DATE", help=SINCE_HELP)
+UNTIL_OPT = typer.Option(None, "--until", metavar="DATE", help=UNTIL_HELP)
+MIN_FACES_OPT = typer.Option(None, "--min-faces", min=0, help="Only photos with at least N kept faces.")
+MAX_FACES_OPT = typer.Option(None, "--max-faces", min=0, help="Only photos with at most N kept faces.")
+
+
 def filters_from(folders, since, until, min_faces, max_faces):
     from albumsort.index import path_key
     from albumsort.ranking import Filters
@@ -262,14 +273,14 @@ def top(
     as_json: bool = typer.Option(False, "--json", metavar="", help="Same as --format json."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json, ndjson or csv."),
     min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
-    any_: bool = typer.Option(False, "--any", metavar="", help=ANY_HELP),
-    everyone: bool = typer.Option(False, "--everyone", metavar="", help=EVERYONE_HELP),
-    all_shots: bool = typer.Option(False, "--all-shots", metavar="", help=ALL_SHOTS_HELP),
-    folders: Optional[List[Path]] = typer.Option(None, "--in", metavar="FOLDER", help=IN_HELP),
-    since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help=SINCE_HELP),
-    until: Optional[str] = typer.Option(None, "--until", metavar="DATE", help=UNTIL_HELP),
-    min_faces: Optional[int] = typer.Option(None, "--min-faces", min=0, help="Only photos with at least N kept faces."),
-    max_faces: Optional[int] = typer.Option(None, "--max-faces", min=0, help="Only photos with at most N kept faces."),
+    any_: bool = ANY_OPT,
+    everyone: bool = EVERYONE_OPT,
+    all_shots: bool = ALL_SHOTS_OPT,
+    folders: Optional[List[Path]] = IN_OPT,
+    since: Optional[str] = SINCE_OPT,
+    until: Optional[str] = UNTIL_OPT,
+    min_faces: Optional[int] = MIN_FACES_OPT,
+    max_faces: Optional[int] = MAX_FACES_OPT,
 ) -> None:
     """The N photos that best show EMOTION, best first (answers from the index alone).
 
@@ -506,14 +517,14 @@ def export(
     n: int = typer.Option(20, "-n", "--number", min=1, help="How many photos per emotion."),
     mode: Mode = typer.Option(Mode.copy, "--mode", help="copy, hardlink or symlink."),
     min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
-    any_: bool = typer.Option(False, "--any", metavar="", help=ANY_HELP),
-    everyone: bool = typer.Option(False, "--everyone", metavar="", help=EVERYONE_HELP),
-    all_shots: bool = typer.Option(False, "--all-shots", metavar="", help=ALL_SHOTS_HELP),
-    folders: Optional[List[Path]] = typer.Option(None, "--in", metavar="FOLDER", help=IN_HELP),
-    since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help=SINCE_HELP),
-    until: Optional[str] = typer.Option(None, "--until", metavar="DATE", help=UNTIL_HELP),
-    min_faces: Optional[int] = typer.Option(None, "--min-faces", min=0, help="Only photos with at least N kept faces."),
-    max_faces: Optional[int] = typer.Option(None, "--max-faces", min=0, help="Only photos with at most N kept faces."),
+    any_: bool = ANY_OPT,
+    everyone: bool = EVERYONE_OPT,
+    all_shots: bool = ALL_SHOTS_OPT,
+    folders: Optional[List[Path]] = IN_OPT,
+    since: Optional[str] = SINCE_OPT,
+    until: Optional[str] = UNTIL_OPT,
+    min_faces: Optional[int] = MIN_FACES_OPT,
+    max_faces: Optional[int] = MAX_FACES_OPT,
 ) -> None:
     """Write the ranked photos as 001_<name>, 002_<name>, ... with a manifest; reruns update it."""
     from albumsort.export import export_ranked
@@ -560,14 +571,14 @@ def report(
     n: int = typer.Option(20, "-n", "--number", min=1, help="Photos per emotion."),
     open_: bool = typer.Option(False, "--open", metavar="", help="Open the report in the default browser."),
     min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
-    any_: bool = typer.Option(False, "--any", metavar="", help=ANY_HELP),
-    everyone: bool = typer.Option(False, "--everyone", metavar="", help=EVERYONE_HELP),
-    all_shots: bool = typer.Option(False, "--all-shots", metavar="", help=ALL_SHOTS_HELP),
-    folders: Optional[List[Path]] = typer.Option(None, "--in", metavar="FOLDER", help=IN_HELP),
-    since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help=SINCE_HELP),
-    until: Optional[str] = typer.Option(None, "--until", metavar="DATE", help=UNTIL_HELP),
-    min_faces: Optional[int] = typer.Option(None, "--min-faces", min=0, help="Only photos with at least N kept faces."),
-    max_faces: Optional[int] = typer.Option(None, "--max-faces", min=0, help="Only photos with at most N kept faces."),
+    any_: bool = ANY_OPT,
+    everyone: bool = EVERYONE_OPT,
+    all_shots: bool = ALL_SHOTS_OPT,
+    folders: Optional[List[Path]] = IN_OPT,
+    since: Optional[str] = SINCE_OPT,
+    until: Optional[str] = UNTIL_OPT,
+    min_faces: Optional[int] = MIN_FACES_OPT,
+    max_faces: Optional[int] = MAX_FACES_OPT,
 ) -> None:
     """A self-contained HTML gallery: top-N per emotion with face boxes, no-face photos, summary."""
     from albumsort.report import ForeignPage, build_report

@@ -123,17 +123,26 @@ def check_header(path: str | Path, max_pixels: int = MAX_PIXELS,
             with Image.open(path) as im:
                 _open_checks(im, max_pixels, max_side)
                 return im.format or "?", im.size[0], im.size[1], exif_time(im)
-    except ImageError:
-        raise
-    except UnidentifiedImageError as e:
-        raise ImageError("not an image, or a format albumsort cannot read") from e
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"image too large (decompression bomb guard): {e}") from e
-    except PermissionError as e:
-        raise ImageError("permission denied") from e
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except Exception as e:
+        raise _as_image_error(e) from e
+
+
+def _as_image_error(e: BaseException) -> BaseException:
+    """Every way Pillow fails, as an ImageError with a one-line reason (ImageError itself passes through)."""
+    if isinstance(e, ImageError):
+        return e
+    if isinstance(e, UnidentifiedImageError):
+        return ImageError("not an image, or a format albumsort cannot read")
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return ImageError(f"image too large (decompression bomb guard): {e}")
+    if isinstance(e, PermissionError):
+        return ImageError("permission denied")
+    if isinstance(e, MemoryError):
+        return ImageError("not enough memory to decode")
+    if isinstance(e, (OSError, SyntaxError, ValueError, EOFError)):
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ImageError(f"corrupt image: {msg}") from e
+        return ImageError(f"truncated file: {msg}" if "truncated" in msg else f"corrupt image: {msg}")
+    return e
 
 
 def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pixels: int = MAX_PIXELS,
@@ -190,23 +199,11 @@ def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pi
                     im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))),
                                    Image.Resampling.BILINEAR, reducing_gap=2.0)
                 return np.asarray(im), full
-    except ImageError:
-        raise
-    except UnidentifiedImageError as e:
-        raise ImageError("not an image, or a format albumsort cannot read") from e
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"image too large (decompression bomb guard): {e}") from e
-    except Image.DecompressionBombWarning as e:
-        raise ImageError(f"image too large (decompression bomb guard): {e}") from e
-    except PermissionError as e:
-        raise ImageError("permission denied") from e
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if "truncated" in msg:
-            raise ImageError(f"truncated file: {msg}") from e
-        raise ImageError(f"corrupt image: {msg}") from e
-    except MemoryError as e:
-        raise ImageError("not enough memory to decode") from e
+    except Exception as e:
+        err = _as_image_error(e)
+        if err is e and not isinstance(e, ImageError):
+            raise
+        raise err from e
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

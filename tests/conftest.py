@@ -70,6 +70,18 @@ def album(tmp_path) -> Path:
 
 
 @pytest.fixture
+def sources(tmp_path):
+    """Three small source files for export tests."""
+    d = tmp_path / "src"
+    d.mkdir()
+    out = []
+    for name in ("a.jpg", "b.jpg", "c.png"):
+        (d / name).write_bytes(name.encode() * 10)
+        out.append(str(d / name))
+    return out
+
+
+@pytest.fixture
 def copy_tree(tmp_path):
     def copy(src: Path, name: str) -> Path:
         dst = tmp_path / name

@@ -8,17 +8,6 @@ import pytest
 from albumsort.export import MANIFEST, export_ranked
 
 
-@pytest.fixture
-def sources(tmp_path):
-    d = tmp_path / "src"
-    d.mkdir()
-    out = []
-    for name in ("a.jpg", "b.jpg", "c.png"):
-        (d / name).write_bytes(name.encode() * 10)
-        out.append(str(d / name))
-    return out
-
-
 def items(paths, scores=None):
     return [{"path": p, "score": (scores or [0.9, 0.8, 0.7])[i]} for i, p in enumerate(paths)]
 

@@ -25,25 +25,11 @@ from albumsort.index import APPLICATION_ID, Index
 from albumsort.indexer import run_index, worker_count
 from tests.conftest import astronaut
 from tests.test_cli import CLI, albumsort
+from tests.test_export import items
 
 
 def digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def sources(tmp_path):
-    d = tmp_path / "src"
-    d.mkdir()
-    out = []
-    for name in ("a.jpg", "b.jpg", "c.png"):
-        (d / name).write_bytes(name.encode() * 10)
-        out.append(str(d / name))
-    return out
-
-
-def items(paths):
-    return [{"path": p, "score": 0.9 - i / 10} for i, p in enumerate(paths)]
 
 
 # -- 1. export trusts nothing but what it wrote ---------------------------------

@@ -42,6 +42,15 @@ FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
 CSV_SPLITS = {"train": "Training", "test": "PublicTest", "private": "PrivateTest"}
 
 
+def read_face(path: str | Path) -> np.ndarray:
+    """One FER-style face file as uint8 (48, 48) grayscale."""
+    with Image.open(path) as im:
+        im = im.convert("L")
+        if im.size != (FACE_SIZE, FACE_SIZE):
+            im = im.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
 def load_folder(root: str | Path, limit_per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read ``root/<emotion>/*`` images for the four emotions; other folders are ignored.
 
@@ -60,11 +69,7 @@ def load_folder(root: str | Path, limit_per_class: int | None = None) -> tuple[n
         if limit_per_class:
             files = files[:limit_per_class]
         for path in files:
-            with Image.open(path) as im:
-                im = im.convert("L")
-                if im.size != (FACE_SIZE, FACE_SIZE):
-                    im = im.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
-                images.append(np.asarray(im, dtype=np.uint8))
+            images.append(read_face(path))
             labels.append(label)
     if not images:
         raise ValueError(f"{root} holds none of the folders {', '.join(EMOTIONS)}")
@@ -196,11 +201,7 @@ def load_ferplus(root: str | Path, split: str, labels: str = "votes",
         if limit_per_class and counts.get(cls, 0) >= limit_per_class:
             continue
         counts[cls] = counts.get(cls, 0) + 1
-        with Image.open(root / rel) as im:
-            im = im.convert("L")
-            if im.size != (FACE_SIZE, FACE_SIZE):
-                im = im.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
-            images.append(np.asarray(im, dtype=np.uint8))
+        images.append(read_face(root / rel))
         targets.append(t)
     if not images:
         raise ValueError(f"{root}/ferplus.csv: no faces for split {split}")

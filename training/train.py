@@ -27,7 +27,7 @@ class Config:
     nonfaces: str = "../shared/data"
     out: str = "models"
     name: str = "emotion"
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 64
     width: int = 24
     dropout: float = 0.25
@@ -39,7 +39,7 @@ class Config:
     augment_strength: float = 0.7
     jpeg_probability: float = 0.2
     unreadable_probability: float = 0.05
-    expw_repeat: int = 3
+    expw_repeat: int = 2
     flip_tta: bool = True
     val_fraction: float = 0.1
     seed: int = 1234
