@@ -162,7 +162,7 @@ def index(
     ctx: typer.Context,
     paths: List[Path] = typer.Argument(..., help="Photo folders (searched recursively) or files."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1,
-                                          help="Worker processes (default: all cores)."),
+                                          help="Worker processes (default: one per core, fewer when memory is short)."),
     detector: Optional[Detector] = typer.Option(None, help="Face detector (default: the best installed)."),
     max_pixels: Optional[int] = typer.Option(None, min=1,
                                              help="Refuse images larger than this many pixels (default 150,000,000)."),

@@ -99,7 +99,11 @@ class EmotionModel:
         except ImportError:
             import cv2
 
-            self._net = cv2.dnn.readNetFromTFLite(str(self.path))
+            try:
+                self._net = cv2.dnn.readNetFromTFLite(str(self.path))
+            except cv2.error:
+                raise RuntimeError(f"{self.path} needs the LiteRT runtime (pip install ai-edge-litert): "
+                                   "OpenCV's DNN module cannot run all of its operators") from None
             self.runtime = "opencv-dnn"
 
     def _run(self, x: np.ndarray) -> np.ndarray:

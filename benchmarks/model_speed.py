@@ -61,7 +61,11 @@ def main() -> int:
 
     import cv2
 
-    net = cv2.dnn.readNetFromTFLite(args.model)
+    try:
+        net = cv2.dnn.readNetFromTFLite(args.model)
+    except cv2.error as e:
+        net = None
+        reason = [ln for ln in str(e).splitlines() if "Unsupported" in ln or "error" in ln][-1].strip()[-70:]
 
     def opencv(batch):
         out = []
@@ -71,6 +75,8 @@ def main() -> int:
         return np.concatenate(out)
 
     try:
+        if net is None:
+            raise RuntimeError(reason)
         diff = np.abs(opencv(x) - ref).max()
         print(f"{'OpenCV DNN (fallback)':28}{faces_per_second(opencv, x, args.repeats):>18,.0f}{diff:>24.1e}")
     except Exception as e:  # cv2.error: an op the DNN module does not implement
