@@ -33,6 +33,7 @@ def fill(idx: Index, n: int) -> int:
     faces_total = 0
     with idx.transaction():
         results, faces, photos = [], [], []
+        prev_dhash = 0
         for i in range(n):
             h = f"{i:032x}"
             k = int(rng.poisson(2.0))
@@ -44,11 +45,16 @@ def fill(idx: Index, n: int) -> int:
                            "det_score": det, **{f"p_{e}": float(p[m]) for m, e in enumerate(EMOTIONS)},
                            "confidence": face_confidence(det, p)})
             faces += fs
-            results.append({"hash": h, "width": 4000, "height": 3000, "model_version": "m", "detector_version": "d",
+            # Shots 4 s apart with EXIF times; every 5th photo repeats the previous one's scene (a burst).
+            dhash = prev_dhash if i % 5 and rng.random() < 0.5 else int(rng.integers(-2**62, 2**62))
+            prev_dhash = dhash
+            results.append({"hash": h, "dhash": dhash, "exif_time": 1.7e9 + 4.0 * i,
+                            "width": 4000, "height": 3000, "model_version": "m", "detector_version": "d",
                             "n_faces": k, "scored_at": 0.0, **ranking_columns(fs)})
             path = f"/photos/{i // 1000:03d}/IMG_{i:06d}.jpg"
             photos.append({"path": path, "raw": path.encode(), "size": 1,
-                           "mtime_ns": 1, "hash": h, "seen_run": 1, "indexed_at": 0.0})
+                           "mtime_ns": 1, "hash": h, "taken": 1.7e9 + 4.0 * i, "taken_from": "exif",
+                           "seen_run": 1, "indexed_at": 0.0})
         idx.db["results"].insert_all(results, batch_size=5000)
         idx.db["faces"].insert_all(faces, batch_size=5000)
         idx.db["photos"].insert_all(photos, batch_size=5000)
