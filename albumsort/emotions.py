@@ -11,16 +11,14 @@ TensorFlow would cost seconds per command and is never needed here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import sys
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from albumsort.litert import TFLiteModel, file_version
 from albumsort.preprocess import EMOTIONS, to_model_input
 
 MODEL_NAME = "emotion.tflite"
@@ -51,28 +49,12 @@ def default_model_path() -> Path:
     raise FileNotFoundError(f"no {MODEL_NAME} in " + ", ".join(str(d) for d in model_dirs()))
 
 
-def file_version(path: Path) -> str:
-    """A short content hash: the index re-scores photos when this changes."""
-    h = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return h[:12]
-
-
-@contextmanager
-def _quiet_stderr():
-    """Silence C++ log lines written straight to file descriptor 2."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-            yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
+def model_version(path: str | Path | None = None) -> str:
+    """The version the index records for the model at ``path`` (the shipped one by default), without loading it."""
+    path = Path(path) if path else default_model_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"emotion model not found: {path}")
+    return f"{path.stem}-{file_version(path)}"
 
 
 class EmotionModel:
@@ -80,63 +62,22 @@ class EmotionModel:
 
     def __init__(self, path: str | Path | None = None, threads: int | None = None):
         self.path = Path(path) if path else default_model_path()
-        if not self.path.is_file():
-            raise FileNotFoundError(f"emotion model not found: {self.path}")
-        self.version = f"{self.path.stem}-{file_version(self.path)}"
+        self.version = model_version(self.path)
         meta = self.path.with_suffix(".json")
         self.meta = json.loads(meta.read_text()) if meta.is_file() else {}
         labels = tuple(self.meta.get("labels", EMOTIONS))
         if labels != EMOTIONS:
             raise ValueError(f"{self.path}: model labels {labels} differ from {EMOTIONS}")
         self.threads = threads or min(2, os.cpu_count() or 1)
-        self._batch = None
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-
-            with _quiet_stderr():  # LiteRT prints an INFO line about XNNPACK on every load
-                self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
-            self.runtime = "litert"
-        except ImportError:
-            import cv2
-
-            try:
-                self._net = cv2.dnn.readNetFromTFLite(str(self.path))
-            except cv2.error:
-                raise RuntimeError(f"{self.path} needs the LiteRT runtime (pip install ai-edge-litert): "
-                                   "OpenCV's DNN module cannot run all of its operators") from None
-            self.runtime = "opencv-dnn"
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        if self.runtime == "litert":
-            it = self._interp
-            if self._batch != len(x):
-                it.resize_tensor_input(it.get_input_details()[0]["index"], list(x.shape))
-                with _quiet_stderr():
-                    it.allocate_tensors()
-                self._batch = len(x)
-            it.set_tensor(it.get_input_details()[0]["index"], x)
-            it.invoke()
-            out = it.get_tensor(it.get_output_details()[0]["index"]).copy()
-        else:
-            self._net.setInput(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-            out = np.asarray(self._net.forward())
-        return out.reshape(len(x), -1)
+        self._model = TFLiteModel(self.path, self.threads)
+        self.runtime = self._model.runtime
 
     def score(self, inputs: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (N, 4), readability (N,)) for model inputs (N, 48, 48, 1) from ``to_model_input``."""
         k = len(EMOTIONS)
         if len(inputs) == 0:
             return np.zeros((0, k), dtype=np.float32), np.zeros(0, dtype=np.float32)
-        out = []
-        for i in range(0, len(inputs), batch_size):
-            chunk = np.ascontiguousarray(inputs[i:i + batch_size], dtype=np.float32)
-            if len(chunk) < batch_size and len(inputs) > batch_size:
-                # Pad the tail so the interpreter keeps one allocated shape.
-                pad = np.zeros((batch_size - len(chunk),) + chunk.shape[1:], np.float32)
-                out.append(self._run(np.concatenate([chunk, pad]))[: len(chunk)])
-            else:
-                out.append(self._run(chunk))
-        y = np.concatenate(out).astype(np.float32)
+        y = self._model.run_batched(inputs, batch_size).astype(np.float32)
         readability = y[:, k] if y.shape[1] > k else np.ones(len(y), np.float32)
         return y[:, :k], readability
 

@@ -1,9 +1,10 @@
 """``albumsort index``: scan, decode, detect, classify and store, incrementally and in parallel.
 
-Worker processes (one per core, fewer when memory is short) check each
-file's header, hash it, decode it at the size the detector needs, find the faces and cut the 48x48 crops; the
-main process batches crops from many photos into one model call and writes
-each batch of photos in one transaction.  A file whose size and mtime match
+Worker processes (one per core, fewer when memory is short) do all the work
+on a photo: check its header, hash it, decode it at the size the detector
+needs, find and verify the faces, and score them with the emotion model, so
+that both cores stay busy and nothing waits for a batch.  The main process
+only walks the folders and writes each batch of results in one transaction.  A file whose size and mtime match
 the index is never opened, nor is an unchanged file that failed before (it
 is counted as a known failure); a file whose content hash is already scored
 with the current model and detector (moved, renamed or copied) is not decoded.
@@ -31,14 +32,15 @@ from albumsort.preprocess import EMOTIONS
 from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, face_confidence, ranking_columns
 from albumsort.scan import Entry, Failure, walk
 
-DECODE_SIDE = 1024
-"""Photos are decoded with their long side at most this (JPEG DCT scaling): the
-detector's input size, so a 4000x3000 JPEG is decoded at 1/2 scale, then shrunk."""
+DECODE_SIDE = 1000
+"""Photos are decoded with their long side at most this: the detector's input size
+(``faces.DETECT_SIDE``), so libjpeg decodes a 4000x3000 JPEG at 1/4 scale to exactly 1000x750."""
 
 
-TASKS_PER_WORKER = 200
+TASKS_PER_WORKER = 1000
 """Workers are replaced after this many photos: yuface leaks ~35 KB per detection
-(measured: 212 MiB over 3,000 calls), so memory stays flat in album size."""
+(measured: 212 MiB over 3,000 calls), so memory stays bounded whatever the album's size,
+while start-up (about a second per worker) is paid once per thousand photos."""
 
 WORKER_MEMORY = (1 << 30) + (256 << 20)
 """Memory one worker may need: the largest decode it accepts (``images.MAX_DECODE_BYTES``) plus
@@ -108,8 +110,8 @@ class Summary:
 _worker: dict = {}
 
 
-def _init_worker(db_path: str, detector_name: str | None, current: tuple[str, str]) -> None:
-    """Runs once per worker process: one thread each, models loaded once."""
+def _init_worker(db_path: str, detector_name: str | None, model_path: str | None, current: tuple[str, str]) -> None:
+    """Runs once per worker process: one thread each, the detector and models loaded once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     _exit_with_parent()
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -119,6 +121,9 @@ def _init_worker(db_path: str, detector_name: str | None, current: tuple[str, st
     from albumsort.faces import make_detector
 
     _worker["detector"] = make_detector(detector_name)
+    from albumsort.emotions import EmotionModel
+
+    _worker["model"] = EmotionModel(model_path, threads=1)
     from pathlib import Path
 
     uri = Path(db_path).resolve().as_uri() + "?mode=ro"  # escapes '#', '?' and '%' in the path
@@ -148,7 +153,7 @@ def _is_current(content_hash: str) -> bool:
 
 
 def detect_and_crop(rgb: np.ndarray, detector) -> tuple[list, np.ndarray | None]:
-    """Faces in ``rgb`` and their model crops, made by the shared ``crop_face``."""
+    """Candidate faces in ``rgb`` and their model crops, made by the shared ``crop_face``."""
     from albumsort.preprocess import crop_face, to_gray
 
     faces = detector.detect(rgb)
@@ -156,6 +161,22 @@ def detect_and_crop(rgb: np.ndarray, detector) -> tuple[list, np.ndarray | None]
         return faces, None
     gray = to_gray(rgb)
     return faces, np.stack([crop_face(gray, f.box, f.landmarks) for f in faces])
+
+
+def find_faces(rgb: np.ndarray, detector, model) -> tuple[list, np.ndarray, np.ndarray]:
+    """(faces, probabilities (N, 4), readability (N,)): the candidates ``faces.confirmed`` accepts, scored.
+
+    The one definition of "the faces in a photo": ``albumsort index`` and
+    benchmarks/detection.py both call it.
+    """
+    from albumsort.faces import confirmed
+
+    faces, crops = detect_and_crop(rgb, detector)
+    if not faces:
+        return [], np.zeros((0, len(EMOTIONS)), np.float32), np.zeros(0, np.float32)
+    probs, readability = model.score_crops(crops)
+    keep = [i for i, f in enumerate(faces) if confirmed(f.score, float(readability[i]))]
+    return [faces[i] for i in keep], probs[keep], readability[keep]
 
 
 def _content_failure(reason: str) -> bool:
@@ -191,23 +212,26 @@ def analyse(path: str, max_pixels: int) -> dict:
         rgb, (full_w, full_h) = load_rgb(path, max_side=DECODE_SIDE, max_pixels=max_pixels)
     except ImageError as e:
         return {"error": str(e), "hash": content_hash, "remember": _content_failure(str(e))}
-    faces, crops = detect_and_crop(rgb, _worker["detector"])
+    faces, probs, readability = find_faces(rgb, _worker["detector"], _worker["model"])
     s = full_w / rgb.shape[1]
     return {
-        "hash": content_hash, "known": False, "width": full_w, "height": full_h, "crops": crops,
+        "hash": content_hash, "known": False, "width": full_w, "height": full_h,
         "dhash": difference_hash(rgb), "exif_time": taken,
-        "faces": [{"box": [v * s for v in f.box], "score": f.score,
+        "faces": [{"box": [v * s for v in f.box], "score": f.score, "p": [float(v) for v in p],
+                   "readability": float(r),
                    "landmarks": [round(v * s, 1) for v in f.landmarks] if f.landmarks else None}
-                  for f in faces],
+                  for f, p, r in zip(faces, probs, readability)],
     }
 
 
 # --------------------------------------------------------------------------
 # Main side
-def current_versions(model, detector_name: str | None) -> tuple[str, str]:
+def current_versions(model_path: str | None, detector_name: str | None) -> tuple[str, str]:
+    """(emotion model version, detector version): results made with others are re-scored."""
+    from albumsort.emotions import model_version
     from albumsort.faces import make_detector
 
-    return model.version, make_detector(detector_name).version
+    return model_version(model_path), make_detector(detector_name).version
 
 
 def run_index(
@@ -231,7 +255,6 @@ def run_index(
     """
     from filelock import FileLock, Timeout
 
-    from albumsort.emotions import EmotionModel
     from albumsort.images import MAX_PIXELS
 
     max_pixels = max_pixels or MAX_PIXELS
@@ -244,8 +267,7 @@ def run_index(
     t0 = time.time()
     summary = Summary()
     try:
-        model = EmotionModel(model_path, threads=1)
-        versions = current_versions(model, detector_name)
+        versions = current_versions(model_path, detector_name)
         abs_roots = [os.path.abspath(r) for r in roots]
         run = index.start_run([path_text(r) for r in abs_roots])
         workers = worker_count(workers)
@@ -253,7 +275,7 @@ def run_index(
             todo, unreadable = _scan(index, abs_roots, versions, run, summary, exclude)
             if on_total:
                 on_total(len(todo))
-            _process(index, todo, model, versions, run, summary, workers, detector_name, max_pixels, progress)
+            _process(index, todo, model_path, versions, run, summary, workers, detector_name, max_pixels, progress)
         except KeyboardInterrupt:
             summary.interrupted = True
         if not summary.interrupted:
@@ -318,31 +340,31 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
     return todo, unreadable
 
 
-def _process(index, todo, model, versions, run, summary, workers, detector_name, max_pixels, progress):
+def _process(index, todo, model_path, versions, run, summary, workers, detector_name, max_pixels, progress):
     """Run ``todo`` through worker processes; a crashed worker costs only its own photos."""
     from concurrent.futures.process import BrokenProcessPool
 
     if not todo:
         return
     ctx = get_context("spawn")
-    pending: list[tuple[tuple, dict]] = []  # scored photos waiting for the model
-    state = {"n_crops": 0, "done": 0, "last_flush": time.time()}
+    pending: list[tuple[tuple, dict]] = []  # scored photos waiting to be written
+    state = {"done": 0, "last_flush": time.time()}
     queue = list(reversed(todo))  # pop() hands out photos in scan order
 
     def flush(force: bool = False) -> None:
-        if pending and (force or state["n_crops"] >= 256 or len(pending) >= 64
+        if pending and (force or len(pending) >= 64
                         or time.time() - state["last_flush"] >= 1.0):  # commit at least every second
-            _store(index, pending, model, versions, run, summary)
+            _store(index, pending, versions, run, summary)
             state["done"] += len(pending)
             pending.clear()
-            state["n_crops"], state["last_flush"] = 0, time.time()
+            state["last_flush"] = time.time()
             if progress:
                 progress(state["done"], len(todo))
 
     recycle = {"max_tasks_per_child": TASKS_PER_WORKER} if sys.version_info >= (3, 11) else {}
     while queue:
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(str(index.path), detector_name, versions), **recycle)
+                                   initargs=(str(index.path), detector_name, model_path, versions), **recycle)
         inflight: dict[Future, tuple] = {}
         try:
             while queue or inflight:
@@ -358,8 +380,6 @@ def _process(index, todo, model, versions, run, summary, workers, detector_name,
                         res = {"error": "a worker process crashed on this file (out of memory?)"}
                     except Exception as e:
                         res = {"error": f"internal error: {type(e).__name__}: {e}"}
-                    if res.get("crops") is not None:
-                        state["n_crops"] += len(res["crops"])
                     pending.append((task, res))
                 flush(force=not inflight)
             pool.shutdown()
@@ -376,14 +396,8 @@ def _process(index, todo, model, versions, run, summary, workers, detector_name,
     flush(force=True)
 
 
-def _store(index: Index, pending: list, model, versions, run: int, summary: Summary) -> list:
-    """Classify all crops of ``pending`` in one call and write them in one transaction."""
-    crops = [r["crops"] for _, r in pending if r.get("crops") is not None]
-    if crops:
-        probs, readability = model.score_crops(np.concatenate(crops))
-    else:
-        probs, readability = np.zeros((0, len(EMOTIONS))), np.zeros(0)
-    k = 0
+def _store(index: Index, pending: list, versions, run: int, summary: Summary) -> list:
+    """Write the results of ``pending`` photos in one transaction."""
     with index.transaction():
         for (key, _path, raw, size, mtime_ns), res in pending:
             if "error" in res:
@@ -409,8 +423,7 @@ def _store(index: Index, pending: list, model, versions, run: int, summary: Summ
                 continue
             faces = []
             for i, f in enumerate(res["faces"]):
-                p, r = probs[k], float(readability[k])
-                k += 1
+                p, r = f["p"], f["readability"]
                 faces.append({
                     "idx": i, "x": f["box"][0], "y": f["box"][1], "w": f["box"][2], "h": f["box"][3],
                     "landmarks": json.dumps(f["landmarks"]) if f["landmarks"] else None,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from albumsort.faces import DetectorUnavailable, Face, iou, make_detector, nms
+from albumsort.faces import CANDIDATE_SCORE, READABLE, SURE_SCORE, DetectorUnavailable, Face, confirmed, iou, \
+    make_detector, nms
 from tests.conftest import astronaut, shared
 
 
@@ -81,9 +82,51 @@ def test_dlib_photos_faces_found():
     assert total == 43 and found / total >= 0.85, (found, total)
 
 
-def test_false_alarms_on_no_face_photos():
-    """A face on at most 1% of the 704 scenes plus dlib's dogs.jpg (the issue's target)."""
-    det = make_detector()
+@pytest.fixture(scope="module")
+def find():
+    """The faces ``albumsort index`` finds in an RGB array: detector candidates the model confirms."""
+    from albumsort.emotions import EmotionModel
+    from albumsort.indexer import find_faces
+
+    det, model = make_detector(), EmotionModel(threads=1)
+    return lambda rgb: find_faces(np.ascontiguousarray(rgb), det, model)[0]
+
+
+def test_confirmation_rule():
+    """YuNet's sure candidates are faces; less sure ones only when the emotion model reads them as faces."""
+    assert confirmed(SURE_SCORE, 0.0)
+    assert confirmed(CANDIDATE_SCORE, READABLE) and not confirmed(CANDIDATE_SCORE, READABLE - 0.01)
+    assert not confirmed(CANDIDATE_SCORE - 0.01, 1.0)
+
+
+def test_false_alarms_on_no_face_photos(find):
+    """A face on at most 0.5% of the 704 scenes plus dlib's dogs.jpg (issue 8's target)."""
     photos = sorted(shared("no-face-scenes").rglob("*.jpg")) + [shared("dlib-faces", "dogs.jpg")]
-    alarms = sum(1 for s in photos if det.detect(np.asarray(Image.open(s).convert("RGB"))))
-    assert len(photos) == 705 and alarms / len(photos) <= 0.01
+    alarms = sum(1 for s in photos if find(np.asarray(Image.open(s).convert("RGB"))))
+    assert len(photos) == 705 and alarms / len(photos) <= 0.005
+
+
+def test_no_face_in_faceless_sample_images(find):
+    """Sample images without a person that ship with scikit-image: no face (Hubble was one before).
+
+    stereo_motorcycle is left out: its headlamp under two round gauges is a face
+    to YuNet (0.75) and to the model (readability 0.91); benchmarks/detection.py counts it.
+    """
+    import skimage.data as sk
+
+    names = ("hubble_deep_field", "coffee", "chelsea", "rocket", "moon", "horse", "coins", "clock", "retina",
+             "immunohistochemistry", "brick", "grass", "gravel", "page", "text")
+    flagged = []
+    for n in names:
+        a = getattr(sk, n)()
+        if find(np.asarray(Image.fromarray(a).convert("RGB"))):
+            flagged.append(n)
+    assert flagged == []
+
+
+def test_faces_confirmed_in_real_photos(find):
+    """Faces in the astronaut and Grace Hopper portraits survive the confirmation."""
+    from tests.conftest import grace_hopper
+
+    assert len(find(np.asarray(astronaut()))) == 1
+    assert len(find(np.asarray(grace_hopper().convert("RGB")))) == 1

@@ -71,6 +71,28 @@ def test_reduced_jpeg_decode(tmp_path):
     assert size == (4000, 3000) and max(rgb.shape[:2]) == 1024
 
 
+@pytest.mark.parametrize("orientation", (1, 6, 8))
+def test_12mp_jpeg_decodes_at_quarter_scale_upright(tmp_path, monkeypatch, orientation):
+    """At the detector's 1000 px, libjpeg decodes a 4000x3000 photo at 1/4 scale: no resize after, orientation exact."""
+    from albumsort.indexer import DECODE_SIDE
+
+    upright = Image.new("RGB", (4000, 3000), (0, 0, 255))
+    upright.paste((255, 0, 0), (0, 0, 2000, 1500))  # red top-left quarter
+    stored = {1: upright, 6: upright.transpose(Image.Transpose.ROTATE_90),
+              8: upright.transpose(Image.Transpose.ROTATE_270)}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    p = tmp_path / "IMG.jpg"
+    stored.save(p, exif=exif.tobytes(), quality=90)
+    resized = []
+    real_resize = Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize", lambda im, *a, **k: resized.append(im.size) or real_resize(im, *a, **k))
+    rgb, size = load_rgb(p, max_side=DECODE_SIDE)
+    assert size == (4000, 3000) and rgb.shape == (750, 1000, 3) and resized == []
+    assert rgb[100, 100, 0] > 200 and rgb[100, 100, 2] < 50  # red where the upright photo has it
+    assert rgb[600, 900, 2] > 200 and rgb[600, 900, 0] < 50
+
+
 def test_empty_file(tmp_path):
     p = tmp_path / "empty.jpg"
     p.write_bytes(b"")

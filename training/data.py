@@ -303,7 +303,7 @@ def load_nonfaces(data: str | Path, detector=None, seed: int = 0, per_scene: int
 
     data = Path(data)
     rng = np.random.default_rng(seed)
-    detector = detector or YuNetDetector(min_score=0.3, raw_score=0.3, min_size=12)
+    detector = detector or YuNetDetector(min_score=0.3, min_size=12)
     want = share == "train"
     crops: list[np.ndarray] = []
 
