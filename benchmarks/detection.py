@@ -1,6 +1,6 @@
 """Face-detection quality and speed on real photos, detectors side by side.
 
-    python benchmarks/detection.py [--limit 400] [--detectors albumsort,yunet-default,mtcnn] [--sweep]
+    python benchmarks/detection.py [--limit 400] [--detectors albumsort,yunet-default,mtcnn] [--sweep] [--side 1000]
 
 * Recall: WIDER FACE validation sample (../shared/data/wider-face-val-sample,
   1024 px wide, crowds to portraits): share of annotated faces at least 32,
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 
 from albumsort.emotions import EmotionModel  # noqa: E402
-from albumsort.faces import CANDIDATE_SCORE, MIN_SIZE, READABLE, SURE_SCORE, YuNetDetector, iou, make_detector  # noqa: E402,E501
+from albumsort.faces import CANDIDATE_SCORE, DETECT_SIDE, MIN_SIZE, READABLE, SURE_SCORE, YuNetDetector, iou, make_detector  # noqa: E402,E501
 from albumsort.indexer import detect_and_crop, find_faces  # noqa: E402
 from training.data import is_training_share  # noqa: E402
 
@@ -60,8 +60,8 @@ NO_FACE_SAMPLES = ("brick", "chelsea", "checkerboard", "clock", "coffee", "coins
 class Albumsort:
     """The detector plus the emotion model's confirmation, as ``albumsort index`` finds faces."""
 
-    def __init__(self):
-        self.detector = make_detector("yunet")
+    def __init__(self, side: int = DETECT_SIDE):
+        self.detector = YuNetDetector(side=side)
         self.model = EmotionModel(threads=1)
         self.version = f"{self.detector.version} + {self.model.version} readability"
 
@@ -69,12 +69,12 @@ class Albumsort:
         return find_faces(rgb, self.detector, self.model)[0]
 
 
-def detectors(names: list[str]):
+def detectors(names: list[str], side: int):
     for name in names:
         if name == "albumsort":
-            yield name, Albumsort()
+            yield name, Albumsort(side)
         elif name == "yunet-default":  # yuface out of the box: one pass, its own 0.5 threshold
-            yield name, YuNetDetector(min_score=0.5, min_size=0)
+            yield name, YuNetDetector(min_score=0.5, min_size=0, side=side)
         elif name == "mtcnn":
             try:
                 yield name, make_detector("mtcnn")
@@ -223,11 +223,13 @@ def main() -> int:
     ap.add_argument("--detectors", default="albumsort,yunet-default",
                     help="comma-separated: albumsort, yunet-default, mtcnn")
     ap.add_argument("--sweep", action="store_true", help="also print the threshold sweep")
+    ap.add_argument("--side", type=int, default=DETECT_SIDE,
+                    help=f"long side the detector sees (albumsort uses {DETECT_SIDE})")
     args = ap.parse_args()
     if not (DATA / "wider-face-val-sample").is_dir():
         sys.exit(f"no data at {DATA}")
     rows = {}
-    for name, det in detectors(args.detectors.split(",")):
+    for name, det in detectors(args.detectors.split(","), args.side):
         rows[name] = evaluate(det, args.limit)
         rows[name]["version"] = det.version
         print(f"{name}: done", file=sys.stderr, flush=True)

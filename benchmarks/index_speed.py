@@ -109,7 +109,9 @@ def time_each(fn, files: list[Path]) -> float:
 
 
 FER_CODE = """
-import sys, time, cv2
+import sys, time
+sys.path.insert(0, sys.argv.pop(1))  # OpenCV 4: fer's Haar cascade is gone from OpenCV 5
+import cv2
 from fer.fer import FER  # fer 25 keeps the class here
 det = FER(mtcnn=False)
 files = sys.argv[1:]
@@ -121,8 +123,16 @@ print(time.perf_counter() - t, faces)
 
 
 def time_fer(files: list[Path]) -> tuple[float, int] | None:
-    """Seconds for the fer package's whole pipeline on ``files`` (one process), or None where fer is missing."""
-    p = subprocess.run([sys.executable, "-c", FER_CODE, *map(str, files)], capture_output=True, text=True,
+    """Seconds for the fer package's whole pipeline on ``files`` (one process), or None where fer is missing.
+
+    fer needs OpenCV 4's Haar cascades (OpenCV 5 dropped them): installed once
+    into benchmarks/out/opencv4, apart from albumsort's own OpenCV.
+    """
+    cv4 = OUT / "opencv4"
+    if not (cv4 / "cv2").is_dir():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(cv4),
+                        "opencv-python-headless<5"], capture_output=True)
+    p = subprocess.run([sys.executable, "-c", FER_CODE, str(cv4), *map(str, files)], capture_output=True, text=True,
                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if p.returncode != 0:
         print(f"fer could not run: {(p.stderr.strip().splitlines() or ['?'])[-1]}", file=sys.stderr)
