@@ -14,7 +14,8 @@ import math
 import numpy as np
 
 FACE_SIZE = 48
-"""Side of the square grayscale crop the model reads (FER2013's size)."""
+"""Default side of the square crop (FER2013's size).  The album pipeline reads the
+side and the channel count from the model file itself (``emotions.EmotionModel``)."""
 
 CROP_SCALE = 1.0
 """Side of the square crop, as a multiple of the detector box's larger side.
@@ -41,6 +42,15 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
+def for_model(rgb: np.ndarray, channels: int) -> np.ndarray:
+    """The photo as the model reads it: grayscale (H, W) for a 1-channel model, RGB (H, W, 3) otherwise."""
+    if channels == 1:
+        return to_gray(rgb)
+    if rgb.ndim == 2:
+        return np.repeat(rgb[..., None], 3, axis=2)
+    return rgb[..., :3]
+
+
 def crop_face(
     gray: np.ndarray,
     box: tuple[float, float, float, float],
@@ -48,6 +58,9 @@ def crop_face(
     size: int = FACE_SIZE,
 ) -> np.ndarray:
     """Cut the face in ``box`` (x, y, w, h) out of ``gray`` as a size x size crop.
+
+    ``gray`` may also be an RGB image (H, W, 3) (see ``for_model``); the crop
+    then keeps its three channels.
 
     When eye landmarks are given (YuNet order: right eye, left eye, nose,
     mouth corners, as x, y pairs) the crop is rotated about the face centre so
@@ -87,14 +100,15 @@ def crop_face(
 
 
 def to_model_input(crops: np.ndarray) -> np.ndarray:
-    """Turn uint8 crops (N, 48, 48) or (48, 48) into the model's float input.
+    """Turn uint8 crops into the model's float input (N, S, S, C) in [0, 1].
 
-    Output is float32 (N, 48, 48, 1) in [0, 1]; the model standardises each
-    face itself (its first layer), so no statistics have to travel with it.
+    Accepts grayscale crops (N, S, S) or (S, S), colour crops (N, S, S, 3) or
+    (S, S, 3), and (N, S, S, 1).  The model standardises each face itself
+    (its first layer), so no statistics have to travel with it.
     """
     crops = np.asarray(crops)
-    if crops.ndim == 2:
-        crops = crops[None]
-    if crops.ndim == 4:
-        crops = crops[..., 0]
-    return (crops.astype(np.float32) / 255.0)[..., None]
+    if crops.ndim == 2 or (crops.ndim == 3 and crops.shape[1] != crops.shape[2]):
+        crops = crops[None]  # one grayscale (S, S) or colour (S, S, C) crop
+    if crops.ndim == 3:
+        crops = crops[..., None]
+    return crops.astype(np.float32) / 255.0

@@ -79,3 +79,15 @@ def test_album_pipeline_crops_with_crop_face(monkeypatch):
     faces, crops = indexer.detect_and_crop(rgb, Fixed())
     assert len(calls) == 2 and crops.shape == (2, 48, 48)
     np.testing.assert_array_equal(crops[0], real(pp.to_gray(rgb), (10, 10, 40, 40), None))
+
+
+def test_colour_crops_and_inputs():
+    """A colour model gets RGB crops: crop_face keeps three channels and to_model_input keeps them."""
+    rgb = np.zeros((200, 300, 3), np.uint8)
+    rgb[..., 0] = 200
+    crop = pp.crop_face(pp.for_model(rgb, 3), (100, 50, 100, 100), size=64)
+    assert crop.shape == (64, 64, 3) and crop[..., 0].min() == 200 and crop[..., 1].max() == 0
+    assert pp.for_model(rgb, 1).shape == (200, 300)
+    assert pp.to_model_input(crop).shape == (1, 64, 64, 3)
+    assert pp.to_model_input(np.stack([crop, crop])).shape == (2, 64, 64, 3)
+    assert pp.to_model_input(np.zeros((5, 64, 64), np.uint8)).shape == (5, 64, 64, 1)

@@ -1,0 +1,55 @@
+"""The shipped ONNX file is the trained Keras model with its calibrated heads, to within 1e-4."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+FER_TEST = ROOT.parent / "shared" / "data" / "fer2013" / "test"
+
+
+def faces(n: int, size: int, channels: int) -> np.ndarray:
+    """n real FER2013 test faces when the shared data is there (random images otherwise), as model input."""
+    from albumsort.preprocess import to_model_input
+
+    files = sorted(FER_TEST.glob("*/*.png"))[::3][:n] if FER_TEST.is_dir() else []
+    if len(files) < n:
+        return np.random.default_rng(0).random((n, size, size, channels), dtype=np.float32)
+    from PIL import Image
+
+    crops = []
+    for f in files:
+        with Image.open(f) as im:
+            im = im.convert("RGB" if channels == 3 else "L").resize((size, size), Image.Resampling.BILINEAR)
+            crops.append(np.asarray(im))
+    return to_model_input(np.stack(crops))
+
+
+def test_onnx_matches_keras_on_1000_faces():
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("onnxruntime")
+    import keras
+
+    import training.model  # noqa: F401  (registers the custom layer)
+    from training.export import calibrated, max_difference
+
+    meta = json.loads((MODELS / "emotion.json").read_text())
+    model = keras.models.load_model(MODELS / "emotion.keras")
+    wrapped = calibrated(model, meta["emotion_temperature"], meta["readability_temperature"], meta["flip_tta"])
+    size, channels = meta["input_size"], meta["channels"]
+    assert tuple(wrapped.input_shape[1:]) == (size, size, channels)
+    assert max_difference(wrapped, MODELS / "emotion.onnx", faces(1000, size, channels)) < 1e-4
+
+
+def test_onnx_declares_its_input():
+    """The album pipeline reads the face size and channels from the file: they must match the model card."""
+    ort = pytest.importorskip("onnxruntime")
+    meta = json.loads((MODELS / "emotion.json").read_text())
+    session = ort.InferenceSession(str(MODELS / "emotion.onnx"), providers=["CPUExecutionProvider"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, out.name) == ("face", "probabilities")
+    assert inp.shape[1:] == [meta["input_size"], meta["input_size"], meta["channels"]]
+    assert out.shape[1] == 5

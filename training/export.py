@@ -1,0 +1,63 @@
+"""The one export of a trained model into what albumsort runs: an ONNX file (and the older TFLite one).
+
+Both files hold the calibrated heads (``training.model.with_heads``): input
+``face`` (N, S, S, C) float32 in [0, 1], output ``probabilities`` (N, 5) =
+four emotion probabilities, then readability.  ONNX Runtime runs the ONNX
+file on every OS; the input side and channel count are read from the file by
+the album pipeline, never assumed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+ONNX_OPSET = 17
+INPUT_NAME = "face"
+OUTPUT_NAME = "probabilities"
+
+
+def calibrated(model, emotion_temperature: float, readability_temperature: float, flip: bool):
+    """The logits model wrapped into its calibrated heads, built (called once) so it can be exported."""
+    from training.model import with_heads
+
+    wrapped = with_heads(model, emotion_temperature, readability_temperature, flip)
+    wrapped(np.zeros((1,) + tuple(wrapped.input_shape[1:]), np.float32))
+    return wrapped
+
+
+def export_onnx(wrapped, path: Path) -> None:
+    """Write ``wrapped`` (from ``calibrated``) as ONNX with a dynamic batch and named input/output."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec((None,) + tuple(wrapped.input_shape[1:]), tf.float32, name=INPUT_NAME),)
+    proto, _ = tf2onnx.convert.from_keras(wrapped, input_signature=spec, opset=ONNX_OPSET,
+                                          output_path=None)
+    # Name the output after what it holds; consumers look tensors up by name.
+    old = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = [OUTPUT_NAME if o == old else o for o in node.output]
+    proto.graph.output[0].name = OUTPUT_NAME
+    onnx.checker.check_model(proto)
+    Path(path).write_bytes(proto.SerializeToString())
+
+
+def export_tflite(wrapped, path: Path) -> None:
+    """Write ``wrapped`` as a float32 TFLite file (kept while benchmarks compare runtimes)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(wrapped)
+    Path(path).write_bytes(converter.convert())
+
+
+def max_difference(wrapped, onnx_path: Path, inputs: np.ndarray) -> float:
+    """Largest absolute difference between Keras and ONNX Runtime outputs on ``inputs``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    ours = session.run([OUTPUT_NAME], {INPUT_NAME: inputs.astype(np.float32)})[0]
+    theirs = wrapped.predict(inputs, batch_size=256, verbose=0)
+    return float(np.abs(ours - theirs).max())
