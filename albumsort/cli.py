@@ -112,6 +112,16 @@ def _quiet_help(cmd, ctx):
 
 
 class AlbumCommand(TyperCommand):
+    """A command whose help names arguments by their metavar alone (``PHOTO...``), with no type names."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            if p.param_type_name == "argument" and p.metavar:
+                label = p.metavar if p.required else f"[{p.metavar}]"
+                p.display_type_rich = lambda ctx: None  # no "<list[Path]>" beside PHOTO...
+                p._usage_display_name = lambda label=label: label  # "PHOTO...", not "{PHOTO...}"
+
     def get_help_option(self, ctx):
         return _quiet_help(self, ctx)
 
@@ -456,11 +466,13 @@ def _cell(v, digits: int) -> str:
     return str(v)
 
 
-def emit(rows: list[dict], fmt: Format, columns: list[Column], title: Optional[str] = None) -> None:
+def emit(rows: list[dict], fmt: Format, columns: list[Column], title: Optional[str] = None,
+         header: bool = False) -> None:
     """Print ``rows`` in ``fmt``: the JSON objects as they are, or ``columns`` of them.
 
     A table on a terminal is drawn by rich; piped, it is one tab-separated
-    line per row, whole values, never cut or wrapped.
+    line per row, whole values, never cut or wrapped (after a line of
+    column names with ``header``).
     """
     if fmt is Format.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -473,6 +485,8 @@ def emit(rows: list[dict], fmt: Format, columns: list[Column], title: Optional[s
         for i, r in enumerate(rows, 1):
             w.writerow(["" if (v := c.value(r, i)) is None else _cell(v, c.digits + 1) for c in columns])
     elif not console.is_terminal:
+        if header:
+            print("\t".join(c.name for c in columns))
         for i, r in enumerate(rows, 1):
             print("\t".join(_cell(c.value(r, i), c.digits) for c in columns))
     elif rows:
@@ -776,7 +790,7 @@ def show(
             ignored = f"; {len(faces)} ignored below confidence {min_confidence:g}" if faces else ""
             console.print(f"No face: {obj['no_face']}{ignored}", highlight=False, markup=False)
         if faces:
-            emit(faces, Format.table, FACE_COLUMNS)
+            emit(faces, Format.table, FACE_COLUMNS, header=True)
     _report_failed(failed, to_stdout=True)
 
 
