@@ -157,6 +157,8 @@ class AlbumGroup(TyperGroup):
 app = typer.Typer(
     cls=AlbumGroup,
     help="Sort a photo album by the emotions on people's faces (angry, happy, sad, neutral).",
+    epilog="Exit status: 0 done; 1 something failed on this run; 2 a usage error or no usable index; "
+           "3 another index run holds the index; 4 index stopped on an unexpected error; 130 interrupted.",
     rich_markup_mode="rich", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]})
 console = Console(soft_wrap=True)
@@ -220,12 +222,7 @@ def main(
     version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    """Index photos once, then rank them instantly by emotion.
-
-    Exit status: 0 done; 1 something failed on this run (a file to index, a
-    photo to export); 2 a usage error or no usable index; 3 another `index`
-    holds the index; 4 `index` stopped on an unexpected error; 130 Ctrl-C.
-    """
+    """Index photos once, then rank them instantly by emotion."""
     _state["db"] = db
     ctx.obj = {"db": db}
 
