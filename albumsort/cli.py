@@ -71,8 +71,8 @@ def _one_line(e: click.ClickException) -> str:
             name = e.param.metavar or e.param.name.upper() if e.param.param_type_name == "argument" else \
                 (longs or e.param.opts)[0]
         if isinstance(e, click.MissingParameter):
-            msg = f"missing {'argument' if e.param is not None and e.param.param_type_name == 'argument' else 'option'}" \
-                  f" {name}"
+            kind = "argument" if e.param is not None and e.param.param_type_name == "argument" else "option"
+            msg = f"missing {kind} {name}"
         else:
             msg = f"{name}: {msg}"
     else:

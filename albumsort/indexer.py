@@ -316,7 +316,8 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
         if isinstance(item, Failure):
             if item.is_dir:
                 unreadable.append(raw)
-            if item.mtime_ns is not None and index.conn.execute(known_error, [raw, item.size, item.mtime_ns]).fetchone():
+            known = [raw, item.size, item.mtime_ns]
+            if item.mtime_ns is not None and index.conn.execute(known_error, known).fetchone():
                 summary.known_failed += 1  # a folder that could not be read before and is unchanged since
                 seen_errors.append(raw)
                 continue
