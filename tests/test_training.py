@@ -293,3 +293,21 @@ def test_model_declares_its_input_size_and_channels():
     out = w.predict(np.random.default_rng(0).random((3, 96, 96, 3), dtype=np.float32), verbose=0)
     assert out.shape == (3, 5)  # auxiliary classes never reach the album
     assert np.allclose(out[:, :4].sum(1), 1, atol=1e-5) and ((out[:, 4] >= 0) & (out[:, 4] <= 1)).all()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_augmentations_keep_shape_and_label_face_like_things_unreadable(channels):
+    """Masks and heavy paint cover the face and are labelled unreadable; augmentation keeps any input shape."""
+    tf = pytest.importorskip("tensorflow")
+    from training.augment import augment_batch, make_facelike
+
+    tf.random.set_seed(0)
+    x = tf.random.uniform([16, 64, 64, channels])
+    t = tf.one_hot(tf.range(16) % 4, 8)  # four emotions, unreadable, three auxiliary classes
+    assert augment_batch(x, 0.7, 64, channels).shape == (16, 64, 64, channels)
+    y, t2 = make_facelike(x, t, 1.0, 64, channels)
+    assert y.shape == x.shape and (t2.numpy().argmax(1) == UNREADABLE).all()
+    centre = np.abs(y.numpy()[:, 24:40, 24:40] - x.numpy()[:, 24:40, 24:40]).mean(axis=(1, 2, 3))
+    assert (centre > 0.1).all()  # the face itself is replaced, not a corner
+    y0, t0 = make_facelike(x, t, 0.0, 64, channels)
+    assert np.array_equal(y0.numpy(), x.numpy()) and np.array_equal(t0.numpy(), t.numpy())

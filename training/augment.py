@@ -108,3 +108,55 @@ def make_unreadable(x, t, probability: float = 0.06, size: int = 48):
     unreadable = tf.one_hot(tf.fill([b], 4), tf.shape(t)[1])
     t = tf.where(tf.reshape(chosen, [b, 1]), unreadable, t)
     return x, t
+
+
+def make_facelike(x, t, probability: float = 0.04, size: int = 48, channels: int = 1):
+    """Turn a share of a batch into face-like things that are not readable faces, labelled ``unreadable``.
+
+    Costume masks and heavy face paint keep a face's outline, hair and
+    ears, so the detector finds them and a model trained on faces alone reads
+    their painted features as an expression (a Guy Fawkes mask as sad, corpse
+    paint as angry).  Each chosen face gets one of:
+
+    * a full-face mask: an ellipse over brow, eyes, nose, mouth and chin in
+      one flat colour with faint texture, two dark eye holes and a painted
+      mouth line at a random slant;
+    * heavy paint: two to four broad bands of flat colour (grey levels for a
+      grey model) over most of the face, at 75-95% opacity.
+
+    Masks over the lower face, glasses and blur are ``make_unreadable``'s.
+    """
+    b = tf.shape(x)[0]
+    yy = tf.reshape(tf.range(size, dtype=tf.float32), [1, size, 1, 1]) / size
+    xx = tf.reshape(tf.range(size, dtype=tf.float32), [1, 1, size, 1]) / size
+    u = lambda lo, hi: tf.reshape(tf.random.uniform([b], lo, hi), [b, 1, 1, 1])  # noqa: E731
+    colour = lambda: tf.random.uniform([b, 1, 1, channels], 0.0, 1.0)  # noqa: E731
+    # Full-face mask.
+    cx, cy, rx, ry = u(0.45, 0.55), u(0.5, 0.6), u(0.3, 0.4), u(0.38, 0.48)
+    face = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1.0
+    texture = tf.image.resize(tf.random.uniform([b, 6, 6, 1], -0.06, 0.06), [size, size])
+    base = tf.clip_by_value(colour() + texture, 0.0, 1.0)
+    eye_r, eye_y, eye_dx = u(0.045, 0.08), cy - ry * u(0.25, 0.4), rx * u(0.35, 0.5)
+    eyes = ((((xx - (cx - eye_dx)) ** 2 + (yy - eye_y) ** 2) < eye_r ** 2)
+            | (((xx - (cx + eye_dx)) ** 2 + (yy - eye_y) ** 2) < eye_r ** 2))
+    slant = u(-0.25, 0.25)
+    mouth = (tf.abs(yy - (cy + ry * 0.5) - slant * (xx - cx)) < u(0.01, 0.025)) & (tf.abs(xx - cx) < rx * 0.45)
+    masked = tf.where(face, base, x)
+    masked = tf.where(face & (eyes | mouth), base * u(0.0, 0.3), masked)
+    # Heavy paint: bands of flat colour across the face.
+    angle = u(0.0, 3.1416)
+    along = (xx - 0.5) * tf.cos(angle) + (yy - 0.5) * tf.sin(angle)
+    n_bands = u(2.0, 4.99)
+    band = tf.cast(tf.floor((along + 0.75) * n_bands / 1.5), tf.int32) % 2 == 0
+    alpha = u(0.75, 0.95)
+    inside = ((xx - 0.5) / 0.42) ** 2 + ((yy - 0.55) / 0.5) ** 2 < 1.0
+    c1, c2 = colour(), colour()
+    paint = tf.where(band, c1, c2)
+    painted = tf.where(inside, (1 - alpha) * x + alpha * paint, x)
+    kind = tf.reshape(tf.random.uniform([b], 0, 2, dtype=tf.int32), [b, 1, 1, 1])
+    out = tf.where(kind == 0, masked, painted)
+    chosen = tf.random.uniform([b]) < probability
+    x = tf.where(tf.reshape(chosen, [b, 1, 1, 1]), out, x)
+    unreadable = tf.one_hot(tf.fill([b], 4), tf.shape(t)[1])
+    t = tf.where(tf.reshape(chosen, [b, 1]), unreadable, t)
+    return x, t

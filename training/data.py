@@ -412,6 +412,48 @@ def load_rafdb(root: str | Path, split: str, detector=None, size: int = FACE_SIZ
     return np.stack(images), one_hot(np.array(labels)), found / max(1, len(images))
 
 
+# -- Face-like things: masks, paint, helmets, printed faces -----------------------
+FACELIKE_CSV = Path(__file__).with_name("facelike.csv")
+"""Annotated WIDER FACE boxes (``wider-face-val-sample/boxes.csv`` rows) that are not readable faces
+(kinds mask, surgical_mask, paint, statue, printed, cartoon, helmet), with ordinary faces of the same
+photos as controls and ``unsure`` ones; labelled by eye from contact sheets of every face >= 32 px."""
+
+FACELIKE_KINDS = ("mask", "surgical_mask", "paint", "statue", "printed", "cartoon", "helmet")
+
+
+def load_facelike(wider: str | Path, share: str | None = None, size: int = FACE_SIZE, channels: int = 1,
+                  cache: DetectionCache | None = None, kinds=FACELIKE_KINDS + ("ordinary",)) -> dict:
+    """The labelled face-like things (and ordinary faces) as the album would cut and score them.
+
+    Returns {"crops", "kinds", "det_score" (0 where the detector misses the face, which the album then
+    never reads), "found"} for the rows of ``kinds`` in the ``share`` ("train", "test" or None for all)
+    half of WIDER's events (``is_training_share``).
+    """
+    from albumsort.faces import iou, make_detector
+
+    wider = Path(wider)
+    cache = cache or DetectionCache(make_detector())
+    with open(FACELIKE_CSV, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] in kinds]
+    if share is not None:
+        rows = [r for r in rows if is_training_share(r["path"].split("/")[0]) == (share == "train")]
+    crops, out_kinds, scores = [], [], []
+    for r in rows:
+        path = wider / "images" / r["path"]
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        faces = cache.faces(path, rgb)
+        box = tuple(float(r[k]) for k in "xywh")
+        crop, found = album_crop(rgb, box, size=size, channels=channels, faces=faces)
+        best = max((iou(f.box, box) for f in faces), default=0.0)
+        scores.append(max((f.score for f in faces if iou(f.box, box) == best), default=0.0) if found else 0.0)
+        crops.append(crop)
+        out_kinds.append(r["kind"])
+    cache.save()
+    return {"crops": np.stack(crops), "kinds": np.array(out_kinds), "det_score": np.array(scores, np.float32),
+            "found": np.array(scores) > 0}
+
+
 # -- Non-faces ------------------------------------------------------------------
 def is_training_share(name: str) -> bool:
     """Half of the shared no-face photos and WIDER events train the readability score; the rest measure it.

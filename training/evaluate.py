@@ -90,6 +90,34 @@ def predict(model_path: str | Path, images: np.ndarray, batch_size: int = 256) -
     return heads_from_logits(logits, meta.get("emotion_temperature", 1.0), meta.get("readability_temperature", 1.0))
 
 
+def facelike_metrics(probs: np.ndarray, readability: np.ndarray, kinds: np.ndarray, det_score: np.ndarray,
+                     min_confidence: float = 0.20) -> dict:
+    """How face-like things (masks, paint, helmets, printed faces) would rank, by kind and for ordinary faces.
+
+    A face ranks when ``det_score x readability x top probability >= min_confidence``
+    (albumsort.ranking); for face-like things the share that would rank as sad or angry is what
+    users see as a wrong list entry.
+    """
+    from albumsort.labels import EMOTIONS as E
+
+    conf = det_score * readability * probs.max(1)
+    kept = conf >= min_confidence
+    top = np.array(E)[probs.argmax(1)]
+    out = {}
+    groups = {"face-like (all kinds)": kinds != "ordinary", "ordinary faces": kinds == "ordinary"}
+    groups.update({k: kinds == k for k in sorted(set(kinds.tolist())) if k != "ordinary"})
+    for name, m in groups.items():
+        n = int(m.sum())
+        if not n:
+            continue
+        found = m & (det_score > 0)
+        out[name] = {"n": n, "found": int(found.sum()),
+                     "readability_mean": float(readability[found].mean()) if found.any() else float("nan"),
+                     "ranked": float(kept[m].mean()),
+                     "ranked_sad_or_angry": float((kept & m & np.isin(top, ["sad", "angry"])).sum() / n)}
+    return out
+
+
 def plot_confusion(result: dict, path: str | Path, title: str = "") -> None:
     import matplotlib
 
@@ -123,7 +151,7 @@ def model_input(model_path: str | Path) -> tuple[int, int]:
 
 def evaluate(model_path: str | Path, data: str | Path, confusion_png: str | Path | None = None,
              expw: str | Path | None = None, nonfaces: str | Path | None = None,
-             rafdb: str | Path | None = None) -> dict:
+             rafdb: str | Path | None = None, facelike: str | Path | None = None) -> dict:
     """Score ``model_path`` on the emotion folders under ``data``; other folders are ignored.
 
     The top-level keys are the folder labels' figures (FER2013's own labels
@@ -131,7 +159,8 @@ def evaluate(model_path: str | Path, data: str | Path, confusion_png: str | Path
     holds the figures on the FER+ majority labels; ``expw`` the held-out ExpW
     share cut as the album cuts it; ``readability`` how the readability score
     treats these faces and, with ``nonfaces``, the held-out non-face crops;
-    ``rafdb`` the RAF-DB validation share.  Crops are made at the side and
+    ``rafdb`` the RAF-DB validation share; ``facelike`` (the WIDER sample folder) how the
+    labelled masks, paint, helmets and printed faces would rank (``facelike_metrics``).  Crops are made at the side and
     channels the model declares.
     """
     from training.data import load_ferplus, load_folder
@@ -155,6 +184,15 @@ def evaluate(model_path: str | Path, data: str | Path, confusion_png: str | Path
         pe, re_ = predict(model_path, xe)
         result["expw"] = metrics(pe, te.argmax(1)) | {"detector_found": found}
         face_read.append(re_)
+    if facelike:
+        from training.data import load_facelike
+
+        fl = load_facelike(facelike, share=None, size=size, channels=ch)
+        pl, rl = predict(model_path, fl["crops"])
+        result["facelike"] = facelike_metrics(pl, rl, fl["kinds"], fl["det_score"])
+        held = load_facelike(facelike, share="test", size=size, channels=ch)
+        pl, rl = predict(model_path, held["crops"])
+        result["facelike_held_out"] = facelike_metrics(pl, rl, held["kinds"], held["det_score"])
     if rafdb:
         from training.data import load_rafdb
 
@@ -184,10 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="folder holding angry/ happy/ sad/ neutral/ (others ignored)")
     ap.add_argument("--expw", default=None, help="ExpW folder: also score its held-out share (needs the detector)")
     ap.add_argument("--rafdb", default=None, help="RAF-DB folder: also score its validation share (needs the detector)")
+    ap.add_argument("--facelike", default=None,
+                    help="wider-face-val-sample folder: how its labelled masks, paint, helmets, printed faces rank")
     ap.add_argument("--nonfaces", default=None,
                     help="shared data folder: also score the held-out non-face crops for readability")
     ap.add_argument("--confusion", default=None, help="PNG to write (default: confusion.png next to the model)")
     args = ap.parse_args(argv)
     png = args.confusion or str(Path(args.model).with_name(Path(args.model).stem + "_confusion.png"))
-    print(json.dumps(evaluate(args.model, args.data, png, args.expw, args.nonfaces, args.rafdb), indent=2))
+    print(json.dumps(evaluate(args.model, args.data, png, args.expw, args.nonfaces, args.rafdb,
+                                args.facelike), indent=2))
     return 0

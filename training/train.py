@@ -40,6 +40,8 @@ class Config:
     augment_strength: float = 0.7
     jpeg_probability: float = 0.2
     unreadable_probability: float = 0.05
+    facelike_probability: float = 0.0
+    facelike_repeat: int = 0
     expw_repeat: int = 2
     rafdb_repeat: int = 1
     rafdb_other: str = "drop"
@@ -76,7 +78,7 @@ def make_dataset(x: np.ndarray, t: np.ndarray, cfg: Config, train: bool, weights
     """(input, soft target[, sample weight]) batches; training batches are augmented."""
     import tensorflow as tf
 
-    from training.augment import augment_batch, jpeg_artefacts, make_unreadable
+    from training.augment import augment_batch, jpeg_artefacts, make_facelike, make_unreadable
 
     ds = tf.data.Dataset.from_tensor_slices((x, t))
     if train:
@@ -86,9 +88,13 @@ def make_dataset(x: np.ndarray, t: np.ndarray, cfg: Config, train: bool, weights
                         num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(cfg.batch_size, drop_remainder=train)
     if train and cfg.augment_strength > 0:
-        ds = ds.map(lambda a, b: (augment_batch(a, cfg.augment_strength, cfg.input_size, cfg.channels), b), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda a, b: (augment_batch(a, cfg.augment_strength, cfg.input_size, cfg.channels), b),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     if train and cfg.unreadable_probability > 0:
         ds = ds.map(lambda a, b: make_unreadable(a, b, cfg.unreadable_probability, cfg.input_size),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    if train and cfg.facelike_probability > 0:
+        ds = ds.map(lambda a, b: make_facelike(a, b, cfg.facelike_probability, cfg.input_size, cfg.channels),
                     num_parallel_calls=tf.data.AUTOTUNE)
     if weights is not None:
         w = tf.constant(weights)
@@ -147,6 +153,14 @@ def load_all(cfg: Config) -> dict:
         parts_val.append((xv, tv))
         d["test_expw"] = load_expw(cfg.expw, "test", size=size, channels=ch, cache=cache)[:2]
         d["expw_detector_found"] = found
+    wider = Path(cfg.nonfaces or "") / "wider-face-val-sample"
+    if cfg.facelike_repeat > 0 and (wider / "boxes.csv").is_file():
+        from training.data import FACELIKE_KINDS, load_facelike
+
+        fl = load_facelike(wider, share="train", size=size, channels=ch, cache=cache, kinds=FACELIKE_KINDS)
+        found = fl["crops"][fl["found"]]  # what the album would read; the rest it never sees
+        parts_train += [(found, one_hot(np.full(len(found), UNREADABLE)))] * cfg.facelike_repeat
+        d["n_facelike"] = int(len(found))
     if cfg.nonfaces and Path(cfg.nonfaces).is_dir():
         neg = load_nonfaces(cfg.nonfaces, seed=cfg.seed, share="train", size=size, channels=ch)
         if len(neg):
@@ -273,6 +287,14 @@ def train(cfg: Config) -> dict:
             probs, readability = heads_from_logits(logits_of(images), t_e, t_r)
             result[key] = metrics(probs, targets.argmax(1))
             result[key]["readability"] = readability_metrics(readability)
+    wider = Path(cfg.nonfaces or "") / "wider-face-val-sample"
+    if (wider / "boxes.csv").is_file():
+        from training.data import load_facelike
+        from training.evaluate import facelike_metrics
+
+        fl = load_facelike(wider, share="test", size=cfg.input_size, channels=cfg.channels)
+        p_fl, r_fl = heads_from_logits(logits_of(fl["crops"]), t_e, t_r)
+        result["facelike_held_out"] = facelike_metrics(p_fl, r_fl, fl["kinds"], fl["det_score"])
     probs, readability = heads_from_logits(val_logits, t_e, t_r)
     face = t_val.argmax(1) < len(TARGETS) - 1
     result["validation"] = metrics(probs[face], t_val[face].argmax(1))
@@ -280,6 +302,7 @@ def train(cfg: Config) -> dict:
     result.update({
         "expw_detector_found": data.get("expw_detector_found"),
         "rafdb_detector_found": data.get("rafdb_detector_found"),
+        "n_facelike_train": data.get("n_facelike"),
         "n_train": int(len(x_train)), "n_nonfaces": data.get("n_nonfaces"),
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - t0, 1),
