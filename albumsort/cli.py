@@ -527,6 +527,14 @@ def index(
         None, "--exclude", metavar="GLOB", show_default="none",
         help="Skip paths matching this gitignore-style pattern, relative to each PATH (repeatable); "
              "an .albumsortignore file in any folder does the same."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="[ADDRESS]",
+        help="Analyse the photos on a Ray cluster, one worker per CPU it offers: 'auto' (the default: the "
+             "cluster this machine belongs to) or HOST:PORT of its head. Every node must see the photos at the "
+             "same path, unless --ray-ship-bytes. Needs pip install 'albumsort\\[ray]'."),
+    ray_ship_bytes: bool = typer.Option(
+        False, "--ray-ship-bytes", metavar="",
+        help="With --ray: read each photo here and send its bytes to the workers, for nodes without the photos."),
 ) -> None:
     """Find and score every face under PATHS; reruns only look at what changed.
 
@@ -545,11 +553,25 @@ def index(
     for p in paths:
         if not os.path.lexists(p):
             fail(f"no such file or folder: {p}")
+    executor = None
+    if ray_ship_bytes and not ray:
+        fail("--ray-ship-bytes goes with --ray")
+    if ray:
+        if ":" not in ray and ray not in ("auto", "local") and os.path.lexists(ray):
+            fail(f"--ray takes a cluster's address, not {ray}: put it after the photo folders, or write --ray auto")
+        # Before the index is opened: a cluster that cannot be reached leaves nothing written.
+        from albumsort.executors import ClusterUnreachable, RayPool, RayUnavailable
+
+        try:
+            executor = RayPool(ray, ship_bytes=ray_ship_bytes, workers=workers)
+        except (RayUnavailable, ClusterUnreachable) as e:
+            fail(str(e))
     idx = open_index(ctx, create=True)
     columns = [TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]} photos/s"), TextColumn("ETA"), TimeRemainingColumn()]
+               TextColumn("{task.fields[rate]} photos/s"), TextColumn("ETA"), TimeRemainingColumn(),
+               TextColumn("{task.fields[workers]} workers")]
     with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
-        task = bar.add_task("index", total=None, rate="-")
+        task = bar.add_task("index", total=None, rate="-", workers="-")
         start = {}
 
         def on_total(n: int) -> None:
@@ -567,7 +589,8 @@ def index(
         try:
             summary = run_index([str(p) for p in paths], idx, workers=workers,
                                 detector_name=detector.value if detector else None,
-                                max_pixels=max_pixels, progress=progress, on_total=on_total, exclude=exclude)
+                                max_pixels=max_pixels, progress=progress, on_total=on_total, exclude=exclude,
+                                executor=executor, on_workers=lambda k: bar.update(task, workers=k))
         except IndexLocked as e:
             fail(str(e), code=ExitStatus.LOCKED)
         except DetectorUnavailable as e:
@@ -1029,12 +1052,24 @@ def report(
         webbrowser.open(res.path.resolve().as_uri())
 
 
+def _ray_address_optional(argv: list[str]) -> list[str]:
+    """``--ray`` without an address (last, or before another option) means ``--ray auto``."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a == "--":
+            break
+        if a == "--ray" and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out.insert(i + 1, "auto")
+            break
+    return out
+
+
 def run() -> None:
     """Console-script entry point: a damaged index is one line, not a traceback."""
     import sqlite3
 
     try:
-        app()
+        app(args=_ray_address_optional(sys.argv[1:]))
     except sqlite3.DatabaseError as e:
         from albumsort.index import damaged_message, default_db_path
 

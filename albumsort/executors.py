@@ -247,6 +247,8 @@ def _probe(address: str) -> None:
     """Fail fast on an address nothing answers at (``ray.init`` would retry for minutes)."""
     import socket
 
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "auto")  # what ray.init("auto") connects to, where set
     if address in ("auto", "local") or address.startswith("ray://"):
         return
     host, _, port = address.rpartition(":")
@@ -270,11 +272,15 @@ def where() -> str:
 class PipelineActor:
     """One pipeline on one CPU of the cluster (wrapped by ``ray.remote`` when a RayPool starts)."""
 
-    def __init__(self, spec: PipelineSpec, known):
+    def __init__(self, spec: PipelineSpec, known: str | None):
+        import ray
+
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         single_threaded()
         self.pipeline = Pipeline(spec)
-        self.known = known  # a KnownContent actor on the driver's node, or None
+        # The KnownContent actor on the driver's node, by name: a handle argument would live in the
+        # object store, and Ray warns that a restart could then fail to find it.
+        self.known = ray.get_actor(known) if known else None
         self.where = where()
 
     def ready(self) -> tuple[str, int]:
@@ -349,6 +355,10 @@ class RayPool:
         try:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
+            if address == "auto" and not os.environ.get("RAY_ADDRESS"):
+                raise ClusterUnreachable("no Ray cluster runs on this machine: start one with `ray start --head` "
+                                         "(or join one with `ray start --address HEAD:6379`), or give "
+                                         "--ray HOST:PORT") from None
             msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ClusterUnreachable(f"cannot reach the Ray cluster at {address}: {msg}") from None
         self._owns_session = True
@@ -360,8 +370,9 @@ class RayPool:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             here = ray.get_runtime_context().get_node_id()
+            self._known_name = f"albumsort-known-content-{os.getpid()}-{time.time_ns()}"
             self._known = ray.remote(KnownContent).options(
-                num_cpus=0, max_restarts=-1, max_task_retries=RAY_TASK_RETRIES,
+                name=self._known_name, num_cpus=0, max_restarts=-1, max_task_retries=RAY_TASK_RETRIES,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
             ).remote(job.db_path, job.versions)
         self._actor_class = ray.remote(PipelineActor).options(
@@ -381,7 +392,7 @@ class RayPool:
         self.workers = len(self._slots)
 
     def _new_actor(self, job: Job):
-        return self._actor_class.remote(job.spec, self._known)
+        return self._actor_class.remote(job.spec, self._known_name if self._known is not None else None)
 
     # -- the run --------------------------------------------------------------
     def run(self, tasks: Iterable[Task], total: int, job: Job) -> Iterator[Done]:
