@@ -168,18 +168,41 @@ def two_nodes(tmp_path):
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_the_command_on_a_two_node_cluster_equals_a_local_run(two_nodes, tmp_path):
+def test_the_command_on_a_two_node_cluster_equals_a_local_run_also_after_ctrl_c(two_nodes, tmp_path):
+    from tests.test_cli import big_album, wait_for_rows
+
     address, env = two_nodes
-    album = album_of(tmp_path / "album", 6)
+    album = big_album(tmp_path / "album", 40)
+    (album / "broken.jpg").write_text("not a photo")
     local = subprocess.run(CLI + ["index", str(album)], env=dict(env, ALBUMSORT_DB=str(tmp_path / "local.db")),
                            capture_output=True, text=True, timeout=300)
-    p = subprocess.run(CLI + ["index", str(album), "--ray", address, "--ray-ship-bytes"],
-                       env=dict(env, ALBUMSORT_DB=str(tmp_path / "ray.db")), capture_output=True, text=True,
-                       timeout=300)
+    db = tmp_path / "ray.db"
+    env = dict(env, ALBUMSORT_DB=str(db))
+    proc = subprocess.Popen(CLI + ["index", str(album), "--ray", address], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert wait_for_rows(db, 2, proc), "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err, err
+    done = len(rows(db)["photos"])
+    assert 0 < done < 40  # a consistent partial index
+
+    p = subprocess.run(CLI + ["index", str(album), "--ray", address, "--ray-ship-bytes"], env=env,
+                       capture_output=True, text=True, timeout=300)
     assert p.returncode == local.returncode == 1, p.stderr  # the broken file
-    assert p.stdout.split(" in ")[0] == local.stdout.split(" in ")[0]
+    assert f"{40 - done} indexed, {done} unchanged" in p.stdout, p.stdout  # resumed where it stopped
     assert "broken.jpg" in p.stderr and "Traceback" not in p.stderr
-    assert rows(tmp_path / "ray.db") == rows(tmp_path / "local.db")
+    assert rows(db) == rows(tmp_path / "local.db")
+
+
+def test_a_photo_a_worker_cannot_read_names_the_node_and_the_path(cluster, tmp_path):
+    album = album_of(tmp_path / "album", 2)
+    gone = album / "img_001.jpg"
+    s = index_with(album, tmp_path / "ray.db", RayPool(None), on_total=lambda n: gone.unlink())  # after the scan
+    ((path, reason),) = [f for f in s.failures if "broken" not in f[0]]
+    assert path == str(gone)
+    assert "No such file or directory" in reason and reason.endswith(")") and " (on node " in reason, reason
+    assert Index(tmp_path / "ray.db").error(str(gone))["size"] is None  # not remembered: retried next run
 
 
 def test_an_unreachable_cluster_is_one_line_and_nothing_is_written(tmp_path):
