@@ -223,6 +223,11 @@ CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a cluster's address to answer before saying it cannot be reached."""
 
 
+READY_TIMEOUT = 300.0
+"""Seconds the workers may take to start (a node installing its Python environment is slow); those that
+have not started by then are left out, and the run goes on with the others."""
+
+
 class RayUnavailable(Exception):
     """Ray is not installed; ``str()`` says how to install it."""
 
@@ -343,7 +348,7 @@ class RayPool:
         if cpus < 1 and not workers:
             self.close()
             raise ClusterUnreachable("the Ray cluster offers no CPU to work on")
-        self.workers = workers or cpus
+        self.workers = min(workers, cpus) if workers and cpus else workers or cpus  # one actor per CPU at most
         self._slots: list[_Slot] = []
         self._known = None
 
@@ -380,9 +385,10 @@ class RayPool:
         self._slots = [_Slot(self._new_actor(job)) for _ in range(self.workers)]
         ready = {s.actor.ready.remote(): s for s in self._slots}
         errors = []
+        deadline = time.time() + READY_TIMEOUT
         for ref, slot in ready.items():
             try:
-                ray.get(ref)
+                ray.get(ref, timeout=max(1.0, deadline - time.time()))
             except self.ray.exceptions.RayError as e:
                 errors.append(_gist(e))
                 ray.kill(slot.actor)
