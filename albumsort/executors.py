@@ -336,8 +336,9 @@ class RayPool:
     """
 
     def __init__(self, address: str | None = "auto", *, ship_bytes: bool = False, workers: int | None = None,
-                 batch: int = RAY_BATCH):
+                 batch: int = RAY_BATCH, actor: type = PipelineActor):
         self.ray = import_ray()
+        self.actor = actor  # what each worker runs: PipelineActor, or a stand-in with its methods (benchmarks)
         self.ship_bytes = ship_bytes
         self.batch = batch
         self._owns_session = False
@@ -380,7 +381,7 @@ class RayPool:
                 name=self._known_name, num_cpus=0, max_restarts=-1, max_task_retries=RAY_TASK_RETRIES,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
             ).remote(job.db_path, job.versions)
-        self._actor_class = ray.remote(PipelineActor).options(
+        self._actor_class = ray.remote(self.actor).options(
             num_cpus=1, max_restarts=-1, max_task_retries=RAY_TASK_RETRIES)
         self._slots = [_Slot(self._new_actor(job)) for _ in range(self.workers)]
         ready = {s.actor.ready.remote(): s for s in self._slots}

@@ -64,7 +64,7 @@ def cluster(tmp_path_factory):
     """A local Ray cluster of 2 CPUs whose worker processes import this checkout of albumsort."""
     saved = {k: os.environ.get(k) for k in RAY_ENV}
     os.environ.update(RAY_ENV)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              _temp_dir=str(tmp_path_factory.mktemp("ray")))
     try:
         yield
