@@ -148,3 +148,22 @@ def test_non_utf8_file_name_is_indexed_and_listed(album, tmp_path):
     assert key in paths
     json.dumps(top(idx, "happy", 10))  # valid UTF-8 all the way to JSON
     assert idx.photo(key)["raw"] == raw
+
+
+def test_content_found_twice_in_one_run_is_scored_once(album, tmp_path):
+    """Copies analysed by workers that cannot look content up: the driver writes one result, counts copies."""
+    import dataclasses
+
+    from albumsort.executors import LocalPool
+
+    class NoLookups(LocalPool):  # as on a cluster whose look-up actor is gone
+        def run(self, tasks, total, job):
+            return super().run(tasks, total, dataclasses.replace(job, db_path=None))
+
+    for i in range(3):
+        shutil.copy(album / "people" / "astronaut.jpg", album / f"copy{i}.jpg")
+    s, idx = run(album, tmp_path / "i.db", executor=NoLookups(2))
+    assert (s.indexed, s.copied, s.failed) == (5, 3, 1), s.line()
+    (h,) = {r["hash"] for r in idx.query("SELECT hash FROM photos WHERE path LIKE '%astronaut%' OR path LIKE '%copy%'")}
+    assert len(idx.query("SELECT 1 FROM results WHERE hash = ?", [h])) == 1
+    assert len(idx.query("SELECT 1 FROM faces WHERE hash = ?", [h])) == 1
