@@ -103,6 +103,18 @@ def _db_first(args: list[str]) -> list[str]:
     return moved + out
 
 
+def _ray_address_optional(argv: list[str]) -> list[str]:
+    """``--ray`` without an address (last, or before another option) means ``--ray auto``."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a == "--":
+            break
+        if a == "--ray" and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out.insert(i + 1, "auto")
+            break
+    return out
+
+
 def _quiet_help(cmd, ctx):
     opt = _click_core.Command.get_help_option(cmd, ctx)
     if opt is not None:
@@ -134,7 +146,7 @@ class AlbumGroup(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            args = _db_first(list(sys.argv[1:] if args is None else args))
+            args = _ray_address_optional(_db_first(list(sys.argv[1:] if args is None else args)))
             rv = super().main(args, prog_name or "albumsort", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else ExitStatus.OK
         except click.NoArgsIsHelpError:
@@ -1052,24 +1064,12 @@ def report(
         webbrowser.open(res.path.resolve().as_uri())
 
 
-def _ray_address_optional(argv: list[str]) -> list[str]:
-    """``--ray`` without an address (last, or before another option) means ``--ray auto``."""
-    out = list(argv)
-    for i, a in enumerate(out):
-        if a == "--":
-            break
-        if a == "--ray" and (i + 1 == len(out) or out[i + 1].startswith("-")):
-            out.insert(i + 1, "auto")
-            break
-    return out
-
-
 def run() -> None:
     """Console-script entry point: a damaged index is one line, not a traceback."""
     import sqlite3
 
     try:
-        app(args=_ray_address_optional(sys.argv[1:]))
+        app()
     except sqlite3.DatabaseError as e:
         from albumsort.index import damaged_message, default_db_path
 

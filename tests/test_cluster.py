@@ -184,14 +184,17 @@ def test_the_command_on_a_two_node_cluster_equals_a_local_run_also_after_ctrl_c(
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in err, err
-    done = len(rows(db)["photos"])
+    partial = rows(db)
+    done, broken_seen = len(partial["photos"]), bool(partial["errors"])
     assert 0 < done < 40  # a consistent partial index
 
     p = subprocess.run(CLI + ["index", str(album), "--ray", address, "--ray-ship-bytes"], env=env,
                        capture_output=True, text=True, timeout=300)
-    assert p.returncode == local.returncode == 1, p.stderr  # the broken file
+    assert local.returncode == 1 and "broken.jpg" in local.stderr
+    # The broken file fails on the run that reaches it; after that it is a known failure.
+    assert p.returncode == (0 if broken_seen else 1), p.stderr
+    assert ("broken.jpg" in p.stderr) != broken_seen and "Traceback" not in p.stderr
     assert f"{40 - done} indexed, {done} unchanged" in p.stdout, p.stdout  # resumed where it stopped
-    assert "broken.jpg" in p.stderr and "Traceback" not in p.stderr
     assert rows(db) == rows(tmp_path / "local.db")
 
 
