@@ -281,9 +281,10 @@ class _Todo:
     CHUNK = 2000
 
     def __enter__(self) -> "_Todo":
-        self._dir = tempfile.TemporaryDirectory(prefix="albumsort-todo-")
-        self.conn = sqlite3.connect(os.path.join(self._dir.name, "todo.db"), isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=OFF")
+        fd, self._path = tempfile.mkstemp(prefix="albumsort-todo-", suffix=".db")
+        os.close(fd)
+        self.conn = sqlite3.connect(self._path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=OFF")  # one file, nothing beside it
         self.conn.execute("PRAGMA synchronous=OFF")
         self.conn.execute("CREATE TABLE todo (n INTEGER PRIMARY KEY, raw BLOB, size INTEGER, mtime_ns INTEGER)")
         self._buf: list[tuple[bytes, int, int]] = []
@@ -292,7 +293,10 @@ class _Todo:
 
     def __exit__(self, *exc) -> None:
         self.conn.close()
-        self._dir.cleanup()
+        try:
+            os.unlink(self._path)
+        except OSError:
+            pass
 
     def add(self, raw: bytes, size: int, mtime_ns: int) -> None:
         self._buf.append((raw, size, mtime_ns))

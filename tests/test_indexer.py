@@ -167,3 +167,25 @@ def test_content_found_twice_in_one_run_is_scored_once(album, tmp_path):
     (h,) = {r["hash"] for r in idx.query("SELECT hash FROM photos WHERE path LIKE '%astronaut%' OR path LIKE '%copy%'")}
     assert len(idx.query("SELECT 1 FROM results WHERE hash = ?", [h])) == 1
     assert len(idx.query("SELECT 1 FROM faces WHERE hash = ?", [h])) == 1
+
+
+def test_the_photos_to_do_wait_in_a_temporary_file_that_is_removed(album, tmp_path, monkeypatch):
+    import tempfile
+
+    from albumsort import indexer
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    seen = []
+    real = indexer._Todo.__iter__
+
+    def spy(self):
+        seen.append(sorted(os.listdir(scratch)))
+        return real(self)
+
+    monkeypatch.setattr(indexer._Todo, "__iter__", spy)
+    s, _ = run(album, tmp_path / "i.db")
+    assert s.indexed == 5
+    assert len(seen[0]) == 1 and seen[0][0].startswith("albumsort-todo-")  # on disk while the run works
+    assert os.listdir(scratch) == []  # and gone after it
