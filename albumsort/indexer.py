@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import tempfile
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -272,20 +271,21 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
 
 
 class _Todo:
-    """The photos a run must analyse, in scan order, kept in a temporary SQLite file, not in memory.
+    """The photos a run must analyse, in scan order, kept in SQLite's private temporary database.
 
     A million new photos would hold about 500 MB of paths in lists; here the
-    driver's memory stays flat and the file is deleted when the run ends.
+    driver holds a few MB of cache and SQLite spills the rest to a file it
+    has already unlinked, so nothing is left behind even by ``kill -9``.
     """
 
     CHUNK = 2000
+    CACHE_KIB = 4096
 
     def __enter__(self) -> "_Todo":
-        fd, self._path = tempfile.mkstemp(prefix="albumsort-todo-", suffix=".db")
-        os.close(fd)
-        self.conn = sqlite3.connect(self._path, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=OFF")  # one file, nothing beside it
+        self.conn = sqlite3.connect("", isolation_level=None)  # "": private, on disk past its cache, self-deleting
+        self.conn.execute("PRAGMA journal_mode=OFF")
         self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.execute(f"PRAGMA cache_size=-{self.CACHE_KIB}")  # what it may hold in memory
         self.conn.execute("CREATE TABLE todo (n INTEGER PRIMARY KEY, raw BLOB, size INTEGER, mtime_ns INTEGER)")
         self._buf: list[tuple[bytes, int, int]] = []
         self._n = 0
@@ -293,10 +293,6 @@ class _Todo:
 
     def __exit__(self, *exc) -> None:
         self.conn.close()
-        try:
-            os.unlink(self._path)
-        except OSError:
-            pass
 
     def add(self, raw: bytes, size: int, mtime_ns: int) -> None:
         self._buf.append((raw, size, mtime_ns))

@@ -169,23 +169,29 @@ def test_content_found_twice_in_one_run_is_scored_once(album, tmp_path):
     assert len(idx.query("SELECT 1 FROM faces WHERE hash = ?", [h])) == 1
 
 
-def test_the_photos_to_do_wait_in_a_temporary_file_that_is_removed(album, tmp_path, monkeypatch):
-    import tempfile
+def test_the_photos_to_do_wait_on_disk_and_leave_nothing_behind_even_after_kill_9(tmp_path):
+    import subprocess
+    import sys
 
-    from albumsort import indexer
+    from albumsort.indexer import _Todo
+    from tests.test_cli import CLI, big_album, wait_for_rows
 
+    with _Todo() as todo:  # larger than the cache it may hold in memory: the rest is on disk
+        for i in range(200_000):
+            todo.add(f"/album/{i:06d}.jpg".encode(), i, i)
+        pages, page = (todo.conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
+        size = pages * page
+        assert len(todo) == 200_000 and size > 1.5 * todo.CACHE_KIB * 1024
+        assert [t[2] for t in todo][::100_000] == [b"/album/000000.jpg", b"/album/100000.jpg"]  # scan order
+
+    album = big_album(tmp_path / "album", 12)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    seen = []
-    real = indexer._Todo.__iter__
-
-    def spy(self):
-        seen.append(sorted(os.listdir(scratch)))
-        return real(self)
-
-    monkeypatch.setattr(indexer._Todo, "__iter__", spy)
-    s, _ = run(album, tmp_path / "i.db")
-    assert s.indexed == 5
-    assert len(seen[0]) == 1 and seen[0][0].startswith("albumsort-todo-")  # on disk while the run works
-    assert os.listdir(scratch) == []  # and gone after it
+    db = tmp_path / "i.db"
+    env = dict(os.environ, ALBUMSORT_DB=str(db), TMPDIR=str(scratch), SQLITE_TMPDIR=str(scratch))
+    proc = subprocess.Popen(CLI + ["index", str(album), "-j", "1"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    assert wait_for_rows(db, 1, proc), "the run finished before it could be killed"
+    proc.kill()
+    proc.wait(timeout=60)
+    assert os.listdir(scratch) == []
