@@ -142,18 +142,24 @@ def two_nodes(tmp_path):
                                f"--temp-dir={temp}", *common], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)]
     try:
+        import socket
+
         address = f"127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while subprocess.run([ray_bin, "status", f"--address={address}"], env=env,
-                             capture_output=True).returncode != 0:
+        deadline = time.time() + 90
+        while True:  # the head's port answers
             assert time.time() < deadline and procs[0].poll() is None, "the head node did not start"
-            time.sleep(1)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
         procs.append(subprocess.Popen([ray_bin, "start", f"--address={address}", *common], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        while "/2.0 CPU" not in subprocess.run([ray_bin, "status", f"--address={address}"], env=env,
-                                                  capture_output=True, text=True).stdout:
-            assert time.time() < deadline and procs[1].poll() is None, "the second node did not join"
-            time.sleep(1)
+        wait = ("import ray, sys, time; ray.init(address=sys.argv[1], log_to_driver=False)\n"
+                "while len([n for n in ray.nodes() if n['Alive']]) < 2 or ray.cluster_resources().get('CPU') != 2:\n"
+                "    time.sleep(0.3)\n")
+        subprocess.run([sys.executable, "-c", wait, address], env=env, capture_output=True,
+                       timeout=max(1, deadline - time.time()), check=True)
         yield address, env
     finally:
         for p in reversed(procs):
