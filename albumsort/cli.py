@@ -728,7 +728,7 @@ def _photo_json(idx, row: dict, min_confidence: float) -> dict:
     return {"path": row["path"], "width": res.get("width"), "height": res.get("height"),
             "model": res.get("model_version"), "detector": res.get("detector_version"),
             "taken": _when(row.get("taken")), "taken_from": row.get("taken_from"),
-            "no_face": no_face_reason(faces, min_confidence),
+            "no_face": no_face_reason(faces, min_confidence, res.get("n_small")), "n_small": res.get("n_small"),
             "faces": [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in faces]}
 
 
@@ -785,7 +785,8 @@ def show(
         faces = obj["faces"]
         if obj["no_face"]:
             ignored = f"; {len(faces)} ignored below confidence {min_confidence:g}" if faces else ""
-            console.print(f"No face: {obj['no_face']}{ignored}", highlight=False, markup=False)
+            small = f" ({obj['n_small']} found)" if obj["n_small"] else ""
+            console.print(f"No face: {obj['no_face']}{small}{ignored}", highlight=False, markup=False)
         if faces:
             emit(faces, Format.table, FACE_COLUMNS, header=True)
     _report_failed(failed, to_stdout=True)
@@ -814,7 +815,9 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
         out.append(f"        confidence {f['confidence']:.2f} = {terms} -> {verdict}")
         if ok:
             kept.append(f)
-    reason = no_face_reason(faces, min_confidence)
+    if res.get("n_small"):
+        out.append(f"{res['n_small']} more face(s) too small to read: found, not scored")
+    reason = no_face_reason(faces, min_confidence, res.get("n_small"))
     if reason:
         out.append(f"No face: {reason}")
     out.append("")

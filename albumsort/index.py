@@ -12,6 +12,11 @@ The file carries albumsort's own SQLite ``application_id``.  albumsort
 never writes to a database that is not empty and not its own, and commands
 that only read open the index read-only (``immutable`` on read-only media),
 so neither another program's database nor a backup copy is ever changed.
+
+Columns added since schema 3 (``ADDED_COLUMNS``) are added in place by the
+next ``index`` run (``ALTER TABLE ... ADD COLUMN``: nothing else changes,
+and an older albumsort still reads the file); until then readers see them
+as NULL, "not known".
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ APPLICATION_ID = 0x616C6273
 
 DEFAULT_MIN_CONFIDENCE = 0.20
 """Faces below this confidence are ignored unless a command is given ``--min-confidence``."""
+
+ADDED_COLUMNS = {"results": {"n_small": "INTEGER"}}
+"""Columns newer than schema 3: added to an older index in place, NULL until its photos are read again."""
 
 OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs"})
 LEGACY_SCHEMAS = ("1", "2")
@@ -183,6 +191,7 @@ class Index:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         if version == SCHEMA_VERSION:
+            self._add_columns()
             return
         if version:
             self._drop()  # an older albumsort index is a cache of what the photos say: rebuild it
@@ -280,7 +289,7 @@ class Index:
             db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
             db["results"].create({
                 "hash": str, "width": int, "height": int, "model_version": str,
-                "detector_version": str, "n_faces": int, "scored_at": float,
+                "detector_version": str, "n_faces": int, "n_small": int, "scored_at": float,
                 **{f"score_{e}": float for e in EMOTIONS}, "n_kept": int,
                 **{f"best_{e}": float for e in EMOTIONS}, **{f"shows_{e}": int for e in EMOTIONS},
                 "dhash": int, "exif_time": float,
@@ -309,6 +318,19 @@ class Index:
                 # The full ranking order, so `top` walks the index and stops after N rows.
                 db.execute(f"CREATE INDEX IF NOT EXISTS results_rank_{e} ON results "
                            f"(score_{e} DESC, n_kept DESC, best_{e} DESC)")
+
+    def _add_columns(self) -> None:
+        """Add ``ADDED_COLUMNS`` an index of this schema lacks, in one transaction; nothing else changes."""
+        with self.transaction():
+            for table, cols in ADDED_COLUMNS.items():
+                have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+                for col, kind in cols.items():
+                    if col not in have:
+                        self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether the file has ``column`` (a read-only open of an older index may lack an added one)."""
+        return any(r[1] == column for r in self.conn.execute(f"PRAGMA table_info({table})"))
 
     @contextmanager
     def transaction(self):

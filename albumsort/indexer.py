@@ -37,6 +37,9 @@ DECODE_SIDE = 1000
 (``faces.DETECT_SIDE``), so libjpeg decodes a 4000x3000 JPEG at 1/4 scale to exactly 1000x750."""
 
 
+UNCOUNTED = "coalesce(r.n_small IS NULL AND r.n_kept = 0, 0)"
+"""SQL: a no-face result stored before small faces were counted (``n_small``): re-read once to count them."""
+
 TASKS_PER_WORKER = 1000
 """Workers are replaced after this many photos: yuface leaks ~35 KB per detection
 (measured: 212 MiB over 3,000 calls), so memory stays bounded whatever the album's size,
@@ -97,7 +100,7 @@ class Summary:
         parts = [f"{self.indexed} indexed", f"{self.unchanged} unchanged", f"{self.moved} moved",
                  f"{self.removed} removed", f"{self.failed} failed"]
         if self.rescored:
-            parts.insert(1, f"{self.rescored} re-scored for a new model")
+            parts.insert(1, f"{self.rescored} re-scored for a new model or index format")
         if self.copied:
             parts.insert(3, f"{self.copied} copies")
         if self.known_failed:
@@ -151,9 +154,9 @@ def _exit_with_parent() -> None:
 
 
 def _is_current(content_hash: str) -> bool:
-    row = _worker["db"].execute("SELECT model_version, detector_version FROM results WHERE hash = ?",
-                                [content_hash]).fetchone()
-    return row is not None and tuple(row) == _worker["current"]
+    row = _worker["db"].execute(f"SELECT model_version, detector_version, {UNCOUNTED} FROM results r "
+                                "WHERE hash = ?", [content_hash]).fetchone()
+    return row is not None and tuple(row[:2]) == _worker["current"] and not row[2]
 
 
 def detect_and_crop(rgb: np.ndarray, detector) -> tuple[list, np.ndarray | None]:
@@ -220,6 +223,7 @@ def analyse(path: str, max_pixels: int) -> dict:
     s = full_w / rgb.shape[1]
     return {
         "hash": content_hash, "known": False, "width": full_w, "height": full_h,
+        "n_small": int(getattr(_worker["detector"], "small", 0)),
         "dhash": difference_hash(rgb), "exif_time": taken,
         "faces": [{"box": [v * s for v in f.box], "score": f.score, "p": [float(v) for v in p],
                    "readability": float(r),
@@ -307,7 +311,7 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
     unreadable: list[bytes] = []
     seen: list[bytes] = []
     seen_errors: list[bytes] = []
-    lookup = "SELECT p.size, p.mtime_ns, r.model_version, r.detector_version FROM photos p " \
+    lookup = f"SELECT p.size, p.mtime_ns, r.model_version, r.detector_version, {UNCOUNTED} FROM photos p " \
              "LEFT JOIN results r ON r.hash = p.hash WHERE p.raw = ?"
     known_error = "SELECT 1 FROM errors WHERE raw = ? AND size = ? AND mtime_ns = ?"
     for item in walk(roots, exclude):
@@ -328,7 +332,7 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
             continue
         row = index.conn.execute(lookup, [raw]).fetchone()
         if row and row[0] == item.size and row[1] == item.mtime_ns:
-            if (row[2], row[3]) == versions:
+            if (row[2], row[3]) == versions and not row[4]:
                 summary.unchanged += 1
                 seen.append(raw)
                 if len(seen) >= 2000:
@@ -441,7 +445,8 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
             ranks = ranking_columns(faces)
             index.put_result(res["hash"], {
                 "width": res["width"], "height": res["height"], "model_version": versions[0],
-                "detector_version": versions[1], "n_faces": len(faces), "scored_at": time.time(),
+                "detector_version": versions[1], "n_faces": len(faces), "n_small": res.get("n_small", 0),
+                "scored_at": time.time(),
                 "dhash": res["dhash"], "exif_time": res["exif_time"], **ranks}, faces)
             index.put_photo(raw, size, mtime_ns, res["hash"], run)
             summary.indexed += 1

@@ -32,14 +32,15 @@ def face(w=60.0, h=80.0, readability=0.95, det=0.95, **p):
 
 
 def build(path: Path, photos: dict, root: Path | None = None) -> Path:
-    """An index of ``photos`` {path: (hash, faces)}; a path under ``root`` is also written as a small file."""
+    """An index of ``photos`` {path: (hash, faces[, faces too small to read])}; a path under ``root`` is also
+    written as a small file."""
     idx = Index(path)
     with idx.transaction():
-        for i, (p, (h, faces)) in enumerate(photos.items()):
+        for i, (p, (h, faces, *small)) in enumerate(photos.items()):
             rows = [{"idx": j, "x": 1.0, "y": 2.0, "landmarks": None, **f} for j, f in enumerate(faces)]
             idx.put_result(h, {"width": 400, "height": 300, "model_version": "m", "detector_version": "d",
-                               "n_faces": len(faces), "scored_at": 0.0, "dhash": i * 977, "exif_time": None,
-                               **ranking_columns(faces)}, rows)
+                               "n_faces": len(faces), "n_small": small[0] if small else 0, "scored_at": 0.0,
+                               "dhash": i * 977, "exif_time": None, **ranking_columns(faces)}, rows)
             idx.put_photo(str(p).encode(), 1, 1, h, 1)
             if root is not None and str(p).startswith(str(root)):
                 Path(p).parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,7 @@ def album(tmp_path):
         a / "home" / "crowd.jpg": ("h4", [face(happy=0.8)] * 10 + [face(sad=0.7)] * 2),
         a / "home" / "four.jpg": ("h5", [face(neutral=0.9)] * 3 + [face(sad=0.8)]),
         a / "nf" / "landscape.jpg": ("h6", []),
-        a / "nf" / "lineup.jpg": ("h7", [face(w=10, h=14, det=0.3, happy=0.4)] * 20),
+        a / "nf" / "lineup.jpg": ("h7", [], 20),  # 20 faces found, all under the detector's size floor
         a / "nf" / "masked.jpg": ("h8", [face(readability=0.2, happy=0.6)]),
         a / "nf" / "unsure.jpg": ("h9", [face(det=0.4, readability=0.7, happy=0.45)]),
     }
@@ -120,7 +121,7 @@ def test_2_usage_errors_are_one_line_with_a_hint_and_exit_2(album, args, expecte
 def test_2_emotions_in_any_case_and_db_after_the_command(album):
     db, _ = album
     code, out, _ = run(db, "top", "Happy")
-    assert code == 0 and "smile1.jpg" in out or "copy-of-smile1.jpg" in out
+    assert code == 0 and ("smile1.jpg" in out or "copy-of-smile1.jpg" in out)
     r = CliRunner().invoke(app, ["top", "HAPPY", "--db", str(db)])  # --db after the command
     assert r.exit_code == 0 and r.stdout == out
     r = CliRunner().invoke(app, ["export", "Sad", str(db.parent / "sad"), "--db", str(db)])
@@ -175,7 +176,7 @@ def test_5_status_report_and_summary_count_the_same_way(album, tmp_path):
     mostly = {e: int(s[f"mostly {e}"]) for e in EMOTIONS}
     assert photos == 10 and no_face == 4 and sum(mostly.values()) + no_face == photos
     assert mostly == {"angry": 0, "happy": 5, "sad": 0, "neutral": 1}  # a copy is a photo too
-    assert s["faces"] == "43 found, 21 kept (confidence >= 0.2)"
+    assert s["faces"] == "23 found, 21 kept (confidence >= 0.2)"
     code, out, err = run(db, "report", tmp_path / "rep")
     assert code == 0, err
     page = (tmp_path / "rep" / "index.html").read_text()
@@ -195,31 +196,95 @@ def test_5_status_report_and_summary_count_the_same_way(album, tmp_path):
 def test_6_no_face_says_why_and_lists_surest_first(album, tmp_path):
     db, a = album
     code, out, _ = run(db, "nofaces", "--json")
-    got = [(Path(i["path"]).name, i["reason"], i["n_faces"]) for i in json.loads(out)]
+    got = [(Path(i["path"]).name, i["reason"], i["n_faces"], i["n_small"]) for i in json.loads(out)]
     # No face found first, then the others by their best face's confidence, lowest (surest) first.
-    assert got == [("landscape.jpg", "no face found", 0),
-                   ("masked.jpg", "faces not readable (masked, turned away)", 1),
-                   ("unsure.jpg", "faces below the confidence threshold", 1),
-                   ("lineup.jpg", "faces too small to read", 20)]
-    assert [i["confidence"] for i in json.loads(out)] == [None, 0.114, 0.154, 0.171]
+    assert got == [("landscape.jpg", "no face found", 0, 0),
+                   ("lineup.jpg", "faces too small to read", 0, 20),
+                   ("masked.jpg", "faces not readable (masked, turned away)", 1, 0),
+                   ("unsure.jpg", "faces below the confidence threshold", 1, 0)]
+    assert [i["confidence"] for i in json.loads(out)] == [None, None, 0.114, 0.154]
     code, out, _ = run(db, "nofaces", "-n", "2")
-    assert [line.split("\t")[0] for line in out.splitlines()] == ["no face found", "faces not readable (masked, "
-                                                                   "turned away)"]
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["no face found", "faces too small to read"]
     code, out, _ = run(db, "nofaces", "--format", "csv", "--in", a / "nf", "--since", "1970")
     assert out.splitlines()[0] == "reason,faces,confidence,path" and len(out.splitlines()) == 5
-    assert "No face: faces too small to read; 20 ignored" in run(db, "show", a / "nf" / "lineup.jpg")[1]
+    assert "No face: faces too small to read (20 found)" in run(db, "show", a / "nf" / "lineup.jpg")[1]
+    assert "20 more face(s) too small to read" in run(db, "explain", a / "nf" / "lineup.jpg")[1]
     assert json.loads(run(db, "show", a / "nf" / "masked.jpg", "--json")[1])["no_face"].startswith("faces not read")
     assert "No face: no face found" in run(db, "explain", a / "nf" / "landscape.jpg")[1]
     run(db, "report", tmp_path / "rep")
     page = (tmp_path / "rep" / "index.html").read_text()
     section = page[page.index('id="no-face"'):]
-    order = ("landscape.jpg", "masked.jpg", "unsure.jpg", "lineup.jpg")
+    order = ("landscape.jpg", "lineup.jpg", "masked.jpg", "unsure.jpg")
     assert [section.index(w) for w in order] == sorted(section.index(w) for w in order)
     assert "faces too small to read" in section
     code, _, err = run(db, "export", "--all", tmp_path / "all", "-n", "2")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "all" / "no-face").iterdir() if p.suffix == ".jpg") == [
-        "001_landscape.jpg", "002_masked.jpg"]
+        "001_landscape.jpg", "002_lineup.jpg"]
+
+
+def test_6_which_faces_decide_the_reason():
+    from albumsort.ranking import NO_FACE_REASONS as R
+    from albumsort.ranking import no_face_reason
+
+    unsure, masked = face(det=0.4, readability=0.7, happy=0.45), face(readability=0.2, happy=0.6)
+    assert no_face_reason([], n_small=0) == R[0] and no_face_reason([], n_small=None) == R[0]  # None: not counted
+    assert no_face_reason([], n_small=3) == R[1]
+    assert no_face_reason([masked, unsure], n_small=40) == R[1]  # a crowd: most faces are too small
+    assert no_face_reason([masked, unsure], n_small=1) == R[3]  # the faces found decide: the best is readable
+    assert no_face_reason([masked], n_small=0) == R[2]
+    assert no_face_reason([face(happy=0.9)], n_small=40) is None  # a kept face: not "No face" at all
+
+
+def _index_copies(tmp_path, files: dict) -> tuple[Path, Path]:
+    album = tmp_path / "album"
+    album.mkdir()
+    for name, src in files.items():
+        (album / name).write_bytes(Path(src).read_bytes())
+    db = tmp_path / "i.db"
+    code, out, err = run(db, "index", album, "-j", "1")
+    assert code == 0, out + err
+    return db, album
+
+
+def test_6_a_real_crowd_of_tiny_faces_is_too_small_not_faceless(tmp_path):
+    from tests.conftest import shared
+
+    band = shared("wider-face-val-sample", "images", "0--Parade", "0_Parade_marchingband_1_78.jpg")
+    forest = sorted(shared("no-face-scenes", "forest").glob("*.jpg"))[0]
+    db, album = _index_copies(tmp_path, {"band.jpg": band, "forest.jpg": forest})
+    items = {Path(i["path"]).name: i for i in json.loads(run(db, "nofaces", "--json")[1])}
+    assert items["band.jpg"]["reason"] == "faces too small to read" and items["band.jpg"]["n_small"] >= 20
+    assert items["forest.jpg"]["reason"] == "no face found" and items["forest.jpg"]["n_small"] == 0
+    assert list(items) == ["forest.jpg", "band.jpg"]  # no face found first
+    assert "No face: faces too small to read" in run(db, "show", album / "band.jpg")[1]
+
+
+def test_6_an_index_from_before_small_faces_were_counted_is_read_and_then_completed(tmp_path):
+    import hashlib
+    import sqlite3
+
+    from tests.conftest import shared
+
+    band = shared("wider-face-val-sample", "images", "0--Parade", "0_Parade_marchingband_1_78.jpg")
+    portrait = shared("wider-face-val-sample", "images", "20--Family_Group")
+    db, album = _index_copies(tmp_path, {"band.jpg": band, "family.jpg": sorted(portrait.glob("*.jpg"))[0]})
+    con = sqlite3.connect(db)  # the previous version's file: no n_small column, left in WAL mode
+    con.execute("ALTER TABLE results DROP COLUMN n_small")
+    con.execute("PRAGMA journal_mode=WAL")
+    con.close()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    code, out, err = run(db, "nofaces", "--json")  # read as it is: the photo is simply not counted yet
+    assert code == 0 and {Path(i["path"]).name: (i["reason"], i["n_small"]) for i in json.loads(out)}[
+        "band.jpg"] == ("no face found", None)
+    for args in (["status"], ["top", "happy"], ["show", album / "band.jpg"]):
+        assert run(db, *args)[0] == 0, args
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    code, out, err = run(db, "index", album, "-j", "1")  # adds the column; reads the no-face photo again, once
+    assert code == 0 and out.startswith("1 indexed, 1 re-scored for a new model or index format, 1 unchanged"), out
+    assert json.loads(run(db, "nofaces", "--json")[1])[0]["reason"] == "faces too small to read"
+    code, out, err = run(db, "index", album, "-j", "1")
+    assert code == 0 and out.startswith("0 indexed, 2 unchanged"), out
 
 
 # -- 7 ------------------------------------------------------------------------------------------------
