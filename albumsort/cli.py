@@ -429,7 +429,7 @@ def open_index(ctx: typer.Context, create: bool = False):
     """The index: read-only unless ``create`` (only ``index`` writes to it)."""
     import sqlite3
 
-    from albumsort.index import DamagedIndex, Index, NotAnIndex, damaged_message, default_db_path
+    from albumsort.index import DamagedIndex, Index, IndexChanged, NotAnIndex, damaged_message, default_db_path
 
     given = ctx.obj["db"]
     path = Path(given).expanduser() if given else default_db_path()
@@ -437,13 +437,17 @@ def open_index(ctx: typer.Context, create: bool = False):
         name = "--db" if given else "ALBUMSORT_DB"
         fail(f"{name} must name a file (the index), not a folder: {path} is a folder")
     try:
-        return Index(path, create=create)
+        idx = Index(path, create=create)
+    except IndexChanged as e:
+        fail(str(e), code=ExitStatus.FAILED)
     except (FileNotFoundError, NotAnIndex, DamagedIndex) as e:
         fail(str(e))
     except sqlite3.DatabaseError as e:
         fail(damaged_message(path, e))
     except OSError as e:  # an unreadable file or folder
         fail(f"cannot open the index {path}: {e.strerror or e}")
+    _state["index"] = idx
+    return idx
 
 
 # -- output: one emit() for every listing -------------------------------------------------------------
@@ -577,6 +581,8 @@ def index(
                  code=ExitStatus.INTERRUPTED)
         except Exception as e:  # a missing detector wheel, a full disk, a foreign database...
             fail(f"index stopped: {type(e).__name__}: {e}", code=ExitStatus.STOPPED)
+        finally:
+            idx.close()  # back to a rollback journal: readers then need no immutable open (Index.close)
     from rich.markup import escape
 
     for path, reason in summary.failures[:20]:
@@ -1033,14 +1039,23 @@ def report(
 
 
 def run() -> None:
-    """Console-script entry point: a damaged index is one line, not a traceback."""
+    """Console-script entry point: a damaged index is one line, not a traceback.
+
+    A query that fails on an index opened ``immutable`` while an ``index``
+    run writes to it is not damage (``Index.changed``): the line says to run
+    the command again, and nothing is said about moving the index.
+    """
     import sqlite3
 
     try:
         app()
     except sqlite3.DatabaseError as e:
-        from albumsort.index import damaged_message, default_db_path
+        from albumsort.index import changed_message, damaged_message, default_db_path
 
+        idx = _state.get("index")
+        if idx is not None and idx.changed():
+            err.print(f"[red]error:[/red] {changed_message(idx.path)}", highlight=False)
+            sys.exit(ExitStatus.FAILED)
         db = Path(_state["db"]).expanduser() if _state["db"] else default_db_path()
         err.print(f"[red]error:[/red] {damaged_message(Path(db), e)}", highlight=False)
         sys.exit(ExitStatus.USAGE)

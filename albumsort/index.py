@@ -10,7 +10,7 @@ the new one, never half of it.
 
 The file carries albumsort's own SQLite ``application_id``.  albumsort
 never writes to a database that is not empty and not its own, and commands
-that only read open the index read-only (``immutable`` on read-only media),
+that only read open the index read-only (see ``Index._connect_readonly``),
 so neither another program's database nor a backup copy is ever changed.
 
 Columns added since schema 3 (``ADDED_COLUMNS``) are added in place by the
@@ -78,6 +78,15 @@ class NotAnIndex(Exception):
 
 class DamagedIndex(Exception):
     """The index file is albumsort's but SQLite cannot read it."""
+
+
+class IndexChanged(Exception):
+    """The index was written while a command read it: not damage; running the command again reads it whole."""
+
+
+def changed_message(path: Path) -> str:
+    return (f"the index {path} changed while it was being read (an `albumsort index` run is updating it); "
+            "run the command again")
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -170,11 +179,17 @@ class Index:
         self.path = Path(path) if path else default_db_path()
         self.readonly = not create
         self._db = None
+        self.immutable = False
         if self.readonly:
             if not self.path.exists():
                 raise FileNotFoundError(f"no index at {self.path}: run `albumsort index PHOTOS` first")
             self.conn = self._connect_readonly()
-            self._check_readable()
+            try:
+                self._check_readable()
+            except (NotAnIndex, DamagedIndex):
+                if self.changed():
+                    raise IndexChanged(changed_message(self.path)) from None
+                raise
             return
         if self.path.exists() and self.path.stat().st_size > 0:
             probe = self._connect_readonly()
@@ -182,6 +197,7 @@ class Index:
                 version = self._owned_version(probe)
             finally:
                 probe.close()
+                self.immutable = False
         else:
             version = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,26 +214,58 @@ class Index:
         self._create()
 
     # -- opening ------------------------------------------------------------
-    def _connect_readonly(self) -> sqlite3.Connection:
-        """A read-only connection that creates nothing beside the file.
+    def _file_state(self) -> tuple:
+        """What tells that the file was written: its identity, size and mtime, and whether a ``-wal`` exists."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return ()
+        return st.st_ino, st.st_size, st.st_mtime_ns, os.path.lexists(str(self.path) + "-wal")
 
-        SQLite opens a WAL database, even read-only, by creating ``-wal`` and
-        ``-shm`` files beside it, and leaves them there.  So unless a writer
-        is at work (its ``-wal`` exists, or an ``index`` run holds the lock),
-        the file is opened ``immutable``: read as it is, no file created.
-        ``immutable`` too where SQLite could not even keep its shared-memory file.
+    def changed(self) -> bool:
+        """Whether an ``immutable`` read may have been torn: the file was written since it was opened."""
+        return self.immutable and (self._file_state() != self._opened or run_in_progress(self.path))
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A read-only connection that creates nothing beside the file and is safe beside a writer.
+
+        ``index`` writes in WAL mode and, when it closes, turns the file back
+        to a rollback journal (``close``), so between runs the header says
+        so and a plain ``mode=ro`` reader needs no ``-wal``/``-shm`` file:
+        it creates nothing, and SQLite's locks keep its reads whole while an
+        ``index`` run writes.  During a run the writer's ``-wal``/``-shm``
+        exist and ``mode=ro`` shares them.
+
+        Only a file whose header still says WAL without a ``-wal`` beside it
+        (an index from an older albumsort, or one a reader held while
+        ``index`` closed) is opened ``immutable``, since a WAL reader there
+        would create both files and leave them.  ``immutable`` reads the
+        file as it is, with no locks: a writer starting meanwhile can make a
+        query fail or read half-written pages, so such a failure is never
+        called damage when the file changed (``changed``, ``IndexChanged``):
+        the command says to run again.  On read-only media nothing can
+        write, so ``immutable`` is always safe there.
         """
         uri = self.path.resolve().as_uri()
         writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
         busy = os.path.lexists(str(self.path) + "-wal") or run_in_progress(self.path)
-        conn = sqlite3.connect(f"{uri}?mode=ro" if writable and busy else f"{uri}?immutable=1", uri=True,
+        try:
+            with open(self.path, "rb") as f:
+                wal_header = f.read(20)[18:20] == b"\x02\x02"
+        except OSError:
+            wal_header = True
+        plain = not wal_header or (writable and busy)
+        self._opened = self._file_state()
+        self.immutable = not plain
+        conn = sqlite3.connect(f"{uri}?mode=ro" if plain else f"{uri}?immutable=1", uri=True,
                                timeout=30, isolation_level=None)
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError:
-            if not (writable and busy):
+            if not (wal_header and writable and busy):
                 raise
             conn.close()  # e.g. a WAL index on media that turned read-only under us
+            self.immutable = True
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30, isolation_level=None)
         except sqlite3.DatabaseError as e:
             conn.close()
@@ -345,6 +393,17 @@ class Index:
             self.conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Close; a writer first turns the file back to a rollback journal, so readers need no immutable mode.
+
+        That needs no other connection to hold the WAL: when a reader does,
+        the file stays in WAL mode (readers cope, see ``_connect_readonly``)
+        and the next ``index`` run tries again.
+        """
+        if not self.readonly:
+            try:
+                self.conn.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.OperationalError:
+                pass
         self.conn.close()
 
     # -- runs -------------------------------------------------------------

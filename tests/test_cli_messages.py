@@ -280,6 +280,7 @@ def test_6_an_index_from_before_small_faces_were_counted_is_read_and_then_comple
     for args in (["status"], ["top", "happy"], ["show", album / "band.jpg"]):
         assert run(db, *args)[0] == 0, args
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("i.db")) == ["i.db", "i.db.lock"]
     code, out, err = run(db, "index", album, "-j", "1")  # adds the column; reads the no-face photo again, once
     assert code == 0 and out.startswith("1 indexed, 1 re-scored for a new model or index format, 1 unchanged"), out
     assert json.loads(run(db, "nofaces", "--json")[1])[0]["reason"] == "faces too small to read"
@@ -399,14 +400,70 @@ def test_12_read_only_commands_create_nothing_beside_the_index(album):
     for args in (["status"], ["top", "happy"], ["nofaces"], ["show", db.parent / "al"], ["errors"]):
         assert run(db, *args)[0] == 0
         assert beside() == ["i.db"], args
-    data = bytearray(db.read_bytes())
-    data[4096:] = b"\x13" * (len(data) - 4096)  # a damaged index: its header says WAL and albumsort
-    db.write_bytes(bytes(data))
-    for args in (["status"], ["top", "happy"]):
-        code, _, err = run(db, *args)
-        assert code == 2 and "rebuild" in err and err.count("\n") == 1
-        assert beside() == ["i.db"], args
-    assert db.read_bytes() == bytes(data)
+    good = db.read_bytes()
+    for journal in (b"\x01\x01", b"\x02\x02"):  # a damaged index, its header in rollback or in WAL mode
+        data = bytearray(good)
+        data[18:20] = journal
+        data[4096:] = b"\x13" * (len(data) - 4096)
+        db.write_bytes(bytes(data))
+        for args in (["status"], ["top", "happy"]):
+            code, _, err = run(db, *args)
+            assert code == 2 and "rebuild" in err and err.count("\n") == 1
+            assert beside() == ["i.db"], args
+        assert db.read_bytes() == bytes(data)
+
+
+def _write_a_lot(db: Path) -> None:
+    """What an `index` run does to the file: WAL, many rows, checkpoints, then back to a rollback journal."""
+    writer = Index(db)
+    for i in range(30):
+        with writer.transaction():
+            writer.put_result(f"new{i}", {"width": 1, "height": 1, "n_faces": 0, "n_small": 0,
+                                          **ranking_columns([])}, [])
+            writer.put_photo(f"/new/{i}-{'x' * 3000}.jpg".encode(), 1, 1, f"new{i}", 2)
+        writer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    writer.close()
+
+
+def test_12_a_reader_open_while_index_writes_reads_whole_and_creates_nothing(album):
+    db, _ = album
+    reader = Index(db, create=False)
+    assert not reader.immutable  # the file is in rollback-journal mode between runs: plain read-only
+    assert reader.stats().photos == 10
+    _write_a_lot(db)
+    assert reader.stats().photos == 40 and not reader.changed()  # a locked read: whole, and never "damaged"
+    reader.close()
+    assert sorted(p.name for p in db.parent.iterdir() if p.name.startswith("i.db")) == ["i.db"]
+    assert db.read_bytes()[18:20] == b"\x01\x01"
+
+
+def test_12_an_immutable_read_torn_by_a_writer_is_not_called_damage(album, monkeypatch, capsys):
+    import sqlite3
+
+    from albumsort import cli
+
+    db, _ = album
+    con = sqlite3.connect(db)  # an index left in WAL mode (an older albumsort): read immutable, nothing created
+    con.execute("PRAGMA journal_mode=WAL")
+    con.close()
+    code, out, _ = run(db, "status")
+    assert code == 0 and sorted(p.name for p in db.parent.iterdir() if p.name.startswith("i.db")) == ["i.db"]
+    reader = Index(db, create=False)
+    assert reader.immutable and not reader.changed()
+    _write_a_lot(db)  # an `index` run starts while, say, a long report reads
+    assert reader.changed()
+
+    def torn():  # what SQLite says when pages change under an immutable reader
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(cli, "app", torn)
+    monkeypatch.setitem(cli._state, "index", reader)
+    with pytest.raises(SystemExit) as e:
+        cli.run()
+    err = capsys.readouterr().err
+    assert e.value.code == ExitStatus.FAILED and "changed while it was being read" in err and "run the command " \
+        "again" in err and "move" not in err and "damaged" not in err
+    assert Index(db, create=False).stats().photos == 40  # the next read is whole
 
 
 # -- 13 -----------------------------------------------------------------------------------------------
