@@ -330,6 +330,29 @@ def test_8_a_kept_export_is_reported_not_a_failure_and_no_rank_is_shared(tmp_pat
         "001_a-2.jpg" in err
     assert (out / "001_a.jpg").read_bytes() == b"retouched by the user"
     assert (out / "001_a-2.jpg").read_bytes() == b"photo a, edited"
+    for _ in range(2):  # later runs keep 001_a-2.jpg (no -3, nothing removed) and still say why, truly
+        code, stdout, err = run(after, "export", "happy", out)
+        assert code == 0 and "0 written, 2 up to date, 0 removed" in stdout, stdout + err
+        assert err == f"note: {out / '001_a.jpg'}: exists and was changed since albumsort wrote it; left alone: " \
+            "rank 1 is 001_a-2.jpg\n"
+    assert sorted(p.name for p in out.iterdir()) == ["001_a-2.jpg", "001_a.jpg", "002_c.jpg",
+                                                     "albumsort-manifest.csv", "b.jpg"]
+
+
+def test_8_an_edited_export_does_not_make_every_rerun_write_a_new_name(album, tmp_path):
+    db, _ = album
+    out = tmp_path / "out"
+    assert run(db, "export", "happy", out, "-n", "4")[0] == 0
+    first = sorted(out.glob("001_*"))[0]
+    with open(first, "ab") as f:  # echo x >> out/001_*.jpg
+        f.write(b"x\n")
+    runs = [run(db, "export", "happy", out, "-n", "4") for _ in range(3)]
+    assert all(code == 0 for code, _, _ in runs)
+    assert "1 written" in runs[0][1] and all("0 written, 4 up to date, 0 removed" in o for _, o, _ in runs[1:])
+    assert all("was changed since albumsort wrote it" in e and "not written by" not in e for _, _, e in runs)
+    stem = first.stem
+    assert sorted(p.name for p in out.glob("001_*")) == sorted([first.name, f"{stem}-2.jpg"])
+    assert first.read_bytes().endswith(b"x\n")
 
 
 # -- 9 ------------------------------------------------------------------------------------------------
