@@ -381,7 +381,7 @@ class ListQuery:
 
         kw.setdefault("with_faces", False)
         return rank(idx, emotion, n or self.n or 20, self.min_confidence, any_=kw.pop("any_", self.any_),
-                    everyone=self.everyone, all_shots=self.all_shots, filters=self.filters, **kw)
+                    everyone=kw.pop("everyone", self.everyone), all_shots=self.all_shots, filters=self.filters, **kw)
 
     def where(self) -> str:
         """" under X taken since D": the folders and dates asked for, as words."""
@@ -614,18 +614,34 @@ def _say_why_short(idx, q: ListQuery, emotion: str, items: list[dict]) -> None:
     if gone:
         note(gone)
         return
-    what = f"no group photo{q.where()}{q.faces()} where everyone shows {emotion}" if q.everyone else \
-        f"no photo{q.where()}{q.faces()} shows {emotion}"
     if not items:
         hint = ""
-        if not q.any_ and q.ranked(idx, emotion, 1, any_=True):
+        if not q.ranked(idx, emotion, 1, any_=True, everyone=False):  # no kept face at all
+            if abs(q.min_confidence - DEFAULT_MIN_CONFIDENCE) > 1e-12 and (q.everyone or not q.any_):
+                hint = f": no face reaches confidence {q.min_confidence:g}"
+            if q.min_confidence > 0.9:
+                hint += " (confidence tops out near 0.9)"
+        elif not q.any_:
             hint = " (--any also lists groups where not everyone does)" if q.everyone else \
                 " (--any lists every photo with a face, ranked by it)"
-        note(what + hint)
+        note(f"no {_list_words(q, emotion, 0)}{hint}")
     else:
-        which = "photo" if len(items) == 1 else "photos"
-        verb = "shows" if len(items) == 1 else "show"
-        note(f"only {len(items)} {which}{q.where()}{q.faces()} {verb} {emotion} (-n {q.n})")
+        note(f"only {len(items)} {_list_words(q, emotion, len(items))} (-n {q.n})")
+
+
+def _list_words(q: ListQuery, emotion: str, count: int) -> str:
+    """What a list holds, for ``count`` photos: the words of both the empty-list and the short-list note."""
+    many = count > 1
+    photos = "photos" if many else "photo"
+    scope = f"{q.where()}{q.faces()}"
+    reach = f"confidence {q.min_confidence:g}"
+    if q.everyone and q.any_:
+        return f"group {photos}{scope} with 2 or more faces that reach {reach}"
+    if q.everyone:
+        return f"group {photos}{scope} where everyone shows {emotion}"
+    if q.any_:
+        return f"{photos}{scope} {'have' if many else 'has'} a face that reaches {reach}"
+    return f"{photos}{scope} {'show' if many else 'shows'} {emotion}"
 
 
 @command()

@@ -153,6 +153,22 @@ def test_3_a_short_list_says_how_many(album):
     assert len(out.splitlines()) == 4 and err == ""
 
 
+def test_3_the_note_says_what_the_list_holds_with_any_everyone_and_a_threshold(album):
+    db, _ = album
+    code, out, err = run(db, "top", "angry", "--any", "-n", "50")  # every photo with a kept face, one per moment
+    assert len(out.splitlines()) == 5 and err == "only 5 photos have a face that reaches confidence 0.2 (-n 50)\n"
+    code, out, err = run(db, "top", "happy", "--everyone")
+    assert out == "" and err == "no group photo where everyone shows happy (--any also lists groups where not " \
+        "everyone does)\n"
+    code, out, err = run(db, "top", "happy", "--everyone", "--any", "-n", "5")
+    assert len(out.splitlines()) == 3 and err == "only 3 group photos with 2 or more faces that reach " \
+        "confidence 0.2 (-n 5)\n"
+    code, out, err = run(db, "top", "angry", "--any", "--min-confidence", "0.95")
+    assert out == "" and err == "no photo has a face that reaches confidence 0.95 (confidence tops out near 0.9)\n"
+    code, out, err = run(db, "top", "angry", "--min-confidence", "0.95")
+    assert err == "no photo shows angry: no face reaches confidence 0.95 (confidence tops out near 0.9)\n"
+
+
 # -- 4 ------------------------------------------------------------------------------------------------
 def test_4_conflicting_formats_are_refused_naming_both(album):
     db, _ = album
