@@ -435,21 +435,38 @@ class Index:
     def faces(self, content_hash: str) -> list[dict]:
         return self.query("SELECT * FROM faces WHERE hash = ? ORDER BY idx", [content_hash])
 
-    def stats(self) -> Stats:
-        """Every count of the index in one query (see ``Stats`` for what each one means)."""
+    def stats(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE, where: str = "", params=()) -> Stats:
+        """Every count of the index in one query (see ``Stats`` for what each one means).
+
+        ``where``/``params`` (``ranking.Filters.sql(n_faces="s.n_kept")``, on photos ``p``) and
+        ``min_confidence`` count only what a list with those options sees, by the same definitions.
+        """
         by = {e: 0 for e in EMOTIONS}
         photos = faces = kept = no_face = 0
-        sql = (f"SELECT CASE WHEN coalesce(r.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('r')} END AS e, "
-               "count(*), coalesce(sum(r.n_faces), 0), coalesce(sum(r.n_kept), 0) "
-               "FROM photos p LEFT JOIN results r ON r.hash = p.hash GROUP BY 1")
-        for e, n, nf, nk in self.conn.execute(sql):
+        if where or abs(min_confidence - DEFAULT_MIN_CONFIDENCE) > 1e-12:
+            # A photo's emotion is the one of its highest score; with one threshold for every emotion
+            # that is the one of the highest confidence-weighted sum, so the sums stand in for the scores.
+            sums = ", ".join(f"sum(CASE WHEN confidence >= ? THEN confidence * p_{e} ELSE 0 END) AS score_{e}"
+                             for e in EMOTIONS)
+            sql = (f"WITH s AS (SELECT hash, count(*) AS n_faces, sum(confidence >= ?) AS n_kept, {sums} "
+                   "FROM faces GROUP BY hash) "
+                   f"SELECT CASE WHEN coalesce(s.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('s')} END AS e, "
+                   "count(*), coalesce(sum(s.n_faces), 0), coalesce(sum(s.n_kept), 0) "
+                   f"FROM photos p LEFT JOIN s ON s.hash = p.hash WHERE 1{where} GROUP BY 1")
+            rows = self.conn.execute(sql, [min_confidence] * (1 + len(EMOTIONS)) + list(params))
+        else:
+            rows = self.conn.execute(
+                f"SELECT CASE WHEN coalesce(r.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('r')} END AS e, "
+                "count(*), coalesce(sum(r.n_faces), 0), coalesce(sum(r.n_kept), 0) "
+                "FROM photos p LEFT JOIN results r ON r.hash = p.hash GROUP BY 1")
+        for e, n, nf, nk in rows:
             photos, faces, kept = photos + n, faces + nf, kept + nk
             if e:
                 by[e] = n
             else:
                 no_face = n
         failed = self.conn.execute("SELECT count(*) FROM errors").fetchone()[0]
-        return Stats(photos, faces, kept, no_face, by, failed)
+        return Stats(photos, faces, kept, no_face, by, failed, min_confidence)
 
     def meta(self, key: str) -> str | None:
         rows = self.query("SELECT value FROM meta WHERE key = ?", [key])

@@ -208,6 +208,22 @@ def test_5_status_report_and_summary_count_the_same_way(album, tmp_path):
     assert line.endswith("; the index holds 10 photos, 21 kept faces, 4 no-face photos")
 
 
+def test_5_the_report_summary_counts_what_the_report_was_asked_for(album, tmp_path):
+    db, a = album
+    code, out, err = run(db, "report", tmp_path / "rep", "--in", a / "nf", "--min-confidence", "0.1")
+    assert code == 0, err
+    page = (tmp_path / "rep" / "index.html").read_text()
+    summary = {k: html.unescape(v) for k, v in re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td></tr>", page)}
+    assert summary["photos"] == f"4 (under {a / 'nf'})"
+    assert summary["faces"] == "2 found, 2 kept (confidence >= 0.1)"  # the masked and the unsure face
+    assert summary["no-face photos"] == "2" and "No face — 2" in page
+    assert (summary["mostly happy"], summary["mostly neutral"], summary["mostly sad"]) == ("1", "1", "0")
+    run(db, "report", tmp_path / "rep2", "--min-faces", "3")  # face filters too: the crowd and the group of four
+    page = (tmp_path / "rep2" / "index.html").read_text()
+    summary = {k: html.unescape(v) for k, v in re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td></tr>", page)}
+    assert summary["photos"] == "2 (at least 3 kept faces)" and summary["no-face photos"] == "0"
+
+
 # -- 6 ------------------------------------------------------------------------------------------------
 def test_6_no_face_says_why_and_lists_surest_first(album, tmp_path):
     db, a = album
