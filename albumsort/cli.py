@@ -54,6 +54,8 @@ def _one_line(e: click.ClickException) -> str:
         return e.format_message()
     ctx = getattr(e, "ctx", None)
     sub = ctx.info_name if ctx is not None and ctx.parent is not None else None
+    if ctx is None:  # an error from Click's parser (an option missing its value) carries no context
+        sub = _state.get("command")
     hint = f"see `albumsort{' ' + sub if sub else ''} --help`"
     if isinstance(e, click.NoSuchOption):
         msg = f"no such option: {e.option_name}"
@@ -118,7 +120,8 @@ class AlbumCommand(TyperCommand):
         super().__init__(*args, **kwargs)
         for p in self.params:
             if p.param_type_name == "argument" and p.metavar:
-                label = p.metavar if p.required else f"[{p.metavar}]"
+                # export's EMOTION is optional to Click only so that its absence gets export's own message.
+                label = p.metavar if p.required or p.metavar == "EMOTION" else f"[{p.metavar}]"
                 p.display_type_rich = lambda ctx: None  # no "<list[Path]>" beside PHOTO...
                 p._usage_display_name = lambda label=label: label  # "PHOTO...", not "{PHOTO...}"
 
@@ -135,6 +138,8 @@ class AlbumGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             args = _db_first(list(sys.argv[1:] if args is None else args))
+            _state["command"] = next((a for i, a in enumerate(args) if a in self.commands
+                                      and (i == 0 or args[i - 1] != "--db")), None)
             rv = super().main(args, prog_name or "albumsort", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else ExitStatus.OK
         except click.NoArgsIsHelpError:
@@ -224,7 +229,8 @@ def main(
 ) -> None:
     """Index photos once, then rank them instantly by emotion."""
     _state["db"] = db
-    ctx.obj = {"db": db}
+    from_env = ctx.get_parameter_source("db") is _click_core.ParameterSource.ENVIRONMENT
+    ctx.obj = {"db": db, "db_name": "ALBUMSORT_DB" if from_env else "--db"}
 
 
 def parse_date(text: str, end: bool = False, option: str = "--since") -> float:
@@ -434,8 +440,7 @@ def open_index(ctx: typer.Context, create: bool = False):
     given = ctx.obj["db"]
     path = Path(given).expanduser() if given else default_db_path()
     if path.is_dir():
-        name = "--db" if given else "ALBUMSORT_DB"
-        fail(f"{name} must name a file (the index), not a folder: {path} is a folder")
+        fail(f"{ctx.obj.get('db_name', '--db')} must name a file (the index), not a folder: {path} is a folder")
     try:
         idx = Index(path, create=create)
     except IndexChanged as e:
@@ -958,8 +963,8 @@ def errors(
 @command()
 def export(
     ctx: typer.Context,
-    what: str = typer.Argument(..., metavar="EMOTION", show_default=False,
-                               help="angry, happy, sad or neutral (with --all: DEST)."),
+    what: Optional[str] = typer.Argument(None, metavar="EMOTION", show_default=False,
+                                         help="angry, happy, sad or neutral (with --all: DEST)."),
     dest: Optional[Path] = typer.Argument(None, metavar="DEST", show_default=False,
                                           help="The folder to write into."),
     all_: bool = typer.Option(False, "--all", metavar="",
@@ -984,6 +989,9 @@ def export(
     from albumsort.export import export_ranked
     from albumsort.ranking import no_faces
 
+    if what is None:
+        raise UsageLine("export --all needs DEST: albumsort export --all DEST" if all_ else
+                        "export needs EMOTION and DEST: albumsort export EMOTION DEST (or export --all DEST)")
     if all_:
         if dest is not None:
             raise UsageLine("export --all takes only DEST: albumsort export --all DEST")

@@ -105,7 +105,7 @@ def carries_our_id(path: Path) -> bool:
 def damaged_message(path: Path, e: Exception) -> str:
     """One line for an index SQLite cannot read; only albumsort's own file is called an index to rebuild."""
     if os.path.isdir(path):
-        return f"--db must name a file, not a folder: {path} is a folder"
+        return f"--db (or ALBUMSORT_DB) must name a file, not a folder: {path} is a folder"
     if carries_our_id(path):
         return (f"the index {path} is damaged ({e}); move it aside and run `albumsort index PHOTOS` "
                 "to rebuild it")

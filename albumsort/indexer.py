@@ -97,14 +97,14 @@ class Summary:
 
     def line(self) -> str:
         """What this run did, then what the index holds (``Index.stats``, as ``status`` counts it)."""
-        parts = [f"{self.indexed} indexed", f"{self.unchanged} unchanged", f"{self.moved} moved",
-                 f"{self.removed} removed", f"{self.failed} failed"]
+        parts = [f"{self.indexed:,} indexed", f"{self.unchanged:,} unchanged", f"{self.moved:,} moved",
+                 f"{self.removed:,} removed", f"{self.failed:,} failed"]
         if self.rescored:
-            parts.insert(1, f"{self.rescored} re-scored for a new model or index format")
+            parts.insert(1, f"{self.rescored:,} re-scored for a new model or index format")
         if self.copied:
-            parts.insert(3, f"{self.copied} copies")
+            parts.insert(3, f"{self.copied:,} copies")
         if self.known_failed:
-            parts.append(f"{self.known_failed} known failures (see `albumsort errors`)")
+            parts.append(f"{self.known_failed:,} known failures (see `albumsort errors`)")
         end = " (interrupted)" if self.interrupted else ""
         t = self.totals
         held = (f"; the index holds {t.photos:,} photos, {t.kept_faces:,} kept faces, {t.no_face:,} no-face photos"

@@ -94,6 +94,24 @@ def test_1_an_unreadable_file_that_is_not_ours_is_not_called_an_index_to_move(tm
     assert "move" not in msg and "check --db" in msg
 
 
+def test_1_a_folder_given_by_albumsort_db_is_named_as_such(tmp_path):
+    for args in (["top", "happy"], ["status"]):
+        r = CliRunner().invoke(app, args, env={"ALBUMSORT_DB": str(tmp_path)})
+        assert r.exit_code == 2 and r.stderr.startswith("error: ALBUMSORT_DB must name a file"), r.stderr
+
+
+def test_5_the_run_summary_writes_every_number_alike():
+    from albumsort.index import Stats
+    from albumsort.indexer import Summary
+
+    totals = Stats(12408, 30120, 21000, 1408, {e: 2750 for e in EMOTIONS}, 0)
+    line = Summary(indexed=12408, unchanged=1200, rescored=1500, copied=1001, known_failed=1002,
+                   totals=totals).line()
+    assert line.startswith("12,408 indexed, 1,500 re-scored for a new model or index format, 1,200 unchanged, "
+                           "1,001 copies") and "1,002 known failures" in line
+    assert line.endswith("the index holds 12,408 photos, 21,000 kept faces, 1,408 no-face photos")
+
+
 # -- 2 ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, expected", [
     (["top", "happpy"], "error: unknown emotion 'happpy' (did you mean happy?)"),
@@ -106,6 +124,11 @@ def test_1_an_unreadable_file_that_is_not_ours_is_not_called_an_index_to_move(tm
     (["top", "happy", "--zzz"], "error: no such option: --zzz; see `albumsort top --help`"),
     (["top"], "error: missing argument EMOTION; see `albumsort top --help`"),
     (["export", "happy"], "error: export needs EMOTION and DEST"),
+    (["export", "--all"], "error: export --all needs DEST: albumsort export --all DEST\n"),
+    (["export"], "error: export needs EMOTION and DEST"),
+    (["top", "happy", "-n"], "error: option '-n' requires an argument; see `albumsort top --help`\n"),
+    (["--db", "x.db", "nofaces", "--format"], "error: option '--format' requires an argument; see `albumsort "
+                                              "nofaces --help`\n"),
     (["export", "joyful", "out"], "error: unknown emotion 'joyful'"),
     (["frobnicate"], "error: no such command 'frobnicate'"),
 ])
