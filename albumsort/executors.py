@@ -88,9 +88,11 @@ class KnownContent:
         self.versions = tuple(versions)
 
     def __call__(self, content_hash: str) -> bool:
-        row = self.conn.execute("SELECT model_version, detector_version FROM results WHERE hash = ?",
-                                [content_hash]).fetchone()
-        return row is not None and tuple(row) == self.versions
+        from albumsort.indexer import UNCOUNTED
+
+        row = self.conn.execute(f"SELECT model_version, detector_version, {UNCOUNTED} FROM results r "
+                                "WHERE hash = ?", [content_hash]).fetchone()
+        return row is not None and tuple(row[:2]) == self.versions and not row[2]
 
     def current(self, hashes: list[str]) -> list[bool]:
         return [self(h) for h in hashes]

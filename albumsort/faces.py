@@ -104,9 +104,16 @@ class YuNetDetector:
     Returns every box scored at least ``min_score`` and at least ``min_size``
     px tall at detection scale (smaller faces are too small to read an
     expression from); ``confirmed`` decides which candidates are faces.
+    The smaller ones are not dropped silently: ``small`` counts those of the
+    last ``detect`` that were surely faces (``SURE_SCORE``: the model cannot
+    vouch for a face too small to read), so a crowd of tiny faces is told
+    from a photo without any (measured on the WIDER sample: 14 of 400 photos
+    hold only such faces; 1 of 176 no-face scenes has one).
     """
 
     name = "yunet"
+    small = 0
+    """Sure faces the last ``detect`` left out for being under ``min_size``."""
 
     def __init__(self, min_score: float = CANDIDATE_SCORE, side: int = DETECT_SIDE, min_size: float = MIN_SIZE):
         import yuface  # noqa: F401  (fails here when the wheel is missing)
@@ -125,6 +132,7 @@ class YuNetDetector:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # yuface warns about images over 960 px: measured fine at 1000
             confs, boxes, lms = yuface.detect(bgr, conf=self.min_score - 1e-6)
+        self.small = sum(1 for c, b in zip(confs, boxes) if b[3] < self.min_size and c / 100.0 >= SURE_SCORE)
         return [Face(tuple(float(v) for v in b), float(c) / 100.0, [float(v) for v in lm]).scaled(1 / s)
                 for c, b, lm in zip(confs, boxes, lms) if b[3] >= self.min_size]
 
@@ -133,6 +141,8 @@ class MTCNNDetector:
     """MTCNN from the ``mtcnn`` wheel: the fallback where yuface has no wheel."""
 
     name = "mtcnn"
+    small = 0
+    """MTCNN applies its own size floor (min_face_size) and reports nothing below it."""
 
     def __init__(self, min_score: float = 0.9, side: int = DETECT_SIDE):
         from importlib.metadata import version

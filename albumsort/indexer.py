@@ -40,6 +40,9 @@ DECODE_SIDE = 1000
 (``faces.DETECT_SIDE``), so libjpeg decodes a 4000x3000 JPEG at 1/4 scale to exactly 1000x750."""
 
 
+UNCOUNTED = "coalesce(r.n_small IS NULL AND r.n_kept = 0, 0)"
+"""SQL: a no-face result stored before small faces were counted (``n_small``): re-read once to count them."""
+
 WORKER_MEMORY = (1 << 30) + (256 << 20)
 """Memory one worker may need: the largest decode it accepts (``images.MAX_DECODE_BYTES``) plus
 the detector and Python; fewer workers start when the machine has less available."""
@@ -92,14 +95,14 @@ class Summary:
 
     def line(self) -> str:
         """What this run did, then what the index holds (``Index.stats``, as ``status`` counts it)."""
-        parts = [f"{self.indexed} indexed", f"{self.unchanged} unchanged", f"{self.moved} moved",
-                 f"{self.removed} removed", f"{self.failed} failed"]
+        parts = [f"{self.indexed:,} indexed", f"{self.unchanged:,} unchanged", f"{self.moved:,} moved",
+                 f"{self.removed:,} removed", f"{self.failed:,} failed"]
         if self.rescored:
-            parts.insert(1, f"{self.rescored} re-scored for a new model")
+            parts.insert(1, f"{self.rescored:,} re-scored for a new model or index format")
         if self.copied:
-            parts.insert(3, f"{self.copied} copies")
+            parts.insert(3, f"{self.copied:,} copies")
         if self.known_failed:
-            parts.append(f"{self.known_failed} known failures (see `albumsort errors`)")
+            parts.append(f"{self.known_failed:,} known failures (see `albumsort errors`)")
         end = " (interrupted)" if self.interrupted else ""
         t = self.totals
         held = (f"; the index holds {t.photos:,} photos, {t.kept_faces:,} kept faces, {t.no_face:,} no-face photos"
@@ -229,7 +232,7 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
     unreadable: list[bytes] = []
     seen: list[bytes] = []
     seen_errors: list[bytes] = []
-    lookup = "SELECT p.size, p.mtime_ns, r.model_version, r.detector_version FROM photos p " \
+    lookup = f"SELECT p.size, p.mtime_ns, r.model_version, r.detector_version, {UNCOUNTED} FROM photos p " \
              "LEFT JOIN results r ON r.hash = p.hash WHERE p.raw = ?"
     known_error = "SELECT 1 FROM errors WHERE raw = ? AND size = ? AND mtime_ns = ?"
     for item in walk(roots, exclude):
@@ -250,7 +253,7 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
             continue
         row = index.conn.execute(lookup, [raw]).fetchone()
         if row and row[0] == item.size and row[1] == item.mtime_ns:
-            if (row[2], row[3]) == versions:
+            if (row[2], row[3]) == versions and not row[4]:
                 summary.unchanged += 1
                 seen.append(raw)
                 if len(seen) >= 2000:
@@ -397,7 +400,8 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
             ranks = ranking_columns(faces)
             index.put_result(res.hash, {
                 "width": res.width, "height": res.height, "model_version": versions[0],
-                "detector_version": versions[1], "n_faces": len(faces), "scored_at": time.time(),
+                "detector_version": versions[1], "n_faces": len(faces), "n_small": res.n_small,
+                "scored_at": time.time(),
                 "dhash": res.dhash, "exif_time": res.exif_time, **ranks}, faces)
             index.put_photo(raw, size, mtime_ns, res.hash, run)
             summary.indexed += 1

@@ -49,6 +49,8 @@ class Analysed:
     dhash: int
     exif_time: Optional[float]
     faces: tuple[FaceResult, ...]
+    n_small: int = 0
+    """Faces the detector was sure of but that were too small to read (``faces`` holds none of them)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class Pipeline:
         s = full_w / rgb.shape[1]
         return Analysed(
             hash=content_hash, width=full_w, height=full_h, dhash=difference_hash(rgb), exif_time=taken,
+            n_small=int(getattr(self.detector, "small", 0)),
             faces=tuple(FaceResult(box=tuple(v * s for v in f.box), det_score=f.score,
                                    p=tuple(float(v) for v in p), readability=float(r),
                                    landmarks=tuple(round(v * s, 1) for v in f.landmarks) if f.landmarks else None)
