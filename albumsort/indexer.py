@@ -378,9 +378,10 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
                 elif old:
                     index.mark_seen([raw], run)  # a read failure is not a deletion: keep what we had
                 continue
-            current = index.conn.execute("SELECT model_version, detector_version FROM results WHERE hash = ?",
-                                         [res.hash]).fetchone()
-            if not isinstance(res, Analysed) or (current is not None and tuple(current) == tuple(versions)):
+            current = index.conn.execute(f"SELECT model_version, detector_version, {UNCOUNTED} FROM results r "
+                                         "WHERE hash = ?", [res.hash]).fetchone()
+            if not isinstance(res, Analysed) or (current is not None and tuple(current[:2]) == tuple(versions)
+                                                 and not current[2]):
                 is_new = index.photo(raw) is None
                 index.put_photo(raw, size, mtime_ns, res.hash, run)
                 if is_new:
