@@ -169,7 +169,7 @@ def test_smoke_training_and_evaluate(fer_folder, tmp_path):
     metrics = json.loads((out / "smoke_metrics.json").read_text())
     assert metrics["onnx_max_difference_vs_keras"] < 1e-4
     card = json.loads((out / "smoke.json").read_text())
-    assert (card["input_size"], card["channels"]) == (48, 1)
+    assert (card["input_size"], card["channels"]) == (96, 1)  # the recipe's input: 96 px grey
     assert metrics["config"]["seed"] == 1234 and metrics["calibration"]["emotion_temperature"] > 0
     loss = metrics["history"]["loss"]
     assert loss[-1] < loss[0]  # it learned something (too few steps for batch-norm statistics to settle)
@@ -192,7 +192,7 @@ def test_smoke_training_and_evaluate(fer_folder, tmp_path):
     assert 0 <= rd["faces_mean"] <= 1 and rd["n_faces"] == 60
     from albumsort.emotions import EmotionModel
 
-    probs, readability = EmotionModel(out / "smoke.tflite").score_crops(np.zeros((3, 48, 48), np.uint8))
+    probs, readability = EmotionModel(out / "smoke.tflite").score_crops(np.zeros((3, 96, 96), np.uint8))
     assert probs.shape == (3, 4) and readability.shape == (3,)
     assert np.allclose(probs.sum(1), 1, atol=1e-4) and ((readability >= 0) & (readability <= 1)).all()
     # Keras and TFLite forms agree once calibration is applied (no input blur in the smoke model).

@@ -278,11 +278,12 @@ class DetectionCache:
         self._data = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self._dirty = False
 
-    def faces(self, path: Path, rgb: np.ndarray) -> list:
+    def faces(self, path: Path, rgb: np.ndarray, variant: str = "") -> list:
+        """The detections in ``rgb``, read from ``path``; ``variant`` names any change made to the file's pixels."""
         from albumsort.faces import Face
 
         st = Path(path).stat()
-        key = f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        key = f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{variant}"
         if key not in self._data:
             self._data[key] = [[list(f.box), f.score, f.landmarks] for f in self.detector.detect(rgb)]
             self._dirty = True
@@ -358,9 +359,13 @@ RAFDB_SPLITS = {"train": (0.0, 0.9), "val": (0.9, 1.0)}
 RAF-DB's own test split is withheld by the project for acceptance."""
 
 RAFDB_PAD = 0.5
-"""RAF-DB crops are padded by this share of their side on every side (replicated border) before the
+"""RAF-DB crops are padded by this share of their side on every side (``pad_face``) before the
 detector runs, so the album's detector sees a face with context, as in a photo, and ``crop_face``
 cuts the album's framing from the padded copy."""
+
+
+PAD_VARIANT = f"pad-soft{RAFDB_PAD:g}"
+"""Names ``pad_face``'s output in the detection cache."""
 
 
 def rafdb_files(root: str | Path, split: str, expressions=("angry", "happy", "sad", "neutral")) -> list[tuple[Path, str]]:
@@ -377,11 +382,19 @@ def rafdb_files(root: str | Path, split: str, expressions=("angry", "happy", "sa
 
 
 def pad_face(rgb: np.ndarray, pad: float = RAFDB_PAD) -> tuple[np.ndarray, int]:
-    """``rgb`` with ``pad`` x its side added on every side by replicating the border; returns (padded, offset)."""
+    """``rgb`` with ``pad`` x its side added on every side; returns (padded, offset).
+
+    The border is the crop's edge replicated and then blurred (sigma 8% of
+    the side), so the detector and the album's looser crop see a soft,
+    out-of-focus surround rather than streaks or mirrored eyes.
+    """
     import cv2
 
     p = int(round(pad * max(rgb.shape[:2])))
-    return cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REPLICATE), p
+    padded = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REPLICATE)
+    soft = cv2.GaussianBlur(padded, (0, 0), 0.08 * max(rgb.shape[:2]))
+    soft[p:p + rgb.shape[0], p:p + rgb.shape[1]] = rgb
+    return soft, p
 
 
 def load_rafdb(root: str | Path, split: str, detector=None, size: int = FACE_SIZE, channels: int = 1,
@@ -404,7 +417,8 @@ def load_rafdb(root: str | Path, split: str, detector=None, size: int = FACE_SIZ
         h, w = rgb.shape[:2]
         # The aligned crop is a little wider than a detector box: the face box is its central ~80%.
         box = (p + 0.1 * w, p + 0.1 * h, 0.8 * w, 0.8 * h)
-        crop, ok = album_crop(padded, box, size=size, channels=channels, faces=cache.faces(path, padded))
+        crop, ok = album_crop(padded, box, size=size, channels=channels,
+                              faces=cache.faces(path, padded, PAD_VARIANT))
         images.append(crop)
         labels.append(EMOTIONS.index(RAFDB_FOLDERS[expression]))
         found += ok

@@ -28,7 +28,7 @@ class Config:
     nonfaces: str = "../shared/data"
     out: str = "models"
     name: str = "emotion"
-    epochs: int = 20
+    epochs: int = 24
     batch_size: int = 64
     width: int = 24
     dropout: float = 0.25
@@ -40,15 +40,15 @@ class Config:
     augment_strength: float = 0.7
     jpeg_probability: float = 0.2
     unreadable_probability: float = 0.05
-    facelike_probability: float = 0.0
-    facelike_repeat: int = 0
+    facelike_probability: float = 0.03
+    facelike_repeat: int = 5
     expw_repeat: int = 2
     rafdb_repeat: int = 1
     rafdb_other: str = "drop"
     fer_fraction: float = 1.0
-    input_size: int = 48
+    input_size: int = 96
     channels: int = 1
-    stem_stride: int = 1
+    stem_stride: int = 2
     flip_tta: bool = True
     val_fraction: float = 0.1
     seed: int = 1234
@@ -129,7 +129,7 @@ def load_all(cfg: Config) -> dict:
         parts_val.append(d["test_rafdb"])
         d["rafdb_detector_found"] = found
         if cfg.rafdb_other == "aux":
-            from training.data import RAFDB_PAD, album_crop, pad_face
+            from training.data import PAD_VARIANT, RAFDB_PAD, album_crop, pad_face
             from PIL import Image
 
             crops, labels = [], []
@@ -138,7 +138,7 @@ def load_all(cfg: Config) -> dict:
                     padded, p = pad_face(np.asarray(im.convert("RGB")), RAFDB_PAD)
                 h = padded.shape[0] - 2 * p
                 crop, _ = album_crop(padded, (p + 0.1 * h, p + 0.1 * h, 0.8 * h, 0.8 * h), size=size, channels=ch,
-                                     faces=cache.faces(path, padded))
+                                     faces=cache.faces(path, padded, PAD_VARIANT))
                 crops.append(crop)
                 labels.append(UNREADABLE + 1 + RAFDB_OTHER.index(expression))
             t_other = np.zeros((len(labels), UNREADABLE + 1 + len(RAFDB_OTHER)), np.float32)
