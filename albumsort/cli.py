@@ -42,9 +42,13 @@ class Format(str, Enum):
     csv = "csv"
 
 
-class Detector(str, Enum):
-    yunet = "yunet"
-    mtcnn = "mtcnn"
+def _detector_names() -> list[str]:
+    from albumsort.detectors import names
+
+    return names()
+
+
+Detector = Enum("Detector", {n.replace("-", "_"): n for n in _detector_names()}, type=str)
 
 
 class Mode(str, Enum):
@@ -163,7 +167,7 @@ def index(
     paths: List[Path] = typer.Argument(..., help="Photo folders (searched recursively) or files."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1,
                                           help="Worker processes (default: one per core, fewer when memory is short)."),
-    detector: Optional[Detector] = typer.Option(None, help="Face detector (default: the best installed)."),
+    detector: Optional[Detector] = typer.Option(None, help="Face detector: scrfd (default; weights for non-commercial use only) or yunet (licence-clean)."),
     max_pixels: Optional[int] = typer.Option(None, min=1,
                                              help="Refuse images larger than this many pixels (default 150,000,000)."),
     exclude: Optional[List[str]] = typer.Option(

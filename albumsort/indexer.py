@@ -25,16 +25,11 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Callable
 
-import numpy as np
-
 from albumsort.index import Index, path_key, path_text
 from albumsort.preprocess import EMOTIONS
 from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, face_confidence, ranking_columns
 from albumsort.scan import Entry, Failure, walk
-
-DECODE_SIDE = 1000
-"""Photos are decoded with their long side at most this: the detector's input size
-(``faces.DETECT_SIDE``), so libjpeg decodes a 4000x3000 JPEG at 1/4 scale to exactly 1000x750."""
+from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
 
 
 TASKS_PER_WORKER = 1000
@@ -118,12 +113,9 @@ def _init_worker(db_path: str, detector_name: str | None, model_path: str | None
     import cv2
 
     cv2.setNumThreads(1)
-    from albumsort.faces import make_detector
+    from albumsort.pipeline import Pipeline, PipelineSpec
 
-    _worker["detector"] = make_detector(detector_name)
-    from albumsort.emotions import EmotionModel
-
-    _worker["model"] = EmotionModel(model_path, threads=1)
+    _worker["pipeline"] = Pipeline(PipelineSpec(detector_name, model_path), threads=1)
     from pathlib import Path
 
     uri = Path(db_path).resolve().as_uri() + "?mode=ro"  # escapes '#', '?' and '%' in the path
@@ -152,33 +144,6 @@ def _is_current(content_hash: str) -> bool:
     return row is not None and tuple(row) == _worker["current"]
 
 
-def detect_and_crop(rgb: np.ndarray, detector) -> tuple[list, np.ndarray | None]:
-    """Candidate faces in ``rgb`` and their model crops, made by the shared ``crop_face``."""
-    from albumsort.preprocess import crop_face, to_gray
-
-    faces = detector.detect(rgb)
-    if not faces:
-        return faces, None
-    gray = to_gray(rgb)
-    return faces, np.stack([crop_face(gray, f.box, f.landmarks) for f in faces])
-
-
-def find_faces(rgb: np.ndarray, detector, model) -> tuple[list, np.ndarray, np.ndarray]:
-    """(faces, probabilities (N, 4), readability (N,)): the candidates ``faces.confirmed`` accepts, scored.
-
-    The one definition of "the faces in a photo": ``albumsort index`` and
-    benchmarks/detection.py both call it.
-    """
-    from albumsort.faces import confirmed
-
-    faces, crops = detect_and_crop(rgb, detector)
-    if not faces:
-        return [], np.zeros((0, len(EMOTIONS)), np.float32), np.zeros(0, np.float32)
-    probs, readability = model.score_crops(crops)
-    keep = [i for i, f in enumerate(faces) if confirmed(f.score, float(readability[i]))]
-    return [faces[i] for i in keep], probs[keep], readability[keep]
-
-
 def _content_failure(reason: str) -> bool:
     """Failures that depend on the file's bytes alone are remembered; permissions and --max-pixels are not."""
     return not reason.startswith(("permission denied", "cannot read", "image too large:", "not enough memory",
@@ -193,7 +158,7 @@ def analyse(path: str, max_pixels: int) -> dict:
     Failures that depend only on the file carry ``"remember": True``: the
     index skips the unchanged file on later runs.
     """
-    from albumsort.images import ImageError, check_header, difference_hash, load_rgb
+    from albumsort.images import ImageError, check_header
 
     try:
         taken = check_header(path, max_pixels)[3]
@@ -209,29 +174,19 @@ def analyse(path: str, max_pixels: int) -> dict:
     if _is_current(content_hash):
         return {"hash": content_hash, "known": True}
     try:
-        rgb, (full_w, full_h) = load_rgb(path, max_side=DECODE_SIDE, max_pixels=max_pixels)
+        found = _worker["pipeline"].read(path, max_pixels)
     except ImageError as e:
         return {"error": str(e), "hash": content_hash, "remember": _content_failure(str(e))}
-    faces, probs, readability = find_faces(rgb, _worker["detector"], _worker["model"])
-    s = full_w / rgb.shape[1]
-    return {
-        "hash": content_hash, "known": False, "width": full_w, "height": full_h,
-        "dhash": difference_hash(rgb), "exif_time": taken,
-        "faces": [{"box": [v * s for v in f.box], "score": f.score, "p": [float(v) for v in p],
-                   "readability": float(r),
-                   "landmarks": [round(v * s, 1) for v in f.landmarks] if f.landmarks else None}
-                  for f, p, r in zip(faces, probs, readability)],
-    }
+    return {"hash": content_hash, "known": False, "exif_time": taken, **found}
 
 
 # --------------------------------------------------------------------------
 # Main side
 def current_versions(model_path: str | None, detector_name: str | None) -> tuple[str, str]:
     """(emotion model version, detector version): results made with others are re-scored."""
-    from albumsort.emotions import model_version
-    from albumsort.faces import make_detector
+    from albumsort.pipeline import PipelineSpec
 
-    return model_version(model_path), make_detector(detector_name).version
+    return PipelineSpec(detector_name, model_path).versions()
 
 
 def run_index(
