@@ -32,10 +32,10 @@ from albumsort.scan import Entry, Failure, walk
 from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
 
 
-TASKS_PER_WORKER = 1000
-"""Workers are replaced after this many photos: yuface leaks ~35 KB per detection
-(measured: 212 MiB over 3,000 calls), so memory stays bounded whatever the album's size,
-while start-up (about a second per worker) is paid once per thousand photos."""
+TASKS_PER_WORKER = None
+"""Workers are never replaced (None).  They were, every 1,000 photos, while yuface leaked ~35 KB per
+detection; on ONNX Runtime one worker's RSS is flat from photo 500 to photo 5,000
+(``python benchmarks/worker_memory.py``: 551 MiB, then +3 MiB; benchmarks/README.md)."""
 
 WORKER_MEMORY = (1 << 30) + (256 << 20)
 """Memory one worker may need: the largest decode it accepts (``images.MAX_DECODE_BYTES``) plus
