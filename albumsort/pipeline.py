@@ -102,9 +102,9 @@ def find_faces(rgb: np.ndarray, detector, model,
                larger: Callable[[int], np.ndarray] | None = None, full_side: int | None = None) -> FacesFound:
     """The faces in ``rgb`` that ``detector.thresholds`` confirms, scored by ``model``.
 
-    ``larger(side)`` decodes the same photo with its long side ``side`` (up to ``full_side``); faces
-    smaller than the model's input at ``rgb``'s scale are cut from it.  Without it every crop comes from
-    ``rgb``.  The one definition of "the faces in a photo".
+    ``larger(side)`` decodes the same photo with its long side ``side`` (up to ``full_side``), or returns
+    None when it cannot; faces smaller than the model's input at ``rgb``'s scale are cut from it.  Without
+    it every crop comes from ``rgb``.  The one definition of "the faces in a photo".
     """
     cands = detector.detect(rgb)
     if not cands:
@@ -116,8 +116,8 @@ def find_faces(rgb: np.ndarray, detector, model,
     seen = max(rgb.shape[:2])
     if small and larger is not None and full_side:
         side = reread_side(full_side, seen, min(max(cands[i].box[2], cands[i].box[3]) for i in small), size)
-        if side:
-            big = larger(side)
+        big = larger(side) if side else None
+        if big is not None:
             s = max(big.shape[:2]) / seen
             if s > 1:
                 crops[small] = crops_for(big, [cands[i] for i in small], size, channels, s)
@@ -149,11 +149,17 @@ class Pipeline:
 
         Raises ``images.ImageError`` when the file cannot be decoded.
         """
-        from albumsort.images import difference_hash, load_rgb
+        from albumsort.images import ImageError, difference_hash, load_rgb
 
         rgb, (full_w, full_h) = load_rgb(path, max_side=DECODE_SIDE, max_pixels=max_pixels)
-        found = self.find_faces(rgb, lambda side: load_rgb(path, max_side=side, max_pixels=max_pixels)[0],
-                                max(full_w, full_h))
+
+        def larger(side: int):
+            try:
+                return load_rgb(path, max_side=side, max_pixels=max_pixels)[0]
+            except (ImageError, MemoryError):  # too large to decode bigger: crops from the first decode
+                return None
+
+        found = self.find_faces(rgb, larger, max(full_w, full_h))
         s = full_w / rgb.shape[1]
         return {
             "width": full_w, "height": full_h, "dhash": difference_hash(rgb),

@@ -127,3 +127,19 @@ def test_versions_are_known_without_loading_a_network(monkeypatch):
     assert model_v.startswith("emotion-") and det_v.startswith("scrfd-") and pipeline.REREAD in det_v
     assert pipeline.PipelineSpec("yunet").versions()[1].startswith("yunet-")
     assert pipeline.PipelineSpec().version == " + ".join((model_v, det_v))
+
+
+def test_a_larger_decode_that_fails_keeps_the_first_crops(group_photo, monkeypatch):
+    """A photo too large to decode bigger (memory limit) is still indexed, its small faces cut from the
+    detection decode."""
+    path, truth = group_photo
+    real = images.load_rgb
+
+    def refuse_large(source, max_side=None, **k):
+        if max_side and max_side > pipeline.DECODE_SIDE:
+            raise images.ImageError("image too large: stands in for the memory limit")
+        return real(source, max_side=max_side, **k)
+
+    monkeypatch.setattr(images, "load_rgb", refuse_large)
+    res = pipeline.Pipeline().read(path, images.MAX_PIXELS)
+    assert len(res["faces"]) >= len(truth) and {f["read_scale"] for f in res["faces"]} == {1.0}
