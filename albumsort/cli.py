@@ -10,29 +10,164 @@ import csv
 import json
 import os
 import sys
-from enum import Enum
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
+from albumsort.index import DEFAULT_MIN_CONFIDENCE
 from albumsort.labels import EMOTIONS
 
+try:  # Typer 0.29 and later carry their own copy of Click: its errors are the ones raised
+    from typer._click import core as _click_core
+    from typer._click import exceptions as click
+except ImportError:  # older Typer uses Click itself
+    from click import core as _click_core
+    from click import exceptions as click
+
+
+class ExitStatus(IntEnum):
+    """Every exit status of every command (README, "Exit status")."""
+
+    OK = 0
+    FAILED = 1  # something could not be done on this run: a file failed to index, a photo failed to export
+    USAGE = 2  # a usage error, or no usable index at --db: nothing was done
+    LOCKED = 3  # another `albumsort index` holds the index
+    STOPPED = 4  # `index` stopped on an unexpected error (a full disk...); what was done is saved
+    INTERRUPTED = 130  # Ctrl-C; what was done is saved
+
+
+class UsageLine(click.UsageError):
+    """A usage error whose message is the whole line to print (after "error: ")."""
+
+    exit_code = ExitStatus.USAGE
+
+
+def _one_line(e: click.ClickException) -> str:
+    """A click error as one line that says what to do, never click's framed box."""
+    if isinstance(e, UsageLine):
+        return e.format_message()
+    ctx = getattr(e, "ctx", None)
+    sub = ctx.info_name if ctx is not None and ctx.parent is not None else None
+    hint = f"see `albumsort{' ' + sub if sub else ''} --help`"
+    if isinstance(e, click.NoSuchOption):
+        msg = f"no such option: {e.option_name}"
+        if e.possibilities:
+            msg += f" (did you mean {', '.join(sorted(e.possibilities))}?)"
+    elif isinstance(e, click.BadParameter):  # MissingParameter too
+        msg = e.message.rstrip(".").removeprefix("Value error, ")
+        for raw, words in (("Input should be a valid integer", "must be a whole number"),
+                           ("Input should be a valid number", "must be a number")):
+            if msg.startswith(raw):
+                msg = words
+        name = e.param_hint or "a value"
+        if e.param is not None:
+            longs = [o for o in e.param.opts if o.startswith("--")]
+            name = e.param.metavar or e.param.name.upper() if e.param.param_type_name == "argument" else \
+                (longs or e.param.opts)[0]
+        if isinstance(e, click.MissingParameter):
+            kind = "argument" if e.param is not None and e.param.param_type_name == "argument" else "option"
+            msg = f"missing {kind} {name}"
+        else:
+            msg = f"{name}: {msg}"
+    else:
+        msg = e.format_message().rstrip(".")
+        msg = msg[:1].lower() + msg[1:]
+    return f"{msg}; {hint}"
+
+
+def _db_first(args: list[str]) -> list[str]:
+    """Move ``--db FILE`` from after the command to before it, where Click expects it."""
+    out, moved, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            out += args[i:]
+            break
+        if a == "--db":
+            if i + 1 >= len(args):
+                raise UsageLine("--db needs a file name: albumsort --db FILE COMMAND ...")
+            moved += args[i:i + 2]
+            i += 2
+            continue
+        if a.startswith("--db="):
+            moved.append(a)
+        else:
+            out.append(a)
+        i += 1
+    return moved + out
+
+
+def _quiet_help(cmd, ctx):
+    opt = _click_core.Command.get_help_option(cmd, ctx)
+    if opt is not None:
+        opt.metavar = ""  # a flag: no type name in the help
+        opt.help = "Show this help and exit."
+    return opt
+
+
+class AlbumCommand(TyperCommand):
+    """A command whose help names arguments by their metavar alone (``PHOTO...``), with no type names."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            if p.param_type_name == "argument" and p.metavar:
+                label = p.metavar if p.required else f"[{p.metavar}]"
+                p.display_type_rich = lambda ctx: None  # no "<list[Path]>" beside PHOTO...
+                p._usage_display_name = lambda label=label: label  # "PHOTO...", not "{PHOTO...}"
+
+    def get_help_option(self, ctx):
+        return _quiet_help(self, ctx)
+
+
+class AlbumGroup(TyperGroup):
+    """Usage errors as one line with exit status 2; ``--db`` accepted after the command too."""
+
+    def get_help_option(self, ctx):
+        return _quiet_help(self, ctx)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            args = _db_first(list(sys.argv[1:] if args is None else args))
+            rv = super().main(args, prog_name or "albumsort", complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else ExitStatus.OK
+        except click.NoArgsIsHelpError:
+            code = ExitStatus.USAGE  # the help was printed
+        except click.ClickException as e:
+            if not standalone_mode:
+                raise
+            from rich.markup import escape
+
+            err.print(f"[red]error:[/red] {escape(_one_line(e))}", highlight=False)
+            code = ExitStatus.USAGE if isinstance(e, click.UsageError) else e.exit_code
+        except typer.Abort:
+            err.print("aborted")
+            code = ExitStatus.FAILED
+        if not standalone_mode:
+            return code
+        sys.exit(int(code))
+
+
 app = typer.Typer(
+    cls=AlbumGroup,
     help="Sort a photo album by the emotions on people's faces (angry, happy, sad, neutral).",
+    epilog="Exit status: 0 done; 1 something failed on this run; 2 a usage error or no usable index; "
+           "3 another index run holds the index; 4 index stopped on an unexpected error; 130 interrupted.",
     rich_markup_mode="rich", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]})
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+_state: dict = {"db": None}  # the --db given, for the last-resort handler in run()
 
 
-class Emotion(str, Enum):
-    angry = "angry"
-    happy = "happy"
-    sad = "sad"
-    neutral = "neutral"
+def command(*args, **kwargs):
+    return app.command(*args, cls=AlbumCommand, **kwargs)
 
 
 class Format(str, Enum):
@@ -57,14 +192,21 @@ class Mode(str, Enum):
     symlink = "symlink"
 
 
-MIN_CONF_HELP = "Ignore faces whose confidence (detector score x top emotion probability) is below this."
+MIN_CONF_HELP = ("Ignore faces whose confidence (detector score x readability x top emotion probability) is "
+                 "below X, 0..1. Confidence tops out near 0.9, so a threshold above that leaves every photo "
+                 "\"No face\".")
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = ExitStatus.USAGE) -> None:
     from rich.markup import escape
 
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
+    raise typer.Exit(int(code))
+
+
+def note(message: str) -> None:
+    """A message about the result (on stderr: stdout holds only data)."""
+    err.print(message, highlight=False, markup=False)
 
 
 def _version(value: bool) -> None:
@@ -78,16 +220,18 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    db: Optional[Path] = typer.Option(None, "--db", envvar="ALBUMSORT_DB",
-                                      help="Index file (default: per-user data folder)."),
+    db: Optional[Path] = typer.Option(None, "--db", envvar="ALBUMSORT_DB", metavar="FILE", show_default=False,
+                                      help="The index file (default: $ALBUMSORT_DB, else index.db in the per-user "
+                                           "data folder). May also follow the command."),
     version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
     """Index photos once, then rank them instantly by emotion."""
+    _state["db"] = db
     ctx.obj = {"db": db}
 
 
-def parse_date(text: str, end: bool = False) -> float:
+def parse_date(text: str, end: bool = False, option: str = "--since") -> float:
     """YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] as local wall-clock seconds.
 
     With ``end`` the whole period named is included: ``--until 2024-06`` ends
@@ -113,35 +257,176 @@ def parse_date(text: str, end: bool = False) -> float:
                 dt += {"day": datetime.timedelta(days=1), "minute": datetime.timedelta(minutes=1),
                        "second": datetime.timedelta(seconds=1)}[step]
         return float(calendar.timegm(dt.timetuple()))
-    raise typer.BadParameter(f"{text!r} is not a date: use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+    raise UsageLine(f"{option} {text!r} is not a date: use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]")
 
 
-IN_HELP = "Only photos under this folder (repeatable: any of them)."
-SINCE_HELP = "Only photos taken on or after this date (EXIF capture time, else file time): YYYY[-MM[-DD]]."
-UNTIL_HELP = "Only photos taken up to the end of this date: YYYY[-MM[-DD]]."
+def _date_text(seconds: float) -> str:
+    import datetime
+
+    dt = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%d" if (dt.hour, dt.minute, dt.second) == (0, 0, 0) else "%Y-%m-%d %H:%M:%S")
+
+
+# -- parameter checks: each a one-line usage error (exit 2) ---------------------------------------
+def emotion_name(value: str) -> str:
+    """An emotion in any case, or a usage error that suggests the nearest one."""
+    import difflib
+
+    e = value.strip().lower()
+    if e in EMOTIONS:
+        return e
+    near = difflib.get_close_matches(e, EMOTIONS, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}?" if near else f"choose {', '.join(EMOTIONS[:-1])} or {EMOTIONS[-1]}"
+    raise UsageLine(f"unknown emotion {value!r} ({hint})")
+
+
+def _emotion(value: str) -> str:
+    return emotion_name(value)
+
+
+def _positive(param: typer.CallbackParam, value: Optional[int]) -> Optional[int]:
+    if value is not None and value < 1:
+        raise UsageLine(f"{param.opts[0]} must be a positive number, not {value}")
+    return value
+
+
+def _faces_count(param: typer.CallbackParam, value: Optional[int]) -> Optional[int]:
+    if value is not None and value < 0:
+        raise UsageLine(f"{param.opts[0]} must be 0 or more, not {value}")
+    return value
+
+
+def _confidence(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise UsageLine(f"--min-confidence must be between 0 and 1 (confidence tops out near 0.9), not {value:g}")
+    return value
+
+
+def _since(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        parse_date(value, option="--since")
+    return value
+
+
+def _until(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        parse_date(value, end=True, option="--until")
+    return value
+
+
+def _format(as_json: bool, fmt: Optional[Format]) -> Format:
+    if as_json and fmt not in (None, Format.json):
+        raise UsageLine(f"--json and --format {fmt.value} ask for two formats: give one of them")
+    return Format.json if as_json else fmt or Format.table
+
+
+IN_HELP = "Only photos under FOLDER (repeatable: any of them)."
+SINCE_HELP = ("Only photos taken on or after DATE (EXIF capture time, else file time): "
+              "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM.")
+UNTIL_HELP = "Only photos taken up to the end of DATE (same forms as --since)."
 ANY_HELP = "List every photo with a face, ranked by the emotion, not only those that show it."
 EVERYONE_HELP = "Is everyone showing it? Photos with 2+ faces, every face showing the emotion, ranked by the least."
 ALL_SHOTS_HELP = "List every shot of a burst and every copy, not one per moment."
 
-
-# The options every ranked list takes (top, export, report): defined once, shared.
+# The options every list takes (top, nofaces, export, report): defined once, shared.
 ANY_OPT = typer.Option(False, "--any", metavar="", help=ANY_HELP)
 EVERYONE_OPT = typer.Option(False, "--everyone", metavar="", help=EVERYONE_HELP)
 ALL_SHOTS_OPT = typer.Option(False, "--all-shots", metavar="", help=ALL_SHOTS_HELP)
-IN_OPT = typer.Option(None, "--in", metavar="FOLDER", help=IN_HELP)
-SINCE_OPT = typer.Option(None, "--since", metavar="DATE", help=SINCE_HELP)
-UNTIL_OPT = typer.Option(None, "--until", metavar="DATE", help=UNTIL_HELP)
-MIN_FACES_OPT = typer.Option(None, "--min-faces", min=0, help="Only photos with at least N kept faces.")
-MAX_FACES_OPT = typer.Option(None, "--max-faces", min=0, help="Only photos with at most N kept faces.")
+IN_OPT = typer.Option(None, "--in", metavar="FOLDER", help=IN_HELP, show_default="any folder")
+SINCE_OPT = typer.Option(None, "--since", metavar="DATE", help=SINCE_HELP, callback=_since,
+                         show_default="no limit")
+UNTIL_OPT = typer.Option(None, "--until", metavar="DATE", help=UNTIL_HELP, callback=_until,
+                         show_default="no limit")
+MIN_FACES_OPT = typer.Option(None, "--min-faces", metavar="N", callback=_faces_count,
+                             help="Only photos with at least N kept faces.", show_default="no limit")
+MAX_FACES_OPT = typer.Option(None, "--max-faces", metavar="N", callback=_faces_count,
+                             help="Only photos with at most N kept faces.", show_default="no limit")
+MIN_CONF_OPT = typer.Option(DEFAULT_MIN_CONFIDENCE, "--min-confidence", metavar="X", callback=_confidence,
+                            help=MIN_CONF_HELP)
+JSON_OPT = typer.Option(False, "--json", metavar="", help="Same as --format json.")
+FORMAT_OPT = typer.Option(None, "--format", "-f", metavar="FORMAT", help="table, json, ndjson or csv.",
+                          show_default="table")
+EMOTION_ARG = typer.Argument(..., metavar="EMOTION", callback=_emotion,
+                             help="angry, happy, sad or neutral (any case).", show_default=False)
 
 
-def filters_from(folders, since, until, min_faces, max_faces):
-    from albumsort.index import path_key
-    from albumsort.ranking import Filters
+def _n_opt(help: str, default: Optional[int] = 20, shown: Optional[str] = None):
+    return typer.Option(default, "-n", "--number", metavar="N", callback=_positive, help=help,
+                        show_default=shown if shown else True)
 
-    return Filters(folders=[path_key(os.path.abspath(f)) for f in folders or []],
-                   since=parse_date(since) if since else None, until=parse_date(until, end=True) if until else None,
-                   min_faces=min_faces, max_faces=max_faces)
+
+@dataclass
+class ListQuery:
+    """What a list asks for, built once from the shared list options."""
+
+    n: Optional[int] = 20
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    any_: bool = False
+    everyone: bool = False
+    all_shots: bool = False
+    folders: list = field(default_factory=list)  # as the user wrote them
+    since: Optional[str] = None
+    until: Optional[str] = None
+    min_faces: Optional[int] = None
+    max_faces: Optional[int] = None
+
+    @property
+    def filters(self):
+        from albumsort.index import path_key
+        from albumsort.ranking import Filters
+
+        return Filters(folders=[path_key(os.path.abspath(f)) for f in self.folders],
+                       since=parse_date(self.since) if self.since else None,
+                       until=parse_date(self.until, end=True, option="--until") if self.until else None,
+                       min_faces=self.min_faces, max_faces=self.max_faces)
+
+    def ranked(self, idx, emotion: str, n: Optional[int] = None, **kw) -> list[dict]:
+        from albumsort.ranking import top as rank
+
+        kw.setdefault("with_faces", False)
+        return rank(idx, emotion, n or self.n or 20, self.min_confidence, any_=kw.pop("any_", self.any_),
+                    everyone=self.everyone, all_shots=self.all_shots, filters=self.filters, **kw)
+
+    def where(self) -> str:
+        """" under X taken since D": the folders and dates asked for, as words."""
+        f = self.filters
+        words = ""
+        if self.folders:
+            words += " under " + " or ".join(str(x) for x in self.folders)
+        if f.since is not None and f.until is not None:
+            words += f" taken from {_date_text(f.since)} to before {_date_text(f.until)}"
+        elif f.since is not None:
+            words += f" taken since {_date_text(f.since)}"
+        elif f.until is not None:
+            words += f" taken before {_date_text(f.until)}"
+        return words
+
+    def faces(self) -> str:
+        if self.min_faces is not None and self.max_faces is not None:
+            return f" with {self.min_faces} to {self.max_faces} kept faces"
+        if self.min_faces is not None:
+            return f" with at least {self.min_faces} kept faces"
+        if self.max_faces is not None:
+            return f" with at most {self.max_faces} kept faces"
+        return ""
+
+    def nothing_indexed(self, idx) -> Optional[str]:
+        """The line to print when no indexed photo lies in the folders and dates asked for, else None."""
+        from albumsort.ranking import count_photos
+
+        if count_photos(idx, self.filters):
+            return None
+        if not (self.folders or self.since or self.until):
+            return f"the index {idx.path} holds no photo: run `albumsort index PHOTOS` first"
+        if self.since or self.until:
+            return f"no photo{self.where()} is indexed"
+        return f"no indexed photo{self.where()}"
+
+
+def _list_query(n=20, min_confidence=DEFAULT_MIN_CONFIDENCE, any_=False, everyone=False, all_shots=False,
+                folders=None, since=None, until=None, min_faces=None, max_faces=None) -> ListQuery:
+    return ListQuery(n, min_confidence, any_, everyone, all_shots, list(folders or []), since, until,
+                     min_faces, max_faces)
 
 
 def open_index(ctx: typer.Context, create: bool = False):
@@ -150,42 +435,119 @@ def open_index(ctx: typer.Context, create: bool = False):
 
     from albumsort.index import DamagedIndex, Index, NotAnIndex, damaged_message, default_db_path
 
-    path = ctx.obj["db"] or default_db_path()
+    given = ctx.obj["db"]
+    path = Path(given).expanduser() if given else default_db_path()
+    if path.is_dir():
+        name = "--db" if given else "ALBUMSORT_DB"
+        fail(f"{name} must name a file (the index), not a folder: {path} is a folder")
     try:
         return Index(path, create=create)
     except (FileNotFoundError, NotAnIndex, DamagedIndex) as e:
         fail(str(e))
     except sqlite3.DatabaseError as e:
-        fail(damaged_message(Path(path), e))
+        fail(damaged_message(path, e))
     except OSError as e:  # an unreadable file or folder
         fail(f"cannot open the index {path}: {e.strerror or e}")
 
 
-@app.command()
+# -- output: one emit() for every listing -------------------------------------------------------------
+@dataclass
+class Column:
+    name: str
+    value: Callable  # (row, rank) -> str | int | float | None
+    digits: int = 3  # floats: decimals in a table (csv gets one more)
+    justify: str = "right"
+
+
+def _cell(v, digits: int) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def emit(rows: list[dict], fmt: Format, columns: list[Column], title: Optional[str] = None,
+         header: bool = False) -> None:
+    """Print ``rows`` in ``fmt``: the JSON objects as they are, or ``columns`` of them.
+
+    A table on a terminal is drawn by rich; piped, it is one tab-separated
+    line per row, whole values, never cut or wrapped (after a line of
+    column names with ``header``).
+    """
+    if fmt is Format.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif fmt is Format.ndjson:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+    elif fmt is Format.csv:
+        w = csv.writer(sys.stdout)
+        w.writerow([c.name for c in columns])
+        for i, r in enumerate(rows, 1):
+            w.writerow(["" if (v := c.value(r, i)) is None else _cell(v, c.digits + 1) for c in columns])
+    elif not console.is_terminal:
+        if header:
+            print("\t".join(c.name for c in columns))
+        for i, r in enumerate(rows, 1):
+            print("\t".join(_cell(c.value(r, i), c.digits) for c in columns))
+    elif rows:
+        from rich.text import Text
+
+        t = Table(title=title)
+        for c in columns:
+            t.add_column(c.name, justify=c.justify, overflow="fold")
+        for i, r in enumerate(rows, 1):
+            t.add_row(*[Text(_cell(c.value(r, i), c.digits)) for c in columns])
+        console.print(t)
+
+
+def _pairs(rows: list[tuple[str, str]]) -> None:
+    """Label and value lines (status): a borderless table on a terminal, tab-separated when piped."""
+    if not console.is_terminal:
+        for k, v in rows:
+            print(f"{k}\t{v}")
+        return
+    from rich.text import Text
+
+    t = Table(show_header=False, box=None)
+    for k, v in rows:
+        t.add_row(k, Text(v))
+    console.print(t, highlight=False)
+
+
+@command()
 def index(
     ctx: typer.Context,
-    paths: List[Path] = typer.Argument(..., help="Photo folders (searched recursively) or files."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1,
-                                          help="Worker processes (default: one per core, fewer when memory is short)."),
-    detector: Optional[Detector] = typer.Option(None, help="Face detector: scrfd (default; weights for non-commercial use only) or yunet (licence-clean)."),
-    max_pixels: Optional[int] = typer.Option(None, min=1,
-                                             help="Refuse images larger than this many pixels (default 150,000,000)."),
+    paths: List[Path] = typer.Argument(..., metavar="PATH...", show_default=False,
+                                       help="Photo folders (searched recursively) or files."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", callback=_positive,
+                                          show_default="one per core, fewer when memory is short",
+                                          help="Worker processes."),
+    detector: Optional[Detector] = typer.Option(
+        None, metavar="NAME", show_default="scrfd",
+        help="Face detector: " + ", ".join(_detector_names()) + " (scrfd's weights are for non-commercial "
+             "use only; yunet is licence-clean)."),
+    max_pixels: Optional[int] = typer.Option(None, metavar="N", show_default="150,000,000",
+                                             help="Refuse images larger than N pixels."),
     exclude: Optional[List[str]] = typer.Option(
-        None, "--exclude", metavar="GLOB",
+        None, "--exclude", metavar="GLOB", show_default="none",
         help="Skip paths matching this gitignore-style pattern, relative to each PATH (repeatable); "
              "an .albumsortignore file in any folder does the same."),
 ) -> None:
     """Find and score every face under PATHS; reruns only look at what changed.
 
-    Exit status: 0 when every file was read (files that failed on an earlier
-    run and have not changed are only counted), 1 when a file failed on this
-    run, 3 when another `index` holds the index, 130 on Ctrl-C.
+    Exit status: 0 when every file was read (files and folders that failed on
+    an earlier run and have not changed are only counted), 1 when one failed
+    on this run, 2 on a usage error, 3 when another `index` holds the index,
+    4 when it stopped on an unexpected error, 130 on Ctrl-C.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from albumsort.faces import DetectorUnavailable
     from albumsort.indexer import IndexLocked, run_index
 
+    if max_pixels is not None and max_pixels < 1:
+        raise UsageLine(f"--max-pixels must be a positive number, not {max_pixels}")
     for p in paths:
         if not os.path.lexists(p):
             fail(f"no such file or folder: {p}")
@@ -213,13 +575,14 @@ def index(
                                 detector_name=detector.value if detector else None,
                                 max_pixels=max_pixels, progress=progress, on_total=on_total, exclude=exclude)
         except IndexLocked as e:
-            fail(str(e), code=3)
+            fail(str(e), code=ExitStatus.LOCKED)
         except DetectorUnavailable as e:
             fail(str(e))
         except KeyboardInterrupt:
-            fail("interrupted; whatever was indexed is saved: run the same command again to continue", code=130)
+            fail("interrupted; whatever was indexed is saved: run the same command again to continue",
+                 code=ExitStatus.INTERRUPTED)
         except Exception as e:  # a missing detector wheel, a full disk, a foreign database...
-            fail(f"index stopped: {type(e).__name__}: {e}", code=4)
+            fail(f"index stopped: {type(e).__name__}: {e}", code=ExitStatus.STOPPED)
     from rich.markup import escape
 
     for path, reason in summary.failures[:20]:
@@ -229,54 +592,50 @@ def index(
     console.print(summary.line(), highlight=False)
     if summary.interrupted:
         err.print("interrupted: the work done so far is saved; run the same command again to continue")
-        raise typer.Exit(130)
+        raise typer.Exit(ExitStatus.INTERRUPTED)
     if summary.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitStatus.FAILED)
 
 
-def _print_ranked(items: list[dict], fmt: Format, title: str) -> None:
-    """Data on stdout only; a note for an empty list on stderr."""
-    if fmt is Format.json:
-        print(json.dumps(items, indent=2, ensure_ascii=False))
-    elif fmt is Format.ndjson:
-        for it in items:
-            print(json.dumps(it, ensure_ascii=False))
-    elif fmt is Format.csv:
-        w = csv.writer(sys.stdout)
-        w.writerow(["rank", "score", "faces", "shots", "path"])
-        for i, it in enumerate(items, 1):
-            w.writerow([i, f"{it['score']:.4f}", it.get("n_faces", ""), it.get("shots", 1), it["path"]])
+TOP_COLUMNS = [Column("rank", lambda r, i: i), Column("score", lambda r, i: float(r["score"])),
+               Column("faces", lambda r, i: r.get("n_faces")), Column("shots", lambda r, i: r.get("shots", 1)),
+               Column("path", lambda r, i: r["path"], justify="left")]
+NOFACE_COLUMNS = [Column("reason", lambda r, i: r["reason"], justify="left"),
+                  Column("faces", lambda r, i: r["n_faces"]),
+                  Column("confidence", lambda r, i: r["confidence"], digits=2),
+                  Column("path", lambda r, i: r["path"], justify="left")]
+
+
+def _say_why_short(idx, q: ListQuery, emotion: str, items: list[dict]) -> None:
+    """On stderr: why a list is empty, or that it is shorter than asked (stdout holds the list alone)."""
+    if items and len(items) >= (q.n or 0):
+        return
+    gone = q.nothing_indexed(idx)
+    if gone:
+        note(gone)
+        return
+    what = f"no group photo{q.where()}{q.faces()} where everyone shows {emotion}" if q.everyone else \
+        f"no photo{q.where()}{q.faces()} shows {emotion}"
+    if not items:
+        hint = ""
+        if not q.any_ and q.ranked(idx, emotion, 1, any_=True):
+            hint = " (--any also lists groups where not everyone does)" if q.everyone else \
+                " (--any lists every photo with a face, ranked by it)"
+        note(what + hint)
     else:
-        if not items:
-            err.print(f"{title}: no photo shows it (--any lists every photo with a face)")
-            return
-        if not console.is_terminal:
-            # Piped: one line per photo, whole paths, tab-separated, never wrapped.
-            for i, it in enumerate(items, 1):
-                print(f"{i}\t{it['score']:.3f}\t{it.get('n_faces', '')}\t{it.get('shots', 1)}\t{it['path']}")
-            return
-        t = Table(title=title)
-        t.add_column("rank", justify="right")
-        t.add_column("score", justify="right")
-        t.add_column("faces", justify="right")
-        t.add_column("shots", justify="right")
-        t.add_column("path", overflow="fold")
-        from rich.text import Text
-
-        for i, it in enumerate(items, 1):
-            t.add_row(str(i), f"{it['score']:.3f}", str(it.get("n_faces", "")), str(it.get("shots", 1)),
-                      Text(it["path"]))
-        console.print(t)
+        which = "photo" if len(items) == 1 else "photos"
+        verb = "shows" if len(items) == 1 else "show"
+        note(f"only {len(items)} {which}{q.where()}{q.faces()} {verb} {emotion} (-n {q.n})")
 
 
-@app.command()
+@command()
 def top(
     ctx: typer.Context,
-    emotion: Emotion = typer.Argument(..., help="angry, happy, sad or neutral."),
-    n: int = typer.Option(20, "-n", "--number", min=1, help="How many photos."),
-    as_json: bool = typer.Option(False, "--json", metavar="", help="Same as --format json."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json, ndjson or csv."),
-    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+    emotion: str = EMOTION_ARG,
+    n: int = _n_opt("How many photos."),
+    as_json: bool = JSON_OPT,
+    fmt: Optional[Format] = FORMAT_OPT,
+    min_confidence: float = MIN_CONF_OPT,
     any_: bool = ANY_OPT,
     everyone: bool = EVERYONE_OPT,
     all_shots: bool = ALL_SHOTS_OPT,
@@ -288,65 +647,95 @@ def top(
 ) -> None:
     """The N photos that best show EMOTION, best first (answers from the index alone).
 
-    Only photos where EMOTION is some face's strongest expression are listed;
-    each burst of near-identical shots (and each set of copies) appears once.
+    A photo shows EMOTION when it is the strongest expression of at least
+    one kept face, and of at least a quarter of them in a group; each burst
+    of near-identical shots (and each set of copies) appears once.
     """
-    from albumsort.ranking import top as rank
+    fmt = _format(as_json, fmt)
+    q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
+    idx = open_index(ctx)
+    items = q.ranked(idx, emotion, with_faces=fmt in (Format.json, Format.ndjson))
+    emit(items, fmt, TOP_COLUMNS, f"top {len(items)} {emotion}")
+    if fmt is Format.table:  # machine formats: the data alone
+        _say_why_short(idx, q, emotion, items)
 
-    fmt = Format.json if as_json else fmt
-    items = rank(open_index(ctx), emotion.value, n, min_confidence, with_faces=fmt in (Format.json, Format.ndjson),
-                 any_=any_, everyone=everyone, all_shots=all_shots,
-                 filters=filters_from(folders, since, until, min_faces, max_faces))
-    _print_ranked(items, fmt, f"top {len(items)} {emotion.value}")
 
-
-@app.command()
+@command()
 def nofaces(
     ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", metavar="", help="Print a JSON array of {path}."),
-    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+    n: Optional[int] = _n_opt("How many photos.", default=None, shown="all"),
+    as_json: bool = JSON_OPT,
+    fmt: Optional[Format] = FORMAT_OPT,
+    min_confidence: float = MIN_CONF_OPT,
+    folders: Optional[List[Path]] = IN_OPT,
+    since: Optional[str] = SINCE_OPT,
+    until: Optional[str] = UNTIL_OPT,
 ) -> None:
-    """Photos with no face at or above the confidence threshold."""
+    """Photos with no face at or above the confidence threshold, and why.
+
+    Why: no face found; faces too small to read; faces not readable (masked,
+    turned away); faces below the confidence threshold.  Surest first: no
+    face found, then by the best face's confidence, lowest first.
+    """
     from albumsort.ranking import no_faces
 
-    items = no_faces(open_index(ctx), min_confidence)
-    if as_json:
-        print(json.dumps(items, indent=2, ensure_ascii=False))
-    else:
-        for it in items:
-            console.print(it["path"], highlight=False, markup=False)
+    fmt = _format(as_json, fmt)
+    q = _list_query(n, min_confidence, folders=folders, since=since, until=until)
+    idx = open_index(ctx)
+    items = no_faces(idx, min_confidence, filters=q.filters)[:n]
+    emit(items, fmt, NOFACE_COLUMNS, "no face")
+    if not items and fmt is Format.table:
+        note(q.nothing_indexed(idx) or f"every photo{q.where()} has a face at confidence >= {min_confidence:g}")
 
 
-def _photo_rows(idx, paths: list[Path]) -> list[dict]:
-    """Index rows for photos and folders given on the command line (folders: every indexed photo under them)."""
+def _photo_rows(idx, paths: list[Path]) -> tuple[list[dict], list[dict]]:
+    """Index rows for photos and folders given on the command line, and the failures among them.
+
+    A folder stands for every indexed photo under it, and every file under
+    it that failed to index.  The index alone answers: no file is opened.
+    """
     from albumsort.index import path_key, path_text
 
-    rows = []
+    rows, failed = [], []
     for p in paths:
-        raw = path_key(os.path.abspath(p))  # the index alone answers: the file itself is not opened
+        raw = path_key(os.path.abspath(p))
         row = idx.photo(raw)
         if row is not None:
             rows.append(row)
             continue
         prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
         under = idx.query("SELECT * FROM photos WHERE substr(raw, 1, ?) = ? ORDER BY path, raw", [len(prefix), prefix])
-        if under:
+        bad = idx.query("SELECT path, reason FROM errors WHERE substr(raw, 1, ?) = ? ORDER BY path, raw",
+                        [len(prefix), prefix])
+        if under or bad:
             rows += under
+            failed += bad
             continue
         e = idx.error(raw)
         fail(f"{path_text(raw)} failed to index: {e['reason']}" if e else
              f"{path_text(raw)} is not in the index {idx.path}")
-    return rows
+    return rows, failed
+
+
+def _report_failed(failed: list[dict], to_stdout: bool) -> None:
+    for f in failed:
+        line = f"{f['path']}: failed to index: {f['reason']}"
+        if to_stdout:
+            console.print(line, highlight=False, markup=False)
+        else:
+            note(line)
 
 
 def _photo_json(idx, row: dict, min_confidence: float) -> dict:
-    from albumsort.ranking import face_json
+    from albumsort.ranking import face_json, no_face_reason
 
     res = idx.result(row["hash"]) or {}
-    faces = [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in idx.faces(row["hash"])]
+    faces = idx.faces(row["hash"])
     return {"path": row["path"], "width": res.get("width"), "height": res.get("height"),
             "model": res.get("model_version"), "detector": res.get("detector_version"),
-            "taken": _when(row.get("taken")), "taken_from": row.get("taken_from"), "faces": faces}
+            "taken": _when(row.get("taken")), "taken_from": row.get("taken_from"),
+            "no_face": no_face_reason(faces, min_confidence),
+            "faces": [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in faces]}
 
 
 def _when(seconds: float | None) -> str | None:
@@ -357,59 +746,60 @@ def _when(seconds: float | None) -> str | None:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-@app.command()
+def _top_of(f: dict) -> str:
+    return max(f["probabilities"], key=f["probabilities"].get)
+
+
+FACE_COLUMNS = [Column("#", lambda f, i: i), Column("box x,y,w,h", lambda f, i: ",".join(f"{v:.0f}" for v in f["box"])),
+                *[Column(e, lambda f, i, e=e: f["probabilities"][e], digits=2) for e in EMOTIONS],
+                Column("top", lambda f, i: _top_of(f), justify="left"),
+                Column("readable", lambda f, i: f.get("readability"), digits=2),
+                Column("confidence", lambda f, i: f["confidence"], digits=2),
+                Column("kept", lambda f, i: "kept" if f["kept"] else "ignored", justify="left")]
+
+
+@command()
 def show(
     ctx: typer.Context,
-    photos: List[Path] = typer.Argument(..., help="Indexed photos, or folders (every indexed photo under them)."),
+    photos: List[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
+                                        help="Indexed photos, or folders (every photo under them)."),
     as_json: bool = typer.Option(False, "--json", metavar="",
                                  help="JSON: one photo's object, or an array for several photos or a folder."),
-    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+    min_confidence: float = MIN_CONF_OPT,
 ) -> None:
-    """Each face of each PHOTO with its box, probabilities and readability, or "No face"."""
+    """Each face of each PHOTO with its box, probabilities and readability, or "No face" and why.
+
+    A folder lists every indexed photo under it, then every file under it
+    that failed to index, with the reason.
+    """
     from rich.markup import escape
 
     idx = open_index(ctx)
-    rows = _photo_rows(idx, photos)
+    rows, failed = _photo_rows(idx, photos)
     objs = [_photo_json(idx, r, min_confidence) for r in rows]
     if as_json:
         from albumsort.index import path_key
 
         one = len(photos) == 1 and idx.photo(path_key(os.path.abspath(photos[0]))) is not None  # a photo, not a folder
         print(json.dumps(objs[0] if one else objs, indent=2, ensure_ascii=False))
+        _report_failed(failed, to_stdout=False)
         return
     for obj in objs:
         console.print(f"[bold]{escape(obj['path'])}[/bold]  {obj['width']}x{obj['height']}  "
                       f"taken {obj['taken']} ({'EXIF' if obj['taken_from'] == 'exif' else 'file time'})",
                       highlight=False)
         faces = obj["faces"]
-        if not any(f["kept"] for f in faces):
-            console.print("No face" + (f" (ignored {len(faces)} below confidence {min_confidence})" if faces else ""))
-        if not faces:
-            continue
-        t = Table()
-        for c in ("#", "box x,y,w,h", *EMOTIONS, "readable", "confidence", ""):
-            t.add_column(c, justify="right")
-        for i, f in enumerate(faces, 1):
-            top_e = max(f["probabilities"], key=f["probabilities"].get)
-            t.add_row(str(i), ",".join(f"{v:.0f}" for v in f["box"]),
-                      *[(f"[bold]{f['probabilities'][e]:.2f}[/bold]" if e == top_e else
-                         f"{f['probabilities'][e]:.2f}") for e in EMOTIONS],
-                      f"{f['readability']:.2f}" if f.get("readability") is not None else "-",
-                      f"{f['confidence']:.2f}", "" if f["kept"] else "ignored")
-        console.print(t)
+        if obj["no_face"]:
+            ignored = f"; {len(faces)} ignored below confidence {min_confidence:g}" if faces else ""
+            console.print(f"No face: {obj['no_face']}{ignored}", highlight=False, markup=False)
+        if faces:
+            emit(faces, Format.table, FACE_COLUMNS, header=True)
+    _report_failed(failed, to_stdout=True)
 
 
-@app.command()
-def explain(
-    ctx: typer.Context,
-    photo: Path = typer.Argument(..., help="An indexed photo."),
-    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
-) -> None:
-    """Why PHOTO ranks where it does: every face, whether it was kept, the score's terms, its burst, its ranks."""
-    from albumsort.ranking import PRIOR, PRIOR_WEIGHT, burst_members, top, top_emotion
+def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[str]:
+    from albumsort.ranking import PRIOR, PRIOR_WEIGHT, burst_members, no_face_reason, shows_emotion, top, top_emotion
 
-    idx = open_index(ctx)
-    (row,) = _photo_rows(idx, [photo])[:1]
     res = idx.result(row["hash"]) or {}
     faces = idx.faces(row["hash"])
     out = [f"{row['path']}  {res.get('width')}x{res.get('height')}  taken {_when(row.get('taken'))} "
@@ -430,8 +820,9 @@ def explain(
         out.append(f"        confidence {f['confidence']:.2f} = {terms} -> {verdict}")
         if ok:
             kept.append(f)
-    if not faces:
-        out.append("no face found")
+    reason = no_face_reason(faces, min_confidence)
+    if reason:
+        out.append(f"No face: {reason}")
     out.append("")
     total = sum(f["confidence"] for f in kept)
     for e in EMOTIONS:
@@ -441,44 +832,77 @@ def explain(
         num = sum(f["confidence"] * f[f"p_{e}"] for f in kept)
         score = (num + PRIOR_WEIGHT * PRIOR) / (total + PRIOR_WEIGHT)
         shows = sum(top_emotion(f) == e for f in kept)
-        ranked = top(idx, e, 1000, min_confidence, with_faces=False, with_keys=True)
-        pos = next((i for i, it in enumerate(ranked, 1) if it["hash"] == row["hash"]), None)
-        where = (f"rank {pos}" if pos else "not in the list (its burst is shown by a better shot)" if shows else
-                 "not in the list: no kept face shows it (see --any)")
-        if shows and pos is None and len(ranked) == 1000:
+        if e not in ranked:
+            ranked[e] = top(idx, e, 1000, min_confidence, with_faces=False, with_keys=True)
+        pos = next((i for i, it in enumerate(ranked[e], 1) if it["hash"] == row["hash"]), None)
+        if pos:
+            where = f"rank {pos}"
+        elif not shows:
+            where = "not in the list: no kept face shows it (see --any)"
+        elif not shows_emotion(shows, len(kept)):
+            where = f"not in the list: {shows} of {len(kept)} kept faces show it, fewer than a quarter (see --any)"
+        elif len(ranked[e]) == 1000:
             where = "rank > 1000"
+        else:
+            where = "not in the list (its burst is shown by a better shot)"
         out.append(f"{e}: score {score:.3f} = (sum c*p {num:.3f} + {PRIOR_WEIGHT} x {PRIOR}) / "
                    f"(sum c {total:.3f} + {PRIOR_WEIGHT}); {shows} face(s) show it; {where}")
     members = burst_members(idx, {"hash": row["hash"], "taken": row.get("taken"), "taken_from": row.get("taken_from"),
                                   "dhash": res.get("dhash")})
     out.append("")
     out.append(f"moment: {len(members)} shot(s)" + "".join(f"\n  {m['path']}" for m in members))
-    for line in out:
-        console.print(line, highlight=False, markup=False)
+    return out
 
 
-@app.command()
-def status(ctx: typer.Context) -> None:
-    """What the index holds: photos, faces, failures, models, last run."""
-    from albumsort.ranking import DEFAULT_MIN_CONFIDENCE
+@command()
+def explain(
+    ctx: typer.Context,
+    photos: List[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
+                                        help="Indexed photos, or folders (each photo under them)."),
+    min_confidence: float = MIN_CONF_OPT,
+) -> None:
+    """Why each PHOTO ranks where it does: every face, whether it was kept, the score's terms, its burst, its ranks.
 
+    A folder explains each indexed photo under it, then lists the files
+    under it that failed to index.
+    """
     idx = open_index(ctx)
-    q = lambda sql, *a: idx.conn.execute(sql, list(a)).fetchone()[0]  # noqa: E731
-    t = Table(show_header=False, box=None)
-    from rich.text import Text
+    rows, failed = _photo_rows(idx, photos)
+    ranked: dict = {}
+    for i, row in enumerate(rows):
+        if i:
+            console.print("")
+        for line in _explain_lines(idx, row, min_confidence, ranked):
+            console.print(line, highlight=False, markup=False)
+    if rows and failed:
+        console.print("")
+    _report_failed(failed, to_stdout=True)
 
-    t.add_row("index", Text(str(idx.path)))
-    t.add_row("photos", f"{q('SELECT count(*) FROM photos'):,}")
-    t.add_row("faces", f"{q('SELECT count(*) FROM faces'):,} "
-              f"({q('SELECT count(*) FROM faces WHERE confidence >= ?', DEFAULT_MIN_CONFIDENCE):,} "
-              f"at confidence >= {DEFAULT_MIN_CONFIDENCE})")
-    t.add_row("no-face photos", f"{q('SELECT count(*) FROM photos p WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash AND f.confidence >= ?)', DEFAULT_MIN_CONFIDENCE):,}")  # noqa: E501
-    for e in EMOTIONS:
-        t.add_row(f"top emotion {e}", f"{q(f'SELECT count(*) FROM results WHERE n_kept > 0 AND score_{e} = max(score_angry, score_happy, score_sad, score_neutral)'):,}")  # noqa: E501
-    t.add_row("failed files", f"{q('SELECT count(*) FROM errors'):,}")
-    for r in idx.query("SELECT model_version, detector_version, count(*) AS n FROM results "
-                          "GROUP BY 1, 2 ORDER BY n DESC"):
-        t.add_row("scored by", f"{r['model_version']} + {r['detector_version']} ({r['n']:,} photos)")
+
+def status_rows(idx) -> list[tuple[str, str]]:
+    """What ``status`` prints: the counts of ``Index.stats`` (the report's summary counts the same way)."""
+    s = idx.stats()
+    rows = [("index", str(idx.path)), ("photos", f"{s.photos:,}"),
+            ("faces", f"{s.faces:,} found, {s.kept_faces:,} kept (confidence >= {s.min_confidence:g})"),
+            ("no-face photos", f"{s.no_face:,}")]
+    rows += [(f"mostly {e}", f"{s.by_emotion[e]:,}") for e in EMOTIONS]
+    rows.append(("failed files", f"{s.failed:,}"))
+    return rows
+
+
+@command()
+def status(ctx: typer.Context) -> None:
+    """What the index holds: photos, faces, failures, models, last run.
+
+    Each photo with a kept face counts once, under the emotion of its
+    highest score ("mostly happy"); the others are no-face photos, so the
+    two add up to the photos.
+    """
+    idx = open_index(ctx)
+    rows = status_rows(idx)
+    for r in idx.query("SELECT r.model_version, r.detector_version, count(*) AS n FROM photos p "
+                       "JOIN results r ON r.hash = p.hash GROUP BY 1, 2 ORDER BY n DESC"):
+        rows.append(("scored by", f"{r['model_version']} + {r['detector_version']} ({r['n']:,} photos)"))
     last = list(idx.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
     if last:
         import datetime
@@ -492,11 +916,11 @@ def status(ctx: typer.Context) -> None:
             what = "running now"
         else:
             what = "did not finish (interrupted); run `albumsort index` again to continue"
-        t.add_row("last run", f"{when}: {what}")
-    console.print(t, highlight=False)
+        rows.append(("last run", f"{when}: {what}"))
+    _pairs(rows)
 
 
-@app.command()
+@command()
 def errors(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print a JSON array of {path, reason}."),
@@ -509,18 +933,21 @@ def errors(
     for r in rows:
         console.print(f"{r['path']}: {r['reason']}", highlight=False, markup=False)
     if not rows:
-        err.print("no failures")
+        note("no failures")
 
 
-@app.command()
+@command()
 def export(
     ctx: typer.Context,
-    args: List[str] = typer.Argument(..., metavar="EMOTION DEST | --all DEST",
-                                     help="An emotion and a destination folder (or just DEST with --all)."),
-    all_: bool = typer.Option(False, "--all", metavar="", help="Every emotion into DEST/<emotion>/, plus DEST/no-face/."),
-    n: int = typer.Option(20, "-n", "--number", min=1, help="How many photos per emotion."),
-    mode: Mode = typer.Option(Mode.copy, "--mode", help="copy, hardlink or symlink."),
-    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+    what: str = typer.Argument(..., metavar="EMOTION", show_default=False,
+                               help="angry, happy, sad or neutral (with --all: DEST)."),
+    dest: Optional[Path] = typer.Argument(None, metavar="DEST", show_default=False,
+                                          help="The folder to write into."),
+    all_: bool = typer.Option(False, "--all", metavar="",
+                              help="Every emotion into DEST/<emotion>/, plus DEST/no-face/: export --all DEST."),
+    n: int = _n_opt("How many photos per emotion."),
+    mode: Mode = typer.Option(Mode.copy, "--mode", metavar="MODE", help="copy, hardlink or symlink."),
+    min_confidence: float = MIN_CONF_OPT,
     any_: bool = ANY_OPT,
     everyone: bool = EVERYONE_OPT,
     all_shots: bool = ALL_SHOTS_OPT,
@@ -530,51 +957,54 @@ def export(
     min_faces: Optional[int] = MIN_FACES_OPT,
     max_faces: Optional[int] = MAX_FACES_OPT,
 ) -> None:
-    """Write the ranked photos as 001_<name>, 002_<name>, ... with a manifest; reruns update it."""
+    """Write the ranked photos into DEST as 001_<name>, 002_<name>, ... with a manifest; reruns update it.
+
+    Exit status 0 when every photo is in place (files kept aside are
+    reported, not failures), 1 when a photo could not be written.
+    """
     from albumsort.export import export_ranked
     from albumsort.ranking import no_faces
-    from albumsort.ranking import top as rank
 
     if all_:
-        if len(args) != 1:
-            fail("usage: albumsort export --all DEST")
-        dest = Path(args[0])
-        jobs = [(e, dest / e) for e in EMOTIONS] + [("no-face", dest / "no-face")]
+        if dest is not None:
+            raise UsageLine("export --all takes only DEST: albumsort export --all DEST")
+        root = Path(what)
+        jobs = [(e, root / e) for e in EMOTIONS] + [("no-face", root / "no-face")]
     else:
-        if len(args) != 2 or args[0] not in EMOTIONS:
-            fail(f"usage: albumsort export EMOTION DEST, with EMOTION one of {', '.join(EMOTIONS)}")
-        jobs = [(args[0], Path(args[1]))]
+        if dest is None:
+            raise UsageLine("export needs EMOTION and DEST: albumsort export EMOTION DEST (or export --all DEST)")
+        jobs = [(emotion_name(what), dest)]
+    q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
     idx = open_index(ctx)
-    filters = filters_from(folders, since, until, min_faces, max_faces)
-    status_code = 0
-    for what, dest in jobs:
-        if what == "no-face":
-            items = [dict(it, score=0.0) for it in no_faces(idx, min_confidence, with_keys=True, filters=filters)[:n]]
+    status_code = ExitStatus.OK
+    for kind, target in jobs:
+        if kind == "no-face":
+            items = [dict(it, score=0.0) for it in no_faces(idx, min_confidence, with_keys=True, filters=q.filters)[:n]]
         else:
-            items = rank(idx, what, n, min_confidence, with_faces=False, with_keys=True, any_=any_,
-                         everyone=everyone, all_shots=all_shots, filters=filters)
+            items = q.ranked(idx, kind, with_keys=True)
         try:
-            res = export_ranked(items, dest, mode.value)
+            res = export_ranked(items, target, mode.value)
         except OSError as e:
-            fail(f"cannot export to {dest}: {e.strerror or e}")
-        console.print(f"{what}: {res.written + res.kept} of {len(items)} photos in {dest} ({res.written} written, "
-                      f"{res.kept} up to date, {res.removed} removed)", highlight=False, markup=False)
-        for s in res.skipped:
-            err.print(f"skipped: {s}", highlight=False, markup=False)
-            status_code = 1
+            fail(f"cannot export to {target}: {e.strerror or e}", code=ExitStatus.FAILED)
+        aside = f", {len(res.set_aside)} set aside" if res.set_aside else ""
+        console.print(f"{kind}: {res.written + res.kept} of {len(items)} photos in {target} ({res.written} written, "
+                      f"{res.kept} up to date, {res.removed} removed{aside})", highlight=False, markup=False)
+        for s in res.notes:
+            note(f"note: {s}")
         for s in res.failed:
             err.print(f"failed: {s}", highlight=False, markup=False)
-            status_code = 1
-    raise typer.Exit(status_code)
+            status_code = ExitStatus.FAILED
+    raise typer.Exit(int(status_code))
 
 
-@app.command()
+@command()
 def report(
     ctx: typer.Context,
-    dest: Path = typer.Argument(..., help="Folder to write index.html and thumbs/ into."),
-    n: int = typer.Option(20, "-n", "--number", min=1, help="Photos per emotion."),
+    dest: Path = typer.Argument(..., metavar="DEST", show_default=False,
+                                help="Folder to write index.html and thumbs/ into."),
+    n: int = _n_opt("Photos per emotion (and no-face photos shown)."),
     open_: bool = typer.Option(False, "--open", metavar="", help="Open the report in the default browser."),
-    min_confidence: float = typer.Option(0.20, min=0.0, max=1.0, help=MIN_CONF_HELP),
+    min_confidence: float = MIN_CONF_OPT,
     any_: bool = ANY_OPT,
     everyone: bool = EVERYONE_OPT,
     all_shots: bool = ALL_SHOTS_OPT,
@@ -584,16 +1014,17 @@ def report(
     min_faces: Optional[int] = MIN_FACES_OPT,
     max_faces: Optional[int] = MAX_FACES_OPT,
 ) -> None:
-    """A self-contained HTML gallery: top-N per emotion with face boxes, no-face photos, summary."""
+    """A self-contained HTML gallery: top-N per emotion with face boxes, no-face photos and why, summary."""
     from albumsort.report import ForeignPage, build_report
 
+    q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
     try:
         res = build_report(open_index(ctx), dest, n, min_confidence, any_=any_, everyone=everyone,
-                           all_shots=all_shots, filters=filters_from(folders, since, until, min_faces, max_faces))
+                           all_shots=all_shots, filters=q.filters)
     except ForeignPage as e:
-        fail(str(e), code=1)
+        fail(str(e), code=ExitStatus.FAILED)
     except OSError as e:
-        fail(f"cannot write the report to {dest}: {e}")
+        fail(f"cannot write the report to {dest}: {e}", code=ExitStatus.FAILED)
     console.print(f"report: {res.path} ({res.photos} photos; {res.thumbs_made} thumbnails made, "
                   f"{res.thumbs_reused} reused)", highlight=False, markup=False)
     for reason in res.thumb_failures:
@@ -613,8 +1044,6 @@ def run() -> None:
     except sqlite3.DatabaseError as e:
         from albumsort.index import damaged_message, default_db_path
 
-        db = os.environ.get("ALBUMSORT_DB") or default_db_path()
-        if "--db" in sys.argv[:-1]:
-            db = sys.argv[sys.argv.index("--db") + 1]
+        db = Path(_state["db"]).expanduser() if _state["db"] else default_db_path()
         err.print(f"[red]error:[/red] {damaged_message(Path(db), e)}", highlight=False)
-        sys.exit(2)
+        sys.exit(ExitStatus.USAGE)

@@ -9,6 +9,14 @@ there or edited since, a name with a path in it) is left alone and
 reported.  A failure on one photo (a hard link across file systems, a full
 disk) is reported with what to do, and the rest still export; the manifest
 always records what was written.
+
+No two of albumsort's files in the folder carry the same rank.  A file
+albumsort wrote that may be the only copy left (its original is gone or
+changed) is never removed: it is *set aside*, renamed without its rank
+prefix (``002_a.jpg`` -> ``a.jpg``) and kept in the manifest with an empty
+rank.  A file in the way that is not albumsort's (the user's, or an export
+the user edited) stays where it is, and the ranked photo takes the next free
+name (``002_b-2.jpg``).  Both are reported as notes, not failures.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import csv
 import errno
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -37,7 +46,8 @@ class ExportResult:
     written: int = 0
     kept: int = 0
     removed: int = 0
-    skipped: list[str] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)  # albumsort's own files renamed out of the ranked sequence
+    notes: list[str] = field(default_factory=list)  # what was left alone or set aside, and why: not failures
     failed: list[str] = field(default_factory=list)
 
 
@@ -108,6 +118,12 @@ def own_files(folder: str | Path) -> set[str]:
     return names | {MANIFEST}
 
 
+def _rank_key(row: dict) -> tuple:
+    """Ranked files in rank order, then those set aside (empty rank), by name."""
+    rank = str(row.get("rank", "")).strip()
+    return (0, int(rank), "") if rank.isdigit() else (1, 0, row.get("file", ""))
+
+
 def _write_manifest(dest: Path, rows: list[dict]) -> None:
     tmp = _tmp_path(dest)
     with open(tmp, "x", newline="", encoding="utf-8") as f:
@@ -174,6 +190,38 @@ def export_name(rank: int, width: int, basename: str) -> str:
     return prefix + short + ext
 
 
+_RANKED = re.compile(r"[0-9]+_")
+
+
+def free_name(dest: Path, name: str, taken: set[str]) -> str:
+    """``name``, else ``<stem>-2<ext>``, ``-3``... : the first that neither exists in ``dest`` nor is ``taken``."""
+    stem, ext = os.path.splitext(name)
+    candidate, i = name, 1
+    while candidate in taken or os.path.lexists(dest / candidate):
+        i += 1
+        candidate = f"{stem}-{i}{ext}"
+    return candidate
+
+
+def _set_aside(dest: Path, name: str, taken: set[str]) -> str:
+    """Rename albumsort's ``dest/name`` without its rank prefix, never over an existing file; returns the new name."""
+    bare = _RANKED.sub("", name, count=1)
+    if _RANKED.match(bare):  # a photo itself named like 002_x.jpg must not look ranked
+        bare = "kept-" + bare
+    new = free_name(dest, bare, taken)
+    try:
+        os.link(dest / name, dest / new, follow_symlinks=False)  # fails, never replaces, if taken meanwhile
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here: check, then rename
+        if os.path.lexists(dest / new):
+            raise FileExistsError(errno.EEXIST, "appeared while exporting", str(dest / new)) from None
+        os.rename(dest / name, dest / new)
+        return new
+    os.unlink(dest / name)
+    return new
+
+
 def _advice(e: OSError, mode: str) -> str:
     if e.errno == errno.EXDEV and mode == "hardlink":
         return "hard links cannot cross file systems: use --mode copy (or symlink)"
@@ -203,37 +251,57 @@ def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> Ex
     result = ExportResult(dest)
     rows: dict[str, dict] = {}
     planned: set[str] = set()
+
+    def aside(name: str, prev: dict) -> bool:
+        """Set albumsort's possibly-last copy ``name`` aside; False (and a failure) if it cannot be."""
+        try:
+            new = _set_aside(dest, name, planned | set(rows) | set(ours))
+        except OSError as e:
+            result.failed.append(f"{dest / name}: may be the only copy of {prev.get('source')}, and could not be "
+                                 f"renamed out of the ranked sequence ({e.strerror or e})")
+            rows[name] = prev
+            return False
+        ours.pop(name, None)
+        rows[new] = dict(prev, file=new, rank="")
+        result.set_aside.append(new)
+        result.notes.append(f"{dest / name} -> {new}: set aside, kept: its original {prev.get('source')} is gone "
+                            "or changed, so this may be the only copy")
+        return True
+
     try:
         for rank, item in enumerate(items, 1):
             src = os.fsdecode(item["raw"]) if item.get("raw") else item["path"]
             # The name comes from the text path, so a non-UTF-8 name gets its \xNN form.
             name = export_name(rank, width, os.path.basename(item["path"]).replace("\\", "_"))
-            target = dest / name
-            planned.add(name)
             try:
                 st = os.stat(src)
             except OSError as e:
                 result.failed.append(f"{item['path']}: source unreadable ({e.strerror}); not exported")
+                planned.add(name)
                 if ours.get(name):
                     rows[name] = ours[name]  # still ours: keep it listed
                 continue
             row = {"rank": rank, "score": f"{item['score']:.6f}", "file": name, "source": item["path"],
                    "mode": mode, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
             prev = ours.get(name)
-            if os.path.lexists(target) and prev is None:
-                why = "was changed since albumsort wrote it" if name in old else "was not written by albumsort"
-                result.skipped.append(f"{target}: exists and {why}; left alone")
-                continue
             if (prev and prev["source"] == item["path"] and prev["mode"] == mode
                     and prev.get("size") == str(st.st_size) and prev.get("mtime_ns") == str(st.st_mtime_ns)):
                 result.kept += 1
                 rows[name] = dict(prev, rank=rank, score=row["score"])
+                planned.add(name)
                 continue
             if prev is not None and not redundant(dest, prev):
-                result.skipped.append(f"{target}: kept, not replaced: its original {prev.get('source')} is gone or "
-                                      "changed, so this may be the only copy")
-                rows[name] = prev
-                continue
+                if not aside(name, prev):
+                    continue
+                prev = None
+            if os.path.lexists(dest / name) and prev is None:
+                why = "was changed since albumsort wrote it" if name in old else "was not written by albumsort"
+                other = free_name(dest, name, planned | set(rows))
+                result.notes.append(f"{dest / name}: exists and {why}; left alone: rank {rank} is {other}")
+                name = other
+                row["file"] = name
+            target = dest / name
+            planned.add(name)
             try:
                 wst = _place(src, target, mode, prev)
             except OSError as e:
@@ -243,15 +311,16 @@ def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> Ex
                 continue
             rows[name] = dict(row, written_size=wst.st_size, written_mtime_ns=wst.st_mtime_ns)
             result.written += 1
-        for name, prev in ours.items():
+        for name, prev in list(ours.items()):
             if name in planned or name in rows:
                 continue
             if not is_ours(dest, prev):  # checked again right before removing
                 continue
             if not redundant(dest, prev):
-                result.skipped.append(f"{dest / name}: kept: its original {prev.get('source')} is gone or changed, "
-                                      "so this may be the only copy")
-                rows[name] = prev
+                if not str(prev.get("rank", "")).strip():
+                    rows[name] = prev  # set aside on an earlier run: stays, listed
+                else:
+                    aside(name, prev)
                 continue
             try:
                 os.unlink(dest / name)
@@ -264,9 +333,10 @@ def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> Ex
             if name not in rows and name not in planned and prev.get("written_size") and name in ours \
                     and os.path.lexists(dest / name) and is_ours(dest, prev):
                 rows[name] = prev  # interrupted before it was removed: still ours
-        _write_manifest(dest, sorted(rows.values(), key=lambda r: int(r["rank"])))
+        _write_manifest(dest, sorted(rows.values(), key=_rank_key))
     for name in old:
-        if name not in ours and os.path.lexists(dest / name) and name not in planned:
-            result.skipped.append(f"{dest / name}: listed in the manifest but changed since albumsort wrote "
-                                  "it; left alone")
+        if name not in ours and name not in rows and os.path.lexists(dest / name) and name not in planned \
+                and not any(n.startswith(f"{dest / name}:") for n in result.notes):
+            result.notes.append(f"{dest / name}: listed in the manifest but changed since albumsort wrote "
+                                "it; left alone")
     return result

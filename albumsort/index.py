@@ -22,12 +22,17 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from dataclasses import dataclass
+
 from albumsort.labels import EMOTIONS
 
 SCHEMA_VERSION = 3
 APP_NAME = "albumsort"
 APPLICATION_ID = 0x616C6273
 """SQLite's application_id for albumsort indexes ("albs"): how an index is told from other databases."""
+
+DEFAULT_MIN_CONFIDENCE = 0.20
+"""Faces below this confidence are ignored unless a command is given ``--min-confidence``."""
 
 OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs"})
 LEGACY_SCHEMAS = ("1", "2")
@@ -67,9 +72,28 @@ class DamagedIndex(Exception):
     """The index file is albumsort's but SQLite cannot read it."""
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def carries_our_id(path: Path) -> bool:
+    """Whether the file's SQLite header holds albumsort's ``application_id`` (read as bytes, no SQLite)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(72)
+    except OSError:
+        return False
+    return head.startswith(SQLITE_HEADER) and len(head) == 72 and int.from_bytes(head[68:72], "big") == APPLICATION_ID
+
+
 def damaged_message(path: Path, e: Exception) -> str:
-    return (f"the index {path} is damaged ({e}); move it aside and run `albumsort index PHOTOS` "
-            "to rebuild it")
+    """One line for an index SQLite cannot read; only albumsort's own file is called an index to rebuild."""
+    if os.path.isdir(path):
+        return f"--db must name a file, not a folder: {path} is a folder"
+    if carries_our_id(path):
+        return (f"the index {path} is damaged ({e}); move it aside and run `albumsort index PHOTOS` "
+                "to rebuild it")
+    return (f"cannot read {path} ({e}), and nothing in it shows it is an albumsort index: "
+            "check --db (or ALBUMSORT_DB); albumsort leaves that file alone")
 
 
 def run_in_progress(path: Path) -> bool:
@@ -91,6 +115,40 @@ def run_in_progress(path: Path) -> bool:
     except OSError:
         return False
     return False
+
+
+def photo_emotion_sql(results: str = "r") -> str:
+    """SQL for a photo's emotion: the emotion of its highest score, the first of EMOTIONS on a tie.
+
+    Only meaningful for a photo with a kept face (``n_kept > 0``); the one
+    definition ``status``, the report and the index summary count by.
+    """
+    cases = []
+    for i, e in enumerate(EMOTIONS[:-1]):
+        rest = [f"{results}.score_{o}" for o in EMOTIONS[i + 1:]]
+        best = f"max({', '.join(rest)})" if len(rest) > 1 else rest[0]
+        cases.append(f"WHEN {results}.score_{e} >= {best} THEN '{e}'")
+    return f"CASE {' '.join(cases)} ELSE '{EMOTIONS[-1]}' END"
+
+
+@dataclass
+class Stats:
+    """What the index holds, counted one way everywhere (``status``, the report, the summary of a run).
+
+    A *photo* is an indexed file: a copy in another folder is another photo.
+    A photo's *faces* are every face the detector found in it; its *kept
+    faces* those at or above the default confidence.  A photo with no kept
+    face is a *no-face photo*; any other photo's *emotion* is the emotion of
+    its highest score.  So ``no_face + sum(by_emotion) == photos``.
+    """
+
+    photos: int
+    faces: int
+    kept_faces: int
+    no_face: int
+    by_emotion: dict
+    failed: int
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
 
 class Index:
@@ -132,15 +190,23 @@ class Index:
 
     # -- opening ------------------------------------------------------------
     def _connect_readonly(self) -> sqlite3.Connection:
-        """A read-only connection; ``immutable`` where SQLite could not even keep its shared-memory file."""
+        """A read-only connection that creates nothing beside the file.
+
+        SQLite opens a WAL database, even read-only, by creating ``-wal`` and
+        ``-shm`` files beside it, and leaves them there.  So unless a writer
+        is at work (its ``-wal`` exists, or an ``index`` run holds the lock),
+        the file is opened ``immutable``: read as it is, no file created.
+        ``immutable`` too where SQLite could not even keep its shared-memory file.
+        """
         uri = self.path.resolve().as_uri()
         writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
-        conn = sqlite3.connect(f"{uri}?mode=ro" if writable else f"{uri}?immutable=1", uri=True, timeout=30,
-                               isolation_level=None)
+        busy = os.path.lexists(str(self.path) + "-wal") or run_in_progress(self.path)
+        conn = sqlite3.connect(f"{uri}?mode=ro" if writable and busy else f"{uri}?immutable=1", uri=True,
+                               timeout=30, isolation_level=None)
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError:
-            if not writable:
+            if not (writable and busy):
                 raise
             conn.close()  # e.g. a WAL index on media that turned read-only under us
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30, isolation_level=None)
@@ -287,6 +353,22 @@ class Index:
 
     def faces(self, content_hash: str) -> list[dict]:
         return self.query("SELECT * FROM faces WHERE hash = ? ORDER BY idx", [content_hash])
+
+    def stats(self) -> Stats:
+        """Every count of the index in one query (see ``Stats`` for what each one means)."""
+        by = {e: 0 for e in EMOTIONS}
+        photos = faces = kept = no_face = 0
+        sql = (f"SELECT CASE WHEN coalesce(r.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('r')} END AS e, "
+               "count(*), coalesce(sum(r.n_faces), 0), coalesce(sum(r.n_kept), 0) "
+               "FROM photos p LEFT JOIN results r ON r.hash = p.hash GROUP BY 1")
+        for e, n, nf, nk in self.conn.execute(sql):
+            photos, faces, kept = photos + n, faces + nf, kept + nk
+            if e:
+                by[e] = n
+            else:
+                no_face = n
+        failed = self.conn.execute("SELECT count(*) FROM errors").fetchone()[0]
+        return Stats(photos, faces, kept, no_face, by, failed)
 
     def meta(self, key: str) -> str | None:
         rows = self.query("SELECT value FROM meta WHERE key = ?", [key])

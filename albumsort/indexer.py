@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Callable
 
-from albumsort.index import Index, path_key, path_text
+from albumsort.index import Index, Stats, path_key, path_text
 from albumsort.preprocess import EMOTIONS
-from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, face_confidence, ranking_columns
+from albumsort.ranking import face_confidence, ranking_columns
 from albumsort.scan import Entry, Failure, walk
 from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
 
@@ -85,11 +85,12 @@ class Summary:
     seconds: float = 0.0
     failures: list = field(default_factory=list)
     arrived: list = field(default_factory=list)  # content hashes of new paths whose content was known
+    totals: Stats | None = None  # what the whole index holds after the run
 
     def line(self) -> str:
+        """What this run did, then what the index holds (``Index.stats``, as ``status`` counts it)."""
         parts = [f"{self.indexed} indexed", f"{self.unchanged} unchanged", f"{self.moved} moved",
-                 f"{self.removed} removed", f"{self.faces} faces", f"{self.no_face} no-face photos",
-                 f"{self.failed} failed"]
+                 f"{self.removed} removed", f"{self.failed} failed"]
         if self.rescored:
             parts.insert(1, f"{self.rescored} re-scored for a new model")
         if self.copied:
@@ -97,7 +98,10 @@ class Summary:
         if self.known_failed:
             parts.append(f"{self.known_failed} known failures (see `albumsort errors`)")
         end = " (interrupted)" if self.interrupted else ""
-        return ", ".join(parts) + f" in {self.seconds:.1f} s" + end
+        t = self.totals
+        held = (f"; the index holds {t.photos:,} photos, {t.kept_faces:,} kept faces, {t.no_face:,} no-face photos"
+                if t else "")
+        return ", ".join(parts) + f" in {self.seconds:.1f} s" + end + held
 
 
 # --------------------------------------------------------------------------
@@ -242,9 +246,8 @@ def run_index(
                         removed += index.remove_unseen(path_key(r), run, unreadable)
             summary.removed = len(removed)
             _count_moves(summary, removed)
-        summary.no_face = index.conn.execute(
-            "SELECT count(*) FROM photos p WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash "
-            "AND f.confidence >= ?)", [DEFAULT_MIN_CONFIDENCE]).fetchone()[0]
+        summary.totals = index.stats()
+        summary.no_face = summary.totals.no_face
         summary.seconds = time.time() - t0
         index.finish_run(run, summary.line())
         return summary
@@ -268,10 +271,15 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
         if isinstance(item, Failure):
             if item.is_dir:
                 unreadable.append(raw)
+            known = [raw, item.size, item.mtime_ns]
+            if item.mtime_ns is not None and index.conn.execute(known_error, known).fetchone():
+                summary.known_failed += 1  # a folder that could not be read before and is unchanged since
+                seen_errors.append(raw)
+                continue
             summary.failed += 1
             summary.failures.append((key, item.reason))
             with index.transaction():
-                index.put_error(raw, None, None, item.reason, run)
+                index.put_error(raw, item.size, item.mtime_ns, item.reason, run)
             continue
         row = index.conn.execute(lookup, [raw]).fetchone()
         if row and row[0] == item.size and row[1] == item.mtime_ns:

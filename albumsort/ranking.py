@@ -18,9 +18,11 @@ The rules (also in the README):
 * **Ties** break by more kept faces, then by the best single face's P(E),
   then by path, so the order is stable across runs.
 * **A list holds only photos that show its emotion**: E is the most
-  probable emotion of at least one kept face (``--any`` lifts this).  With
-  ``everyone`` the photo needs two or more kept faces, every one of them
-  showing E, and ranks by its least-E face.
+  probable emotion of at least one kept face and, in a group, of at least a
+  quarter of its kept faces (``SHOWN_BY``): one sad face among four people
+  makes a sad photo, seven among a crowd of 119 smiling people do not
+  (``--any`` lifts this).  With ``everyone`` the photo needs two or more
+  kept faces, every one of them showing E, and ranks by its least-E face.
 * **Shots of one moment count once**: copies of one file, and photos taken
   within ``BURST_SECONDS`` of each other whose perceptual hashes differ in
   at most ``BURST_BITS`` of 64 bits, form a group; a list shows each
@@ -34,10 +36,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from albumsort.index import Index
+from albumsort.index import DEFAULT_MIN_CONFIDENCE, Index
 from albumsort.labels import EMOTIONS
 
-DEFAULT_MIN_CONFIDENCE = 0.20
+SHOWN_BY = 0.25
+"""A photo shows E when E is the top emotion of at least this share of its kept faces (and of one at least)."""
+SMALL_FACE_PX = 32
+"""Faces whose box is narrower or shorter than this many pixels are too small to read an expression from."""
+UNREADABLE = 0.5
+"""Faces whose readability is below this cannot be read: masked, turned away, covered, or not a face."""
+NO_FACE_REASONS = ("no face found", "faces too small to read", "faces not readable (masked, turned away)",
+                   "faces below the confidence threshold")
+"""Why a photo is "No face"."""
 PRIOR_WEIGHT = 0.5
 PRIOR = 1.0 / len(EMOTIONS)
 BURST_SECONDS = 10.0
@@ -105,6 +115,33 @@ def top_emotion(face: dict) -> str:
     return max(EMOTIONS, key=lambda e: face[f"p_{e}"])
 
 
+def shows_emotion(shows: int, n_kept: int) -> bool:
+    """Whether a photo shows E, given how many of its ``n_kept`` kept faces have E as their top emotion."""
+    return shows > 0 and shows >= SHOWN_BY * n_kept
+
+
+def _shows_sql(shows: str, n_kept: str) -> str:
+    return f"{shows} > 0 AND {shows} >= {SHOWN_BY!r} * {n_kept}"
+
+
+def no_face_reason(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> str | None:
+    """Why a photo is "No face" (one of NO_FACE_REASONS), or None when it has a kept face.
+
+    The photo's most confident face decides: too small to read, not
+    readable, or only below the threshold.
+    """
+    if not faces:
+        return NO_FACE_REASONS[0]
+    best = max(faces, key=lambda f: f["confidence"])
+    if best["confidence"] >= min_confidence:
+        return None
+    if min(best["w"], best["h"]) < SMALL_FACE_PX:
+        return NO_FACE_REASONS[1]
+    if best.get("readability") is not None and best["readability"] < UNREADABLE:
+        return NO_FACE_REASONS[2]
+    return NO_FACE_REASONS[3]
+
+
 def ranking_columns(faces: list[dict]) -> dict:
     """The precomputed columns ``top`` orders and filters by at the default threshold."""
     scores, n_kept = photo_scores(faces)
@@ -170,7 +207,7 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
         return index.conn.execute(sql, [min_confidence] + params)
     if abs(min_confidence - DEFAULT_MIN_CONFIDENCE) < 1e-12:
         where, params = filters.sql()
-        floor = "" if any_ else f" AND r.shows_{e} > 0"
+        floor = "" if any_ else f" AND {_shows_sql(f'r.shows_{e}', 'r.n_kept')}"
         sql = f"""
             SELECT p.path, p.raw, r.hash, p.taken, p.taken_from, r.dhash, r.score_{e} AS score,
                    r.n_kept AS n_faces
@@ -179,7 +216,7 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
             ORDER BY r.score_{e} DESC, r.n_kept DESC, r.best_{e} DESC, p.path, p.raw"""
         return index.conn.execute(sql, params)
     where, params = filters.sql(n_faces="s.n_faces")
-    floor = "" if any_ else " AND s.shows > 0"
+    floor = "" if any_ else f" AND {_shows_sql('s.shows', 's.n_faces')}"
     sql = f"""
         WITH s AS (
             SELECT hash, (sum(confidence * p_{e}) + ?) / (sum(confidence) + ?) AS score,
@@ -233,15 +270,43 @@ def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT
 
 def no_faces(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, with_keys: bool = False,
              filters: Filters | None = None) -> list[dict]:
-    """Photos with no face at or above ``min_confidence``, by path (``with_keys``: also raw and hash)."""
+    """Photos with no face at or above ``min_confidence``, each with the reason (see ``no_face_reason``).
+
+    Surest first: photos where no face was found, then the others by their
+    best face's confidence, lowest first; then by path.  Items are
+    ``{path, reason, n_faces, confidence}``: faces found, and the best one's
+    confidence (None without a face); ``with_keys`` adds raw and hash.
+    """
     f = filters or Filters()
     where, params = Filters(f.folders, f.since, f.until).sql()
     sql = f"""
         SELECT p.path, p.raw, p.hash FROM photos p
-        WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash AND f.confidence >= ?){where}
-        ORDER BY p.path, p.raw"""
+        WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash AND f.confidence >= ?){where}"""
     rows = index.query(sql, [min_confidence] + params)
-    return rows if with_keys else [{"path": r["path"]} for r in rows]
+    faces: dict[str, list] = {}
+    hashes = list({r["hash"] for r in rows})
+    for i in range(0, len(hashes), 500):
+        chunk = hashes[i:i + 500]
+        for fr in index.query(f"SELECT hash, w, h, readability, confidence FROM faces WHERE hash IN "
+                              f"({', '.join('?' * len(chunk))})", chunk):
+            faces.setdefault(fr["hash"], []).append(fr)
+    out = []
+    for r in rows:
+        mine = faces.get(r["hash"], [])
+        item = {"path": r["path"], "reason": no_face_reason(mine, min_confidence), "n_faces": len(mine),
+                "confidence": round(max(x["confidence"] for x in mine), 4) if mine else None}
+        if with_keys:
+            item |= {"raw": r["raw"], "hash": r["hash"]}
+        out.append(item)
+    out.sort(key=lambda it: (it["n_faces"] > 0, it["confidence"] or 0.0, it["path"], it.get("raw", b"")))
+    return out
+
+
+def count_photos(index: Index, filters: Filters | None = None) -> int:
+    """How many indexed photos lie in the folders and dates of ``filters`` (face counts aside)."""
+    f = filters or Filters()
+    where, params = Filters(f.folders, f.since, f.until).sql()
+    return index.conn.execute(f"SELECT count(*) FROM photos p WHERE 1{where}", params).fetchone()[0]
 
 
 def face_json(f: dict) -> dict:

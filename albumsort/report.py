@@ -48,7 +48,7 @@ figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:
 color:#fff;padding:0 2px;white-space:nowrap;box-sizing:border-box}
 .photo{overflow:hidden}.shots{color:#a60;font-weight:bold}
 figcaption{font-size:12px;margin-top:6px;line-height:1.35;word-break:break-all;max-width:320px}
-.rank{font-weight:bold}.score{color:#555}.empty{color:#777;font-style:italic}
+.rank{font-weight:bold}.score{color:#555}.why{color:#777;font-style:italic}.empty{color:#777;font-style:italic}
 table.summary td{padding:2px 12px 2px 0;font-size:14px}
 """
 
@@ -127,6 +127,8 @@ def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) 
                            f'{item["shots"]} shots</span>')
         caption.append("<br>")
     caption.append(f'<span class="name" title="{html.escape(item["path"])}">{name}</span>')
+    if item.get("reason"):
+        caption.append(f'<br><span class="why">{html.escape(item["reason"])}</span>')
     return (f'<figure data-rank="{rank or ""}" data-path="{html.escape(item["path"])}">'
             f'<a class="photo" href="{html.escape(uri)}"><img src="{thumbs}/{item["hash"]}.jpg" alt="{name}" '
             f'loading="lazy">{"".join(boxes)}</a><figcaption>{"".join(caption)}</figcaption></figure>')
@@ -166,7 +168,7 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
     if jobs:
         with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
             failed = [r for r in pool.map(_thumb, jobs, chunksize=4) if r]
-    parts = [_head(index, sections, len(nofaces))]
+    parts = [_head(index)]
     for e, items in sections.items():
         figs = "".join(_figure(it, i, "thumbs", it["width"], it["height"]) for i, it in enumerate(items, 1))
         parts.append(f'<section id="{e}" data-emotion="{e}"><h2>{e.capitalize()} — top {len(items)}</h2>'
@@ -195,18 +197,17 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
     return ReportResult(out, len(rows), len(jobs) - len(failed), len(seen) - len(jobs), failed)
 
 
-def _head(index: Index, sections: dict, n_nofaces: int) -> str:
-    q = lambda sql, *a: index.conn.execute(sql, list(a)).fetchone()[0]  # noqa: E731
-    photos = q("SELECT count(*) FROM photos")
-    faces = q("SELECT count(*) FROM faces WHERE confidence >= ?", DEFAULT_MIN_CONFIDENCE)
-    per = {e: q(f"SELECT count(*) FROM results r JOIN photos p ON p.hash = r.hash WHERE r.n_kept > 0 AND "
-                f"r.score_{e} = max(r.score_angry, r.score_happy, r.score_sad, r.score_neutral)") for e in EMOTIONS}
+def _head(index: Index) -> str:
+    """The summary: the same counts, labels and definitions as ``albumsort status`` (``Index.stats``)."""
+    s = index.stats()
     versions = [f"{r[0]} + {r[1]}" for r in index.conn.execute(
         "SELECT DISTINCT model_version, detector_version FROM results")]
     last = index.conn.execute("SELECT max(finished) FROM runs").fetchone()[0]
     when = datetime.datetime.fromtimestamp(last).strftime("%Y-%m-%d %H:%M") if last else "never"
-    rows = [("photos", f"{photos:,}"), ("faces", f"{faces:,}"), ("no-face photos", f"{n_nofaces:,}")]
-    rows += [(f"mostly {e}", f"{per[e]:,}") for e in EMOTIONS]
+    rows = [("photos", f"{s.photos:,}"),
+            ("faces", f"{s.faces:,} found, {s.kept_faces:,} kept (confidence >= {s.min_confidence:g})"),
+            ("no-face photos", f"{s.no_face:,}")]
+    rows += [(f"mostly {e}", f"{s.by_emotion[e]:,}") for e in EMOTIONS]
     rows += [("model + detector", ", ".join(versions) or "-"), ("indexed", when)]
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
     nav = "".join(f'<a href="#{e}">{e}</a>' for e in EMOTIONS) + '<a href="#no-face">no face</a>'

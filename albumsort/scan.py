@@ -42,6 +42,8 @@ class Failure:
     path: str
     reason: str
     is_dir: bool = False
+    size: int | None = None  # a folder that could not be read: its own stat, so that
+    mtime_ns: int | None = None  # an unchanged one is a known failure on the next run
 
 
 def _reason(e: OSError) -> str:
@@ -134,7 +136,8 @@ def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple,
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as e:
-        yield Failure(folder, f"cannot read folder: {_reason(e)}", is_dir=True)
+        yield Failure(folder, f"cannot read folder: {_reason(e)}", is_dir=True, size=st.st_size,
+                      mtime_ns=st.st_mtime_ns)
         return
     names = {e.name for e in entries}
     if IGNORE_FILE in names:

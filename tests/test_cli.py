@@ -30,6 +30,9 @@ def test_index_top_show_nofaces_status_errors(album, tmp_path):
     p = albumsort("index", album, db=db)
     assert p.returncode == 1, p.stderr  # one file failed
     assert "5 indexed" in p.stdout and "1 failed" in p.stdout
+    assert p.stdout.strip().endswith("; the index holds 5 photos, 4 kept faces, 2 no-face photos"), p.stdout
+    rerun = albumsort("index", album, db=db).stdout  # this run's counts, then the index's: never mixed up
+    assert "0 indexed, 5 unchanged" in rerun and rerun.strip().endswith("4 kept faces, 2 no-face photos")
     assert "notes.jpg" in p.stderr and "\n" not in p.stderr.strip().split("failed:")[1].strip()
 
     items = json.loads(albumsort("top", "happy", "-n", "10", "--json", db=db, check=True).stdout)
@@ -99,7 +102,7 @@ def test_export_cli(album, tmp_path):
     assert {p.name for p in (tmp_path / "all").iterdir()} == {"angry", "happy", "sad", "neutral", "no-face"}
     assert len([p for p in (tmp_path / "all" / "no-face").iterdir() if p.suffix != ".csv"]) == 2
     p = albumsort("export", "joyful", dest, db=db)
-    assert p.returncode == 2 and "EMOTION" in p.stderr
+    assert p.returncode == 2 and "unknown emotion 'joyful'" in p.stderr
 
 
 def big_album(root: Path, n: int) -> Path:

@@ -47,6 +47,7 @@ def test_never_overwrites_a_foreign_file(tmp_path, sources):
     (dest / "001_a.jpg").write_text("the user's own file")
     res = export_ranked(items(sources), dest)
     assert (dest / "001_a.jpg").read_text() == "the user's own file"
-    assert res.skipped and "not written by albumsort" in res.skipped[0]
+    assert res.notes and "not written by albumsort" in res.notes[0] and "001_a-2.jpg" in res.notes[0]
+    assert (dest / "001_a-2.jpg").read_bytes() == b"a.jpg" * 10  # the ranked photo took the next free name
     res = export_ranked(items(sources[1:]), dest)  # a rerun must not delete it either
     assert (dest / "001_a.jpg").exists()

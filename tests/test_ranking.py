@@ -74,7 +74,9 @@ def test_top_order_ties_and_no_faces(filled):
     assert order.index("/a/group_smiles.jpg") < order.index("/a/one_smile.jpg")
     assert order.index("/a/tie_a.jpg") + 1 == order.index("/a/tie_b.jpg")  # tie broken by path
     assert "/a/landscape.jpg" not in order and "/a/blurry.jpg" not in order
-    assert [r["path"] for r in no_faces(filled)] == ["/a/blurry.jpg", "/a/landscape.jpg"]
+    # Surest first: no face found, then faces that were found but not kept, with the reason.
+    assert [(r["path"], r["reason"], r["n_faces"]) for r in no_faces(filled)] == [
+        ("/a/landscape.jpg", "no face found", 0), ("/a/blurry.jpg", "faces too small to read", 1)]
 
 
 def test_other_threshold_uses_the_same_formula(filled):

@@ -63,10 +63,11 @@ def test_an_edited_export_is_left_alone_and_reported(tmp_path, sources):
     res = export_ranked(items([sources[0]]), dest)  # 002 and 003 are no longer wanted
     assert edited.read_bytes() == b"the user retouched this copy"
     assert res.removed == 1 and not (dest / "003_c.png").exists()
-    assert any("002_b.jpg" in s and "changed since" in s for s in res.skipped)
+    assert any("002_b.jpg" in s and "changed since" in s for s in res.notes)
     res = export_ranked(items([sources[2], sources[1]]), dest)  # 002 is wanted again: still not overwritten
     assert edited.read_bytes() == b"the user retouched this copy"
-    assert any("002_b.jpg" in s for s in res.skipped)
+    assert any("002_b.jpg" in s and "002_b-2.jpg" in s for s in res.notes)  # the ranked photo takes a free name
+    assert (dest / "002_b-2.jpg").read_bytes() == b"b.jpg" * 10 and not res.failed
 
 
 def test_foreign_files_with_temporary_looking_names_are_left_alone(tmp_path, sources):
@@ -99,7 +100,7 @@ def test_partial_failure_exports_the_rest_and_records_it(tmp_path, sources, monk
     assert rows == {"001_a.jpg", "003_c.png"}
     monkeypatch.setattr(os, "link", real_link)
     res = export_ranked(items(sources), dest, "hardlink")  # the rerun recognises its own files
-    assert res.skipped == [] and res.failed == [] and res.kept == 2 and res.written == 1
+    assert res.notes == [] and res.failed == [] and res.kept == 2 and res.written == 1
 
 
 def test_full_disk_half_way_still_writes_the_manifest(tmp_path, sources, monkeypatch):
@@ -400,13 +401,19 @@ def test_an_export_that_may_be_the_last_copy_is_never_removed(tmp_path, sources)
     export_ranked(items(sources), dest)
     os.unlink(sources[1])  # the user deleted the original of 002_b.jpg: the export is its only copy
     res = export_ranked(items([sources[0]]), dest)
-    assert (dest / "002_b.jpg").read_bytes() == b"b.jpg" * 10 and not (dest / "003_c.png").exists()
-    assert any("002_b.jpg" in s and "only copy" in s for s in res.skipped)
+    # Kept, but out of the ranked sequence: renamed without its rank, listed in the manifest; not a failure.
+    assert (dest / "b.jpg").read_bytes() == b"b.jpg" * 10 and not (dest / "002_b.jpg").exists()
+    assert not (dest / "003_c.png").exists() and not res.failed and res.set_aside == ["b.jpg"]
+    assert any("002_b.jpg" in s and "only copy" in s for s in res.notes)
     other = tmp_path / "other" / "b.jpg"  # a different photo of the same name now ranks second
     other.parent.mkdir()
     other.write_bytes(b"another b")
-    export_ranked(items([sources[0], str(other)]), dest)
-    assert (dest / "002_b.jpg").read_bytes() == b"b.jpg" * 10
+    res = export_ranked(items([sources[0], str(other)]), dest)
+    assert (dest / "002_b.jpg").read_bytes() == b"another b" and (dest / "b.jpg").read_bytes() == b"b.jpg" * 10
+    assert res.notes == [] and res.set_aside == [] and not res.failed  # reruns: nothing more to say
+    listed = {r["file"]: r["rank"] for r in csv.DictReader(open(dest / MANIFEST))}
+    assert listed == {"001_a.jpg": "1", "002_b.jpg": "2", "b.jpg": ""}
+    assert sorted(p.name[:4] for p in dest.iterdir() if p.name[:3].isdigit()) == ["001_", "002_"]
 
 
 def test_exports_made_before_written_sizes_were_recorded_are_still_ours(tmp_path, sources):
@@ -419,7 +426,7 @@ def test_exports_made_before_written_sizes_were_recorded_are_still_ours(tmp_path
         w.writeheader()
         w.writerows(rows)
     res = export_ranked(items(sources[:1]), dest)
-    assert res.removed == 2 and res.skipped == []
+    assert res.removed == 2 and res.notes == []
 
 
 def test_a_legacy_looking_foreign_database_is_refused(tmp_path, album):

@@ -160,13 +160,16 @@ def test_smoke_training_and_evaluate(fer_folder, tmp_path):
     out = tmp_path / "models"
     cmd = [sys.executable, "-m", "training", "train", "--data", str(fer_folder), "--epochs", "3", "--lr", "3e-3",
            "--out", str(out), "--batch-size", "32", "--warmup-epochs", "0", "--name", "smoke", "--width", "8",
-           "--expw", "", "--nonfaces", ""]
+           "--expw", "", "--rafdb", "", "--nonfaces", ""]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
-    for f in ("smoke.keras", "smoke.tflite", "smoke.json", "smoke_metrics.json", "smoke_curves.png",
+    for f in ("smoke.keras", "smoke.onnx", "smoke.tflite", "smoke.json", "smoke_metrics.json", "smoke_curves.png",
               "smoke_confusion.png"):
         assert (out / f).is_file(), f
     metrics = json.loads((out / "smoke_metrics.json").read_text())
+    assert metrics["onnx_max_difference_vs_keras"] < 1e-4
+    card = json.loads((out / "smoke.json").read_text())
+    assert (card["input_size"], card["channels"]) == (48, 1)
     assert metrics["config"]["seed"] == 1234 and metrics["calibration"]["emotion_temperature"] > 0
     loss = metrics["history"]["loss"]
     assert loss[-1] < loss[0]  # it learned something (too few steps for batch-norm statistics to settle)
@@ -208,3 +211,103 @@ def test_shipped_model_on_public_test():
     r = evaluate(ROOT / "models" / "emotion.tflite", data)
     assert r["n"] == 2622  # FER2013's own labels
     assert abs(r["ferplus"]["accuracy"] - card["test_accuracy"]) < 0.005  # the card's headline: FER+ majority
+
+
+@pytest.fixture
+def rafdb_folder(tmp_path):
+    """A RAF-DB-shaped folder: train/<expression>/train_*_aligned.jpg, tight 100 px crops of a real face."""
+    rgb = np.asarray(astronaut_face_crop())
+    root = tmp_path / "rafdb"
+    for e in ("angry", "happy", "sad", "neutral", "surprise", "fear", "disgust"):
+        d = root / "train" / e
+        d.mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rgb).save(d / f"train_{e}_{i:05d}_aligned.jpg", quality=95)
+    return root
+
+
+def astronaut_face_crop() -> Image.Image:
+    """The astronaut's face cut tight and eye-level, as RAF-DB's aligned crops are, at 100 px."""
+    from albumsort.faces import make_detector
+    from tests.conftest import astronaut
+
+    im = astronaut()
+    (f,) = make_detector().detect(np.asarray(im))
+    x, y, w, h = f.box
+    return im.crop((int(x + 0.05 * w), int(y + 0.1 * h), int(x + 0.95 * w), int(y + h))).resize((100, 100))
+
+
+def test_rafdb_split_and_label_mapping(rafdb_folder):
+    from training.data import RAFDB_FOLDERS, rafdb_files
+
+    train, val = rafdb_files(rafdb_folder, "train"), rafdb_files(rafdb_folder, "val")
+    assert len(train) == 4 * 9 and len(val) == 4 * 1  # a fixed 10% of every class
+    assert not {p for p, _ in train} & {p for p, _ in val}
+    assert {e for _, e in train} == {"angry", "happy", "sad", "neutral"}  # surprise/fear/disgust not ranked
+    assert rafdb_files(rafdb_folder, "val") == val  # stable across runs
+    assert all(RAFDB_FOLDERS[e] == e for e in EMOTIONS)
+    assert {k for k, v in RAFDB_FOLDERS.items() if v is None} == {"surprise", "fear", "disgust"}
+
+
+def test_rafdb_faces_get_the_album_framing(rafdb_folder, tmp_path):
+    """A tight RAF-DB crop is padded, found by the album's detector and cut by crop_face at the model's size."""
+    from albumsort.faces import make_detector
+    from albumsort.preprocess import crop_face, for_model
+    from training.data import DetectionCache, load_rafdb, pad_face, rafdb_files
+
+    det = make_detector()
+    cache = DetectionCache(det, tmp_path / "cache")
+    x, t, found = load_rafdb(rafdb_folder, "val", size=64, channels=3, cache=cache)
+    assert x.shape == (4, 64, 64, 3) and x.dtype == np.uint8 and found == 1.0
+    assert t.argmax(1).tolist() == [EMOTIONS.index(e) for _, e in rafdb_files(rafdb_folder, "val")]
+    # Exactly what the album would cut from the padded photo with the detector's box and landmarks.
+    path = rafdb_files(rafdb_folder, "val")[0][0]
+    padded, p = pad_face(np.asarray(Image.open(path).convert("RGB")))
+    assert p == 50 and padded.shape[:2] == (200, 200)
+    (f,) = det.detect(padded)
+    np.testing.assert_array_equal(x[0], crop_face(for_model(padded, 3), f.box, f.landmarks, size=64))
+    # The album's frame is looser than RAF-DB's: the crop shows more than the tight original.
+    assert max(f.box[2], f.box[3]) > 0.7 * 100
+    # The detections are cached: a second load with a detector that fails finds them on disk.
+    assert cache.path.is_file()
+
+    class Broken:
+        version = det.version
+
+        def detect(self, rgb):
+            raise AssertionError("detector called despite the cache")
+
+    x2, _, _ = load_rafdb(rafdb_folder, "val", size=48, channels=1,
+                          cache=DetectionCache(Broken(), tmp_path / "cache"))
+    assert x2.shape == (4, 48, 48)
+
+
+def test_model_declares_its_input_size_and_channels():
+    pytest.importorskip("tensorflow")
+    from training.export import calibrated
+    from training.model import build_model
+
+    m = build_model(width=4, n_classes=8, size=96, channels=3, stem_stride=2)
+    w = calibrated(m, 1.0, 1.0, flip=True)
+    assert tuple(w.input_shape[1:]) == (96, 96, 3)
+    out = w.predict(np.random.default_rng(0).random((3, 96, 96, 3), dtype=np.float32), verbose=0)
+    assert out.shape == (3, 5)  # auxiliary classes never reach the album
+    assert np.allclose(out[:, :4].sum(1), 1, atol=1e-5) and ((out[:, 4] >= 0) & (out[:, 4] <= 1)).all()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_augmentations_keep_shape_and_label_face_like_things_unreadable(channels):
+    """Masks and heavy paint cover the face and are labelled unreadable; augmentation keeps any input shape."""
+    tf = pytest.importorskip("tensorflow")
+    from training.augment import augment_batch, make_facelike
+
+    tf.random.set_seed(0)
+    x = tf.random.uniform([16, 64, 64, channels])
+    t = tf.one_hot(tf.range(16) % 4, 8)  # four emotions, unreadable, three auxiliary classes
+    assert augment_batch(x, 0.7, 64, channels).shape == (16, 64, 64, channels)
+    y, t2 = make_facelike(x, t, 1.0, 64, channels)
+    assert y.shape == x.shape and (t2.numpy().argmax(1) == UNREADABLE).all()
+    centre = np.abs(y.numpy()[:, 24:40, 24:40] - x.numpy()[:, 24:40, 24:40]).mean(axis=(1, 2, 3))
+    assert (centre > 0.1).all()  # the face itself is replaced, not a corner
+    y0, t0 = make_facelike(x, t, 0.0, 64, channels)
+    assert np.array_equal(y0.numpy(), x.numpy()) and np.array_equal(t0.numpy(), t.numpy())

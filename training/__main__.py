@@ -1,16 +1,18 @@
-"""python -m training {train,evaluate} ...: one entry point for the model's life cycle."""
+"""python -m training {train,evaluate,sweep} ...: one entry point for the model's life cycle."""
 
 import sys
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"train", "evaluate"}:
-        print("usage: python -m training {train,evaluate} [options]  (--help after the verb for options)",
+    if len(sys.argv) < 2 or sys.argv[1] not in {"train", "evaluate", "sweep"}:
+        print("usage: python -m training {train,evaluate,sweep} [options]  (--help after the verb for options)",
               file=sys.stderr)
         return 2
     verb, rest = sys.argv[1], sys.argv[2:]
     if verb == "train":
         from training.train import main as run
+    elif verb == "sweep":
+        from training.sweep import main as run
     else:
         from training.evaluate import main as run
     return run(rest)

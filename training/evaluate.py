@@ -63,14 +63,14 @@ def readability_metrics(faces: np.ndarray, nonfaces: np.ndarray | None = None, t
 
 
 def predict(model_path: str | Path, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (N, 4), readability (N,)) for uint8 crops (N, 48, 48) from a .tflite or .keras model.
+    """(probabilities (N, 4), readability (N,)) for uint8 crops from an .onnx, .tflite or .keras model.
 
-    A .tflite model is run through albumsort's own runtime (no Keras import),
+    An .onnx or .tflite model is run through albumsort's own runtime (no Keras import),
     so the figures are the ones the album pipeline gets.  A .keras model gets
     the temperatures and flip averaging recorded in the .json beside it.
     """
     model_path = Path(model_path)
-    if model_path.suffix == ".tflite":
+    if model_path.suffix in (".tflite", ".onnx"):
         from albumsort.emotions import EmotionModel
 
         return EmotionModel(model_path).score_crops(images, batch_size=batch_size)
@@ -88,6 +88,34 @@ def predict(model_path: str | Path, images: np.ndarray, batch_size: int = 256) -
     if meta.get("flip_tta"):
         logits = (logits + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
     return heads_from_logits(logits, meta.get("emotion_temperature", 1.0), meta.get("readability_temperature", 1.0))
+
+
+def facelike_metrics(probs: np.ndarray, readability: np.ndarray, kinds: np.ndarray, det_score: np.ndarray,
+                     min_confidence: float = 0.20) -> dict:
+    """How face-like things (masks, paint, helmets, printed faces) would rank, by kind and for ordinary faces.
+
+    A face ranks when ``det_score x readability x top probability >= min_confidence``
+    (albumsort.ranking); for face-like things the share that would rank as sad or angry is what
+    users see as a wrong list entry.
+    """
+    from albumsort.labels import EMOTIONS as E
+
+    conf = det_score * readability * probs.max(1)
+    kept = conf >= min_confidence
+    top = np.array(E)[probs.argmax(1)]
+    out = {}
+    groups = {"face-like (all kinds)": kinds != "ordinary", "ordinary faces": kinds == "ordinary"}
+    groups.update({k: kinds == k for k in sorted(set(kinds.tolist())) if k != "ordinary"})
+    for name, m in groups.items():
+        n = int(m.sum())
+        if not n:
+            continue
+        found = m & (det_score > 0)
+        out[name] = {"n": n, "found": int(found.sum()),
+                     "readability_mean": float(readability[found].mean()) if found.any() else float("nan"),
+                     "ranked": float(kept[m].mean()),
+                     "ranked_sad_or_angry": float((kept & m & np.isin(top, ["sad", "angry"])).sum() / n)}
+    return out
 
 
 def plot_confusion(result: dict, path: str | Path, title: str = "") -> None:
@@ -114,41 +142,69 @@ def plot_confusion(result: dict, path: str | Path, title: str = "") -> None:
     plt.close(fig)
 
 
+def model_input(model_path: str | Path) -> tuple[int, int]:
+    """(side, channels) the model reads, from the card beside it (48 px grey for models older than the field)."""
+    meta = Path(model_path).with_suffix(".json")
+    card = json.loads(meta.read_text()) if meta.is_file() else {}
+    return int(card.get("input_size", 48)), int(card.get("channels", 1))
+
+
 def evaluate(model_path: str | Path, data: str | Path, confusion_png: str | Path | None = None,
-             expw: str | Path | None = None, nonfaces: str | Path | None = None) -> dict:
+             expw: str | Path | None = None, nonfaces: str | Path | None = None,
+             rafdb: str | Path | None = None, facelike: str | Path | None = None) -> dict:
     """Score ``model_path`` on the emotion folders under ``data``; other folders are ignored.
 
     The top-level keys are the folder labels' figures (FER2013's own labels
     for FER2013).  When ``ferplus.csv`` sits in ``data``'s parent, ``ferplus``
     holds the figures on the FER+ majority labels; ``expw`` the held-out ExpW
     share cut as the album cuts it; ``readability`` how the readability score
-    treats these faces and, with ``nonfaces``, the held-out non-face crops.
+    treats these faces and, with ``nonfaces``, the held-out non-face crops;
+    ``rafdb`` the RAF-DB validation share; ``facelike`` (the WIDER sample folder) how the
+    labelled masks, paint, helmets and printed faces would rank (``facelike_metrics``).  Crops are made at the side and
+    channels the model declares.
     """
     from training.data import load_ferplus, load_folder
 
     data = Path(data)
-    images, labels = load_folder(data)
+    size, ch = model_input(model_path)
+    images, labels = load_folder(data, size=size, channels=ch)
     probs, readability = predict(model_path, images)
     result = metrics(probs, labels)
     result["model"] = str(model_path)
     result["data"] = str(data)
     face_read = [readability]
     if (data.parent / "ferplus.csv").is_file():
-        xf, tf_ = load_ferplus(data.parent, data.name, labels="majority")
+        xf, tf_ = load_ferplus(data.parent, data.name, labels="majority", size=size, channels=ch)
         pf, rf = predict(model_path, xf)
         result["ferplus"] = metrics(pf, tf_.argmax(1))
     if expw:
         from training.data import load_expw
 
-        xe, te, found = load_expw(expw, "test")
+        xe, te, found = load_expw(expw, "test", size=size, channels=ch)
         pe, re_ = predict(model_path, xe)
         result["expw"] = metrics(pe, te.argmax(1)) | {"detector_found": found}
         face_read.append(re_)
+    if facelike:
+        from training.data import load_facelike
+
+        fl = load_facelike(facelike, share=None, size=size, channels=ch)
+        pl, rl = predict(model_path, fl["crops"])
+        result["facelike"] = facelike_metrics(pl, rl, fl["kinds"], fl["det_score"])
+        held = load_facelike(facelike, share="test", size=size, channels=ch)
+        pl, rl = predict(model_path, held["crops"])
+        result["facelike_held_out"] = facelike_metrics(pl, rl, held["kinds"], held["det_score"])
+    if rafdb:
+        from training.data import load_rafdb
+
+        xr, tr, found = load_rafdb(rafdb, "val", size=size, channels=ch)
+        pr, rr = predict(model_path, xr)
+        result["rafdb_val"] = metrics(pr, tr.argmax(1)) | {"detector_found": found}
+        face_read.append(rr)
     nf = None
     if nonfaces:
         from training.data import load_nonfaces
 
-        nf = predict(model_path, load_nonfaces(nonfaces, share="test"))[1]
+        nf = predict(model_path, load_nonfaces(nonfaces, share="test", size=size, channels=ch))[1]
     result["readability"] = readability_metrics(np.concatenate(face_read), nf)
     if confusion_png:
         head = result.get("ferplus", result)
@@ -165,10 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True, help="a .tflite or .keras emotion model")
     ap.add_argument("--data", required=True, help="folder holding angry/ happy/ sad/ neutral/ (others ignored)")
     ap.add_argument("--expw", default=None, help="ExpW folder: also score its held-out share (needs the detector)")
+    ap.add_argument("--rafdb", default=None, help="RAF-DB folder: also score its validation share (needs the detector)")
+    ap.add_argument("--facelike", default=None,
+                    help="wider-face-val-sample folder: how its labelled masks, paint, helmets, printed faces rank")
     ap.add_argument("--nonfaces", default=None,
                     help="shared data folder: also score the held-out non-face crops for readability")
     ap.add_argument("--confusion", default=None, help="PNG to write (default: confusion.png next to the model)")
     args = ap.parse_args(argv)
     png = args.confusion or str(Path(args.model).with_name(Path(args.model).stem + "_confusion.png"))
-    print(json.dumps(evaluate(args.model, args.data, png, args.expw, args.nonfaces), indent=2))
+    print(json.dumps(evaluate(args.model, args.data, png, args.expw, args.nonfaces, args.rafdb,
+                                args.facelike), indent=2))
     return 0

@@ -1,7 +1,7 @@
 """The emotion CNN: a small VGG-style network sized for 2,000+ faces/s on 2 CPU cores.
 
-Plain Keras layers only, so the exported TFLite file runs in OpenCV's DNN
-module as well as in TensorFlow.
+Plain Keras layers only, so the exported ONNX file runs in ONNX Runtime on
+every OS (``training/export.py``).
 """
 
 from __future__ import annotations
@@ -36,25 +36,35 @@ def conv_bn(x, filters, name):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_model(width: int = 16, dropout: float = 0.4, n_classes: int = N_OUTPUTS) -> keras.Model:
+def build_model(width: int = 16, dropout: float = 0.4, n_classes: int = N_OUTPUTS, size: int = FACE_SIZE,
+                channels: int = 1, stem_stride: int = 1) -> keras.Model:
     """VGG-style: four stages of 3x3 convs with batch-norm, global pooling, logits.
 
     ``width`` is the channel count of the first stage; each later stage
-    doubles it.  Cost is about 93k * width**2 multiply-adds per face: width
-    16 (24 M) runs at about 2,500 faces/s in TFLite on 2 cores, width 24 at
-    about 1,000 (measured with benchmarks/model_speed.py).  The model outputs
-    logits: the calibrated heads are added at export (``with_heads``).
+    doubles it.  Cost is about 93k * width**2 multiply-adds per face at
+    48 px, growing with the area of ``size / stem_stride``: width 16 (24 M)
+    runs at about 2,500 faces/s in TFLite on 2 cores, width 24 at about 1,000
+    (measured with benchmarks/model_speed.py).  ``stem_stride`` 2 makes the
+    first convolution strided, so a 96 px face costs what a 48 px one does
+    while the stem still sees its fine detail.  ``channels`` 3 reads RGB.
+    The model outputs logits: the calibrated heads are added at export
+    (``with_heads``); logits past the fifth are auxiliary classes used only
+    in training.
     """
-    inp = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
+    inp = keras.Input((size, size, channels), name="face")
     x = Standardize(name="standardize")(inp)
+    if stem_stride > 1:
+        x = layers.Conv2D(width, 3, strides=stem_stride, padding="same", use_bias=False, name="stem_conv")(x)
+        x = layers.BatchNormalization(name="stem_bn")(x)
+        x = layers.ReLU(name="stem_relu")(x)
     x = conv_bn(x, width, "s1a")
-    x = layers.MaxPooling2D(name="s1_pool")(x)  # 24x24
+    x = layers.MaxPooling2D(name="s1_pool")(x)
     x = conv_bn(x, width * 2, "s2a")
     x = conv_bn(x, width * 2, "s2b")
-    x = layers.MaxPooling2D(name="s2_pool")(x)  # 12x12
+    x = layers.MaxPooling2D(name="s2_pool")(x)
     x = conv_bn(x, width * 4, "s3a")
     x = conv_bn(x, width * 4, "s3b")
-    x = layers.MaxPooling2D(name="s3_pool")(x)  # 6x6
+    x = layers.MaxPooling2D(name="s3_pool")(x)
     x = conv_bn(x, width * 8, "s4a")
     x = conv_bn(x, width * 8, "s4b")
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -71,14 +81,16 @@ def with_heads(model: keras.Model, emotion_temperature: float = 1.0, readability
     * readability: 1 - P(unreadable) from the softmax of all five logits / T_r.
     With ``flip`` the logits of the face and its mirror image are averaged
     (test-time augmentation inside the file, so every consumer gets it).
-    Plain slice, softmax and concat ops keep the file runnable by OpenCV's DNN.
+    Plain slice, softmax and concat ops keep the file easy to export (ONNX, TFLite).
     """
-    inp = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
+    inp = keras.Input(tuple(model.input_shape[1:]), name="face")
     logits = model(inp, training=False)
     if flip:
         mirrored = model(layers.Lambda(lambda t: keras.ops.flip(t, axis=2), name="mirror")(inp), training=False)
         logits = layers.Average(name="flip_mean")([logits, mirrored])
     k = len(EMOTIONS)
+    if model.output_shape[-1] > N_OUTPUTS:  # auxiliary training classes: not part of what albumsort reads
+        logits = layers.Lambda(lambda t: t[:, :N_OUTPUTS], name="product_logits")(logits)
     emo_logits = layers.Lambda(lambda t: t[:, :k], name="emotion_logits")(logits)
     emotions = layers.Softmax(name="emotions")(layers.Rescaling(1.0 / float(emotion_temperature))(emo_logits))
     all5 = layers.Softmax(name="all5")(layers.Rescaling(1.0 / float(readability_temperature))(logits))
