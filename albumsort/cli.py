@@ -54,6 +54,8 @@ def _one_line(e: click.ClickException) -> str:
         return e.format_message()
     ctx = getattr(e, "ctx", None)
     sub = ctx.info_name if ctx is not None and ctx.parent is not None else None
+    if ctx is None:  # an error from Click's parser (an option missing its value) carries no context
+        sub = _state.get("command")
     hint = f"see `albumsort{' ' + sub if sub else ''} --help`"
     if isinstance(e, click.NoSuchOption):
         msg = f"no such option: {e.option_name}"
@@ -103,6 +105,18 @@ def _db_first(args: list[str]) -> list[str]:
     return moved + out
 
 
+def _ray_address_optional(argv: list[str]) -> list[str]:
+    """``--ray`` without an address (last, or before another option) means ``--ray auto``."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a == "--":
+            break
+        if a == "--ray" and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out.insert(i + 1, "auto")
+            break
+    return out
+
+
 def _quiet_help(cmd, ctx):
     opt = _click_core.Command.get_help_option(cmd, ctx)
     if opt is not None:
@@ -118,7 +132,8 @@ class AlbumCommand(TyperCommand):
         super().__init__(*args, **kwargs)
         for p in self.params:
             if p.param_type_name == "argument" and p.metavar:
-                label = p.metavar if p.required else f"[{p.metavar}]"
+                # export's EMOTION is optional to Click only so that its absence gets export's own message.
+                label = p.metavar if p.required or p.metavar == "EMOTION" else f"[{p.metavar}]"
                 p.display_type_rich = lambda ctx: None  # no "<list[Path]>" beside PHOTO...
                 p._usage_display_name = lambda label=label: label  # "PHOTO...", not "{PHOTO...}"
 
@@ -134,7 +149,9 @@ class AlbumGroup(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            args = _db_first(list(sys.argv[1:] if args is None else args))
+            args = _ray_address_optional(_db_first(list(sys.argv[1:] if args is None else args)))
+            _state["command"] = next((a for i, a in enumerate(args) if a in self.commands
+                                      and (i == 0 or args[i - 1] != "--db")), None)
             rv = super().main(args, prog_name or "albumsort", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else ExitStatus.OK
         except click.NoArgsIsHelpError:
@@ -228,7 +245,8 @@ def main(
 ) -> None:
     """Index photos once, then rank them instantly by emotion."""
     _state["db"] = db
-    ctx.obj = {"db": db}
+    from_env = ctx.get_parameter_source("db") is _click_core.ParameterSource.ENVIRONMENT
+    ctx.obj = {"db": db, "db_name": "ALBUMSORT_DB" if from_env else "--db"}
 
 
 def parse_date(text: str, end: bool = False, option: str = "--since") -> float:
@@ -385,7 +403,7 @@ class ListQuery:
 
         kw.setdefault("with_faces", False)
         return rank(idx, emotion, n or self.n or 20, self.min_confidence, any_=kw.pop("any_", self.any_),
-                    everyone=self.everyone, all_shots=self.all_shots, filters=self.filters, **kw)
+                    everyone=kw.pop("everyone", self.everyone), all_shots=self.all_shots, filters=self.filters, **kw)
 
     def where(self) -> str:
         """" under X taken since D": the folders and dates asked for, as words."""
@@ -433,21 +451,24 @@ def open_index(ctx: typer.Context, create: bool = False):
     """The index: read-only unless ``create`` (only ``index`` writes to it)."""
     import sqlite3
 
-    from albumsort.index import DamagedIndex, Index, NotAnIndex, damaged_message, default_db_path
+    from albumsort.index import DamagedIndex, Index, IndexChanged, NotAnIndex, damaged_message, default_db_path
 
     given = ctx.obj["db"]
     path = Path(given).expanduser() if given else default_db_path()
     if path.is_dir():
-        name = "--db" if given else "ALBUMSORT_DB"
-        fail(f"{name} must name a file (the index), not a folder: {path} is a folder")
+        fail(f"{ctx.obj.get('db_name', '--db')} must name a file (the index), not a folder: {path} is a folder")
     try:
-        return Index(path, create=create)
+        idx = Index(path, create=create)
+    except IndexChanged as e:
+        fail(str(e), code=ExitStatus.FAILED)
     except (FileNotFoundError, NotAnIndex, DamagedIndex) as e:
         fail(str(e))
     except sqlite3.DatabaseError as e:
         fail(damaged_message(path, e))
     except OSError as e:  # an unreadable file or folder
         fail(f"cannot open the index {path}: {e.strerror or e}")
+    _state["index"] = idx
+    return idx
 
 
 # -- output: one emit() for every listing -------------------------------------------------------------
@@ -533,6 +554,14 @@ def index(
         None, "--exclude", metavar="GLOB", show_default="none",
         help="Skip paths matching this gitignore-style pattern, relative to each PATH (repeatable); "
              "an .albumsortignore file in any folder does the same."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="[ADDRESS]",
+        help="Analyse the photos on a Ray cluster, one worker per CPU it offers: 'auto' (the default: the "
+             "cluster this machine belongs to) or HOST:PORT of its head. Every node must see the photos at the "
+             "same path, unless --ray-ship-bytes. Needs pip install 'albumsort\\[ray]'."),
+    ray_ship_bytes: bool = typer.Option(
+        False, "--ray-ship-bytes", metavar="",
+        help="With --ray: read each photo here and send its bytes to the workers, for nodes without the photos."),
 ) -> None:
     """Find and score every face under PATHS; reruns only look at what changed.
 
@@ -551,11 +580,25 @@ def index(
     for p in paths:
         if not os.path.lexists(p):
             fail(f"no such file or folder: {p}")
+    executor = None
+    if ray_ship_bytes and not ray:
+        fail("--ray-ship-bytes goes with --ray")
+    if ray:
+        if ":" not in ray and ray not in ("auto", "local") and os.path.lexists(ray):
+            fail(f"--ray takes a cluster's address, not {ray}: put it after the photo folders, or write --ray auto")
+        # Before the index is opened: a cluster that cannot be reached leaves nothing written.
+        from albumsort.executors import ClusterUnreachable, RayPool, RayUnavailable
+
+        try:
+            executor = RayPool(ray, ship_bytes=ray_ship_bytes, workers=workers)
+        except (RayUnavailable, ClusterUnreachable) as e:
+            fail(str(e))
     idx = open_index(ctx, create=True)
     columns = [TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]} photos/s"), TextColumn("ETA"), TimeRemainingColumn()]
+               TextColumn("{task.fields[rate]} photos/s"), TextColumn("ETA"), TimeRemainingColumn(),
+               TextColumn("{task.fields[workers]} workers")]
     with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
-        task = bar.add_task("index", total=None, rate="-")
+        task = bar.add_task("index", total=None, rate="-", workers="-")
         start = {}
 
         def on_total(n: int) -> None:
@@ -573,7 +616,8 @@ def index(
         try:
             summary = run_index([str(p) for p in paths], idx, workers=workers,
                                 detector_name=detector.value if detector else None,
-                                max_pixels=max_pixels, progress=progress, on_total=on_total, exclude=exclude)
+                                max_pixels=max_pixels, progress=progress, on_total=on_total, exclude=exclude,
+                                executor=executor, on_workers=lambda k: bar.update(task, workers=k))
         except IndexLocked as e:
             fail(str(e), code=ExitStatus.LOCKED)
         except DetectorUnavailable as e:
@@ -583,6 +627,8 @@ def index(
                  code=ExitStatus.INTERRUPTED)
         except Exception as e:  # a missing detector wheel, a full disk, a foreign database...
             fail(f"index stopped: {type(e).__name__}: {e}", code=ExitStatus.STOPPED)
+        finally:
+            idx.close()  # back to a rollback journal: readers then need no immutable open (Index.close)
     from rich.markup import escape
 
     for path, reason in summary.failures[:20]:
@@ -614,18 +660,34 @@ def _say_why_short(idx, q: ListQuery, emotion: str, items: list[dict]) -> None:
     if gone:
         note(gone)
         return
-    what = f"no group photo{q.where()}{q.faces()} where everyone shows {emotion}" if q.everyone else \
-        f"no photo{q.where()}{q.faces()} shows {emotion}"
     if not items:
         hint = ""
-        if not q.any_ and q.ranked(idx, emotion, 1, any_=True):
+        if not q.ranked(idx, emotion, 1, any_=True, everyone=False):  # no kept face at all
+            if abs(q.min_confidence - DEFAULT_MIN_CONFIDENCE) > 1e-12 and (q.everyone or not q.any_):
+                hint = f": no face reaches confidence {q.min_confidence:g}"
+            if q.min_confidence > 0.9:
+                hint += " (confidence tops out near 0.9)"
+        elif not q.any_:
             hint = " (--any also lists groups where not everyone does)" if q.everyone else \
                 " (--any lists every photo with a face, ranked by it)"
-        note(what + hint)
+        note(f"no {_list_words(q, emotion, 0)}{hint}")
     else:
-        which = "photo" if len(items) == 1 else "photos"
-        verb = "shows" if len(items) == 1 else "show"
-        note(f"only {len(items)} {which}{q.where()}{q.faces()} {verb} {emotion} (-n {q.n})")
+        note(f"only {len(items)} {_list_words(q, emotion, len(items))} (-n {q.n})")
+
+
+def _list_words(q: ListQuery, emotion: str, count: int) -> str:
+    """What a list holds, for ``count`` photos: the words of both the empty-list and the short-list note."""
+    many = count > 1
+    photos = "photos" if many else "photo"
+    scope = f"{q.where()}{q.faces()}"
+    reach = f"confidence {q.min_confidence:g}"
+    if q.everyone and q.any_:
+        return f"group {photos}{scope} with 2 or more faces that reach {reach}"
+    if q.everyone:
+        return f"group {photos}{scope} where everyone shows {emotion}"
+    if q.any_:
+        return f"{photos}{scope} {'have' if many else 'has'} a face that reaches {reach}"
+    return f"{photos}{scope} {'show' if many else 'shows'} {emotion}"
 
 
 @command()
@@ -734,7 +796,7 @@ def _photo_json(idx, row: dict, min_confidence: float) -> dict:
     return {"path": row["path"], "width": res.get("width"), "height": res.get("height"),
             "model": res.get("model_version"), "detector": res.get("detector_version"),
             "taken": _when(row.get("taken")), "taken_from": row.get("taken_from"),
-            "no_face": no_face_reason(faces, min_confidence),
+            "no_face": no_face_reason(faces, min_confidence, res.get("n_small")), "n_small": res.get("n_small"),
             "faces": [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in faces]}
 
 
@@ -791,7 +853,8 @@ def show(
         faces = obj["faces"]
         if obj["no_face"]:
             ignored = f"; {len(faces)} ignored below confidence {min_confidence:g}" if faces else ""
-            console.print(f"No face: {obj['no_face']}{ignored}", highlight=False, markup=False)
+            small = f" ({obj['n_small']} found)" if obj["n_small"] else ""
+            console.print(f"No face: {obj['no_face']}{small}{ignored}", highlight=False, markup=False)
         if faces:
             emit(faces, Format.table, FACE_COLUMNS, header=True)
     _report_failed(failed, to_stdout=True)
@@ -820,7 +883,9 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
         out.append(f"        confidence {f['confidence']:.2f} = {terms} -> {verdict}")
         if ok:
             kept.append(f)
-    reason = no_face_reason(faces, min_confidence)
+    if res.get("n_small"):
+        out.append(f"{res['n_small']} more face(s) too small to read: found, not scored")
+    reason = no_face_reason(faces, min_confidence, res.get("n_small"))
     if reason:
         out.append(f"No face: {reason}")
     out.append("")
@@ -939,8 +1004,8 @@ def errors(
 @command()
 def export(
     ctx: typer.Context,
-    what: str = typer.Argument(..., metavar="EMOTION", show_default=False,
-                               help="angry, happy, sad or neutral (with --all: DEST)."),
+    what: Optional[str] = typer.Argument(None, metavar="EMOTION", show_default=False,
+                                         help="angry, happy, sad or neutral (with --all: DEST)."),
     dest: Optional[Path] = typer.Argument(None, metavar="DEST", show_default=False,
                                           help="The folder to write into."),
     all_: bool = typer.Option(False, "--all", metavar="",
@@ -965,6 +1030,9 @@ def export(
     from albumsort.export import export_ranked
     from albumsort.ranking import no_faces
 
+    if what is None:
+        raise UsageLine("export --all needs DEST: albumsort export --all DEST" if all_ else
+                        "export needs EMOTION and DEST: albumsort export EMOTION DEST (or export --all DEST)")
     if all_:
         if dest is not None:
             raise UsageLine("export --all takes only DEST: albumsort export --all DEST")
@@ -1036,14 +1104,23 @@ def report(
 
 
 def run() -> None:
-    """Console-script entry point: a damaged index is one line, not a traceback."""
+    """Console-script entry point: a damaged index is one line, not a traceback.
+
+    A query that fails on an index opened ``immutable`` while an ``index``
+    run writes to it is not damage (``Index.changed``): the line says to run
+    the command again, and nothing is said about moving the index.
+    """
     import sqlite3
 
     try:
         app()
     except sqlite3.DatabaseError as e:
-        from albumsort.index import damaged_message, default_db_path
+        from albumsort.index import changed_message, damaged_message, default_db_path
 
+        idx = _state.get("index")
+        if idx is not None and idx.changed():
+            err.print(f"[red]error:[/red] {changed_message(idx.path)}", highlight=False)
+            sys.exit(ExitStatus.FAILED)
         db = Path(_state["db"]).expanduser() if _state["db"] else default_db_path()
         err.print(f"[red]error:[/red] {damaged_message(Path(db), e)}", highlight=False)
         sys.exit(ExitStatus.USAGE)

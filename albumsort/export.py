@@ -16,7 +16,10 @@ changed) is never removed: it is *set aside*, renamed without its rank
 prefix (``002_a.jpg`` -> ``a.jpg``) and kept in the manifest with an empty
 rank.  A file in the way that is not albumsort's (the user's, or an export
 the user edited) stays where it is, and the ranked photo takes the next free
-name (``002_b-2.jpg``).  Both are reported as notes, not failures.
+name (``002_b-2.jpg``); the next run finds it there and keeps it (it does
+not move on to ``-3``), and the edited file's manifest row is kept (with an
+empty rank) so the note keeps saying it was edited.  Both are reported as
+notes, not failures.
 """
 
 from __future__ import annotations
@@ -203,6 +206,20 @@ def free_name(dest: Path, name: str, taken: set[str]) -> str:
     return candidate
 
 
+def own_variant(name: str, source: str, ours: dict[str, dict], taken: set[str]) -> str | None:
+    """albumsort's unchanged ``<stem>-K<ext>`` of ``name`` exported from ``source`` on an earlier run, if any.
+
+    Where ``name`` is held by a file albumsort did not write (or that was
+    edited), the ranked photo went to such a variant: reusing it keeps the
+    folder as it is instead of writing ``-K+1`` and removing ``-K`` each run.
+    """
+    stem, ext = os.path.splitext(name)
+    pattern = re.compile(re.escape(stem) + r"-([0-9]+)" + re.escape(ext))
+    found = [(int(m.group(1)), n) for n, row in ours.items()
+             if (m := pattern.fullmatch(n)) and row.get("source") == source and n not in taken]
+    return min(found)[1] if found else None
+
+
 def _set_aside(dest: Path, name: str, taken: set[str]) -> str:
     """Rename albumsort's ``dest/name`` without its rank prefix, never over an existing file; returns the new name."""
     bare = _RANKED.sub("", name, count=1)
@@ -283,6 +300,17 @@ def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> Ex
                 continue
             row = {"rank": rank, "score": f"{item['score']:.6f}", "file": name, "source": item["path"],
                    "mode": mode, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            if name not in ours and os.path.lexists(dest / name):
+                # Not albumsort's (or edited since): left alone; the ranked photo keeps its earlier
+                # variant name if albumsort wrote one, else takes the next free name.
+                why = "was changed since albumsort wrote it" if name in old else "was not written by albumsort"
+                other = own_variant(name, item["path"], ours, planned | set(rows)) \
+                    or free_name(dest, name, planned | set(rows))
+                result.notes.append(f"{dest / name}: exists and {why}; left alone: rank {rank} is {other}")
+                if name in old and name not in rows:
+                    rows[name] = dict(old[name], rank="")  # listed still, so the next run says "changed" again
+                name = other
+                row["file"] = name
             prev = ours.get(name)
             if (prev and prev["source"] == item["path"] and prev["mode"] == mode
                     and prev.get("size") == str(st.st_size) and prev.get("mtime_ns") == str(st.st_mtime_ns)):
@@ -294,12 +322,6 @@ def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> Ex
                 if not aside(name, prev):
                     continue
                 prev = None
-            if os.path.lexists(dest / name) and prev is None:
-                why = "was changed since albumsort wrote it" if name in old else "was not written by albumsort"
-                other = free_name(dest, name, planned | set(rows))
-                result.notes.append(f"{dest / name}: exists and {why}; left alone: rank {rank} is {other}")
-                name = other
-                row["file"] = name
             target = dest / name
             planned.add(name)
             try:

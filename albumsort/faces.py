@@ -8,11 +8,12 @@ the same detector:
   non-commercial research use only (models/README.md).
 * ``yunet``: YuNet 2023mar at 1000 px, the licence-clean choice.
 
-A detector returns candidates; a candidate is a face when its score is sure
-enough or the emotion model reads it as a readable face (the detector's
-``thresholds.confirmed``; ``pipeline.find_faces``).  Thresholds are chosen on
-the training share of WIDER FACE (``python benchmarks/detection.py --sweep``;
-benchmarks/README.md).
+A detector returns candidates and the count of faces it was sure of but
+that are too small to read (``detectors.Detections``); a candidate is a face
+when its score is sure enough or the emotion model reads it as a readable
+face (the detector's ``thresholds.confirmed``; ``pipeline.find_faces``).
+Thresholds are chosen on the training share of WIDER FACE (``python
+benchmarks/detection.py --sweep``; benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -108,17 +108,21 @@ def _open_checks(im: Image.Image, max_pixels: int, max_side: int | None) -> None
                          f"{need / 2**20:,.0f} MiB (limit {MAX_DECODE_BYTES / 2**20:,.0f} MiB)")
 
 
-def check_header(path: str | Path, max_pixels: int = MAX_PIXELS,
-                 max_side: int | None = 1024) -> tuple[str, int, int, float | None]:
-    """(format, width, height, EXIF capture time) from the file's header alone.
+def check_header(path: str | Path | IO[bytes], max_pixels: int = MAX_PIXELS,
+                 max_side: int | None = 1024, name: str | None = None) -> tuple[str, int, int, float | None]:
+    """(format, width, height, EXIF capture time) from the header alone of a path or a binary file object (``name``).
 
     Raises ImageError before anything large is read or decoded.
     """
-    name = str(path)
+    name = str(name or path)
     if Path(name).suffix.lower() in {".heic", ".heif"}:
         _register_heif()
     try:
-        if Path(path).stat().st_size == 0:
+        if isinstance(path, (str, Path)):
+            size = Path(path).stat().st_size
+        else:
+            size = len(path.getbuffer()) if hasattr(path, "getbuffer") else 1
+        if size == 0:
             raise ImageError("empty file (0 bytes)")
         Image.MAX_IMAGE_PIXELS = max(max_pixels, 1)
         with warnings.catch_warnings():

@@ -10,8 +10,13 @@ the new one, never half of it.
 
 The file carries albumsort's own SQLite ``application_id``.  albumsort
 never writes to a database that is not empty and not its own, and commands
-that only read open the index read-only (``immutable`` on read-only media),
+that only read open the index read-only (see ``Index._connect_readonly``),
 so neither another program's database nor a backup copy is ever changed.
+
+Columns added since schema 3 (``ADDED_COLUMNS``) are added in place by the
+next ``index`` run (``ALTER TABLE ... ADD COLUMN``: nothing else changes,
+and an older albumsort still reads the file); until then readers see them
+as NULL, "not known".
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ APPLICATION_ID = 0x616C6273
 
 DEFAULT_MIN_CONFIDENCE = 0.20
 """Faces below this confidence are ignored unless a command is given ``--min-confidence``."""
+
+ADDED_COLUMNS = {"results": {"n_small": "INTEGER"}}
+"""Columns newer than schema 3: added to an older index in place, NULL until its photos are read again."""
 
 OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs"})
 LEGACY_SCHEMAS = ("1", "2")
@@ -72,6 +80,15 @@ class DamagedIndex(Exception):
     """The index file is albumsort's but SQLite cannot read it."""
 
 
+class IndexChanged(Exception):
+    """The index was written while a command read it: not damage; running the command again reads it whole."""
+
+
+def changed_message(path: Path) -> str:
+    return (f"the index {path} changed while it was being read (an `albumsort index` run is updating it); "
+            "run the command again")
+
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -88,7 +105,7 @@ def carries_our_id(path: Path) -> bool:
 def damaged_message(path: Path, e: Exception) -> str:
     """One line for an index SQLite cannot read; only albumsort's own file is called an index to rebuild."""
     if os.path.isdir(path):
-        return f"--db must name a file, not a folder: {path} is a folder"
+        return f"--db (or ALBUMSORT_DB) must name a file, not a folder: {path} is a folder"
     if carries_our_id(path):
         return (f"the index {path} is damaged ({e}); move it aside and run `albumsort index PHOTOS` "
                 "to rebuild it")
@@ -162,11 +179,17 @@ class Index:
         self.path = Path(path) if path else default_db_path()
         self.readonly = not create
         self._db = None
+        self.immutable = False
         if self.readonly:
             if not self.path.exists():
                 raise FileNotFoundError(f"no index at {self.path}: run `albumsort index PHOTOS` first")
             self.conn = self._connect_readonly()
-            self._check_readable()
+            try:
+                self._check_readable()
+            except (NotAnIndex, DamagedIndex):
+                if self.changed():
+                    raise IndexChanged(changed_message(self.path)) from None
+                raise
             return
         if self.path.exists() and self.path.stat().st_size > 0:
             probe = self._connect_readonly()
@@ -174,6 +197,7 @@ class Index:
                 version = self._owned_version(probe)
             finally:
                 probe.close()
+                self.immutable = False
         else:
             version = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,32 +207,65 @@ class Index:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         if version == SCHEMA_VERSION:
+            self._add_columns()
             return
         if version:
             self._drop()  # an older albumsort index is a cache of what the photos say: rebuild it
         self._create()
 
     # -- opening ------------------------------------------------------------
-    def _connect_readonly(self) -> sqlite3.Connection:
-        """A read-only connection that creates nothing beside the file.
+    def _file_state(self) -> tuple:
+        """What tells that the file was written: its identity, size and mtime, and whether a ``-wal`` exists."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return ()
+        return st.st_ino, st.st_size, st.st_mtime_ns, os.path.lexists(str(self.path) + "-wal")
 
-        SQLite opens a WAL database, even read-only, by creating ``-wal`` and
-        ``-shm`` files beside it, and leaves them there.  So unless a writer
-        is at work (its ``-wal`` exists, or an ``index`` run holds the lock),
-        the file is opened ``immutable``: read as it is, no file created.
-        ``immutable`` too where SQLite could not even keep its shared-memory file.
+    def changed(self) -> bool:
+        """Whether an ``immutable`` read may have been torn: the file was written since it was opened."""
+        return self.immutable and (self._file_state() != self._opened or run_in_progress(self.path))
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A read-only connection that creates nothing beside the file and is safe beside a writer.
+
+        ``index`` writes in WAL mode and, when it closes, turns the file back
+        to a rollback journal (``close``), so between runs the header says
+        so and a plain ``mode=ro`` reader needs no ``-wal``/``-shm`` file:
+        it creates nothing, and SQLite's locks keep its reads whole while an
+        ``index`` run writes.  During a run the writer's ``-wal``/``-shm``
+        exist and ``mode=ro`` shares them.
+
+        Only a file whose header still says WAL without a ``-wal`` beside it
+        (an index from an older albumsort, or one a reader held while
+        ``index`` closed) is opened ``immutable``, since a WAL reader there
+        would create both files and leave them.  ``immutable`` reads the
+        file as it is, with no locks: a writer starting meanwhile can make a
+        query fail or read half-written pages, so such a failure is never
+        called damage when the file changed (``changed``, ``IndexChanged``):
+        the command says to run again.  On read-only media nothing can
+        write, so ``immutable`` is always safe there.
         """
         uri = self.path.resolve().as_uri()
         writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
         busy = os.path.lexists(str(self.path) + "-wal") or run_in_progress(self.path)
-        conn = sqlite3.connect(f"{uri}?mode=ro" if writable and busy else f"{uri}?immutable=1", uri=True,
+        try:
+            with open(self.path, "rb") as f:
+                wal_header = f.read(20)[18:20] == b"\x02\x02"
+        except OSError:
+            wal_header = True
+        plain = not wal_header or (writable and busy)
+        self._opened = self._file_state()
+        self.immutable = not plain
+        conn = sqlite3.connect(f"{uri}?mode=ro" if plain else f"{uri}?immutable=1", uri=True,
                                timeout=30, isolation_level=None)
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError:
-            if not (writable and busy):
+            if not (wal_header and writable and busy):
                 raise
             conn.close()  # e.g. a WAL index on media that turned read-only under us
+            self.immutable = True
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30, isolation_level=None)
         except sqlite3.DatabaseError as e:
             conn.close()
@@ -280,7 +337,7 @@ class Index:
             db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
             db["results"].create({
                 "hash": str, "width": int, "height": int, "model_version": str,
-                "detector_version": str, "n_faces": int, "scored_at": float,
+                "detector_version": str, "n_faces": int, "n_small": int, "scored_at": float,
                 **{f"score_{e}": float for e in EMOTIONS}, "n_kept": int,
                 **{f"best_{e}": float for e in EMOTIONS}, **{f"shows_{e}": int for e in EMOTIONS},
                 "dhash": int, "exif_time": float,
@@ -310,6 +367,19 @@ class Index:
                 db.execute(f"CREATE INDEX IF NOT EXISTS results_rank_{e} ON results "
                            f"(score_{e} DESC, n_kept DESC, best_{e} DESC)")
 
+    def _add_columns(self) -> None:
+        """Add ``ADDED_COLUMNS`` an index of this schema lacks, in one transaction; nothing else changes."""
+        with self.transaction():
+            for table, cols in ADDED_COLUMNS.items():
+                have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+                for col, kind in cols.items():
+                    if col not in have:
+                        self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether the file has ``column`` (a read-only open of an older index may lack an added one)."""
+        return any(r[1] == column for r in self.conn.execute(f"PRAGMA table_info({table})"))
+
     @contextmanager
     def transaction(self):
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (Ctrl-C included)."""
@@ -323,6 +393,17 @@ class Index:
             self.conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Close; a writer first turns the file back to a rollback journal, so readers need no immutable mode.
+
+        That needs no other connection to hold the WAL: when a reader does,
+        the file stays in WAL mode (readers cope, see ``_connect_readonly``)
+        and the next ``index`` run tries again.
+        """
+        if not self.readonly:
+            try:
+                self.conn.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.OperationalError:
+                pass
         self.conn.close()
 
     # -- runs -------------------------------------------------------------
@@ -354,21 +435,38 @@ class Index:
     def faces(self, content_hash: str) -> list[dict]:
         return self.query("SELECT * FROM faces WHERE hash = ? ORDER BY idx", [content_hash])
 
-    def stats(self) -> Stats:
-        """Every count of the index in one query (see ``Stats`` for what each one means)."""
+    def stats(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE, where: str = "", params=()) -> Stats:
+        """Every count of the index in one query (see ``Stats`` for what each one means).
+
+        ``where``/``params`` (``ranking.Filters.sql(n_faces="s.n_kept")``, on photos ``p``) and
+        ``min_confidence`` count only what a list with those options sees, by the same definitions.
+        """
         by = {e: 0 for e in EMOTIONS}
         photos = faces = kept = no_face = 0
-        sql = (f"SELECT CASE WHEN coalesce(r.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('r')} END AS e, "
-               "count(*), coalesce(sum(r.n_faces), 0), coalesce(sum(r.n_kept), 0) "
-               "FROM photos p LEFT JOIN results r ON r.hash = p.hash GROUP BY 1")
-        for e, n, nf, nk in self.conn.execute(sql):
+        if where or abs(min_confidence - DEFAULT_MIN_CONFIDENCE) > 1e-12:
+            # A photo's emotion is the one of its highest score; with one threshold for every emotion
+            # that is the one of the highest confidence-weighted sum, so the sums stand in for the scores.
+            sums = ", ".join(f"sum(CASE WHEN confidence >= ? THEN confidence * p_{e} ELSE 0 END) AS score_{e}"
+                             for e in EMOTIONS)
+            sql = (f"WITH s AS (SELECT hash, count(*) AS n_faces, sum(confidence >= ?) AS n_kept, {sums} "
+                   "FROM faces GROUP BY hash) "
+                   f"SELECT CASE WHEN coalesce(s.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('s')} END AS e, "
+                   "count(*), coalesce(sum(s.n_faces), 0), coalesce(sum(s.n_kept), 0) "
+                   f"FROM photos p LEFT JOIN s ON s.hash = p.hash WHERE 1{where} GROUP BY 1")
+            rows = self.conn.execute(sql, [min_confidence] * (1 + len(EMOTIONS)) + list(params))
+        else:
+            rows = self.conn.execute(
+                f"SELECT CASE WHEN coalesce(r.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('r')} END AS e, "
+                "count(*), coalesce(sum(r.n_faces), 0), coalesce(sum(r.n_kept), 0) "
+                "FROM photos p LEFT JOIN results r ON r.hash = p.hash GROUP BY 1")
+        for e, n, nf, nk in rows:
             photos, faces, kept = photos + n, faces + nf, kept + nk
             if e:
                 by[e] = n
             else:
                 no_face = n
         failed = self.conn.execute("SELECT count(*) FROM errors").fetchone()[0]
-        return Stats(photos, faces, kept, no_face, by, failed)
+        return Stats(photos, faces, kept, no_face, by, failed, min_confidence)
 
     def meta(self, key: str) -> str | None:
         rows = self.query("SELECT value FROM meta WHERE key = ?", [key])

@@ -1,31 +1,44 @@
-"""The photo pipeline: bytes on disk in, faces with their emotions out, no database.
+"""The photo pipeline: one photo (a path, or its bytes) in, one typed result out; no database.
 
-A ``Pipeline`` is built from a ``PipelineSpec`` (which detector, which
-emotion model).  The spec's versions, the model files' content hashes plus
-every threshold, are computed without loading a network, so the indexer can
-tell which photos need re-scoring before any worker starts; they are stored
-with every photo, and a photo scored by other versions is scored again by the
-next ``albumsort index``.
+A :class:`Pipeline` is built from a :class:`PipelineSpec` (which detector,
+which emotion model, the pixel limit).  The spec's versions, the model
+files' content hashes plus every threshold and the crop policy, are computed
+without loading a network, so the driver can tell which photos need
+re-scoring before any worker starts; they are stored with every photo, and a
+photo scored by other versions is scored again by the next ``albumsort
+index``.  The pipeline owns the detector (``albumsort.detectors``) and the
+emotion model, both on ONNX Runtime (``albumsort.runtime``), loaded once.
 
-Per photo (``Pipeline.read``): decode at ``DECODE_SIDE`` (a 12 MP JPEG at
-1/4 scale), find candidate faces, cut each with ``preprocess.crop_face`` at
-the model's input size S and colour (read from the model file), score them,
-and keep the candidates the detector's thresholds confirm.  A face smaller
+``Pipeline.analyse`` checks the header, hashes the content, asks an optional
+``known`` oracle whether that content is already scored with the current
+versions, and otherwise decodes at ``DECODE_SIDE`` (a 12 MP JPEG at 1/4
+scale), finds candidate faces, cuts each with ``preprocess.crop_face`` at
+the model's input size S and colour (read from the model file), scores them,
+and keeps the candidates the detector's thresholds confirm.  A face smaller
 than S at that scale is cut from a second decode where it is at least S
 tall (the smallest libjpeg scale that is enough), made only for photos that
 have such faces: a face 25 px tall in the 1000 px decode of a 12 MP photo is
-read from 100 px of real pixels, not from 25 px upscaled.
+read from 100 px of real pixels, not from 25 px upscaled.  Faces the
+detector is sure of but that are too small to read even so are counted
+(``Analysed.n_small``), not scored.
 
-``albumsort index`` (in worker processes), benchmarks/detection.py and the
-tests all call this module.
+Its results are small frozen dataclasses that pickle to a local worker
+process and to a Ray actor alike: :class:`Analysed`, :class:`Known` and
+:class:`Failed`, whose ``remember`` says whether the failure depends on the
+file's bytes alone (then the index skips the unchanged file on later runs).
+Whoever writes the index (``indexer``) turns them into rows; whoever runs
+them (``executors``) never reads or writes the index.  Benchmarks, training
+and tests call this module directly.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -38,13 +51,75 @@ libjpeg decodes a 4000x3000 JPEG at 1/4 scale to exactly 1000x750."""
 REREAD = "reread-small"
 """Tag of the crop policy in the detector version (small faces cut from a larger decode)."""
 
+NOT_REMEMBERED = ("permission denied", "cannot read", "image too large:", "not enough memory",
+                  "corrupt image: [Errno")
+"""Failures that depend on the machine or the options (permissions, a missing mount, --max-pixels,
+memory), not on the file's bytes: retried on the next run instead of remembered."""
+
+
+# --------------------------------------------------------------------------
+# Results
+@dataclass(frozen=True)
+class FaceResult:
+    """One kept face, in full-resolution upright pixels."""
+
+    box: tuple[float, float, float, float]  # x, y, w, h
+    det_score: float
+    p: tuple[float, ...]  # one probability per emotion, in ``EMOTIONS`` order
+    readability: float
+    landmarks: Optional[tuple[float, ...]] = None
+    read_scale: float = 1.0
+    """Pixels of the decode its crop was cut from per pixel of the detection decode (1.0, or more when it
+    was read from a larger decode)."""
+
 
 @dataclass(frozen=True)
-class PipelineSpec:
-    """What a pipeline is made of; ``versions()`` says what the index records, without loading anything."""
+class Analysed:
+    """A photo decoded and scored."""
 
-    detector: str | None = None  # a name in albumsort.detectors (None: ALBUMSORT_DETECTOR, else the default)
-    model_path: str | None = None  # None: the shipped emotion model
+    hash: str
+    width: int
+    height: int
+    dhash: int
+    exif_time: Optional[float]
+    faces: tuple[FaceResult, ...]
+    n_small: int = 0
+    """Faces the detector was sure of but that were too small to read (``faces`` holds none of them)."""
+
+
+@dataclass(frozen=True)
+class Known:
+    """A photo whose content is already scored with the current versions: nothing was decoded."""
+
+    hash: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A photo that could not be analysed; ``remember``: its bytes alone make it fail."""
+
+    reason: str
+    remember: bool = False
+    hash: Optional[str] = None
+
+    @classmethod
+    def of(cls, reason: str, content_hash: str | None = None) -> "Failed":
+        return cls(reason, remember=not reason.startswith(NOT_REMEMBERED), hash=content_hash)
+
+
+Result = Union[Analysed, Known, Failed]
+
+
+# --------------------------------------------------------------------------
+# What a pipeline is made of
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What a pipeline is built from; plain values, so it travels to any worker.  ``versions()`` says what
+    the index records, without loading anything."""
+
+    detector: Optional[str] = None  # a name in albumsort.detectors (None: ALBUMSORT_DETECTOR, else the default)
+    model_path: Optional[str] = None  # None: the shipped emotion model
+    max_pixels: Optional[int] = None  # None: images.MAX_PIXELS
 
     def versions(self) -> tuple[str, str]:
         """(emotion model version, detector version); results made with others are re-scored."""
@@ -58,6 +133,16 @@ class PipelineSpec:
         return " + ".join(self.versions())
 
 
+def single_threaded() -> None:
+    """One thread per worker for OpenCV and OpenMP: workers are the parallelism."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+# --------------------------------------------------------------------------
+# The faces in one decoded image
 @dataclass
 class FacesFound:
     """The confirmed faces of one image, in the pixels of the image the detector was given."""
@@ -68,6 +153,8 @@ class FacesFound:
     read_scale: list = field(default_factory=list)
     """Per face: how many pixels of the image its crop was cut from per pixel of the detection image
     (1.0, or more when it came from a larger decode)."""
+    small: int = 0
+    """Faces the detector was sure of but left out as too small to read (``detectors.Detections.small``)."""
 
 
 def reread_side(full_side: int, seen_side: int, smallest: float, size: int) -> int | None:
@@ -102,41 +189,50 @@ def find_faces(rgb: np.ndarray, detector, model,
                larger: Callable[[int], np.ndarray] | None = None, full_side: int | None = None) -> FacesFound:
     """The faces in ``rgb`` that ``detector.thresholds`` confirms, scored by ``model``.
 
-    ``larger(side)`` decodes the same photo with its long side ``side`` (up to ``full_side``), or returns
-    None when it cannot; faces smaller than the model's input at ``rgb``'s scale are cut from it.  Without
-    it every crop comes from ``rgb``.  The one definition of "the faces in a photo".
+    ``full_side`` is the photo's own long side (``rgb`` may be a reduced decode of it): the detector's
+    size floor in the photo's pixels is measured against it.  ``larger(side)`` decodes the same photo
+    with its long side ``side`` (up to ``full_side``), or returns None when it cannot; faces smaller than
+    the model's input at ``rgb``'s scale are cut from it.  Without it every crop comes from ``rgb``.  The
+    one definition of "the faces in a photo".
     """
-    cands = detector.detect(rgb)
-    if not cands:
-        return FacesFound()
+    seen = max(rgb.shape[:2])
+    found = detector.detect(rgb, photo_scale=full_side / seen if full_side else 1.0)  # detectors.Detections
+    if not found:
+        return FacesFound(small=found.small)
+    cands = list(found)
     size, channels = model.input_size, model.channels
     crops = crops_for(rgb, cands, size, channels)
     scales = [1.0] * len(cands)
-    small = [i for i, f in enumerate(cands) if max(f.box[2], f.box[3]) < size]
-    seen = max(rgb.shape[:2])
-    if small and larger is not None and full_side:
-        side = reread_side(full_side, seen, min(max(cands[i].box[2], cands[i].box[3]) for i in small), size)
+    under = [i for i, f in enumerate(cands) if max(f.box[2], f.box[3]) < size]  # under S: read from more pixels
+    if under and larger is not None and full_side:
+        side = reread_side(full_side, seen, min(max(cands[i].box[2], cands[i].box[3]) for i in under), size)
         big = larger(side) if side else None
         if big is not None:
             s = max(big.shape[:2]) / seen
             if s > 1:
-                crops[small] = crops_for(big, [cands[i] for i in small], size, channels, s)
-                for i in small:
+                crops[under] = crops_for(big, [cands[i] for i in under], size, channels, s)
+                for i in under:
                     scales[i] = s
     probs, readability = model.score_crops(crops)
     t = detector.thresholds
     keep = [i for i, f in enumerate(cands) if t.confirmed(f.score, float(readability[i]))]
-    return FacesFound([cands[i] for i in keep], probs[keep], readability[keep], [scales[i] for i in keep])
+    return FacesFound([cands[i] for i in keep], probs[keep], readability[keep], [scales[i] for i in keep],
+                      found.small)
 
 
+# --------------------------------------------------------------------------
+# The pipeline
 class Pipeline:
-    """The detector and the emotion model of one ``PipelineSpec``, loaded once, applied per photo."""
+    """The detector and the emotion model of one ``PipelineSpec``, loaded once; ``analyse`` turns a photo into a
+    :data:`Result`."""
 
     def __init__(self, spec: PipelineSpec | None = None, threads: int | None = 1):
         from albumsort.emotions import EmotionModel
         from albumsort.faces import make_detector
+        from albumsort.images import MAX_PIXELS
 
         self.spec = spec or PipelineSpec()
+        self.max_pixels = self.spec.max_pixels or MAX_PIXELS
         self.detector = make_detector(self.spec.detector, threads=threads)
         self.model = EmotionModel(self.spec.model_path, threads=threads)
         self.versions = (self.model.version, f"{self.detector.version}-{REREAD}")
@@ -144,28 +240,74 @@ class Pipeline:
     def find_faces(self, rgb: np.ndarray, larger=None, full_side: int | None = None) -> FacesFound:
         return find_faces(rgb, self.detector, self.model, larger, full_side)
 
-    def read(self, path: str | Path, max_pixels: int) -> dict:
-        """Decode, detect and score one photo: width, height, dhash and faces (boxes in full-photo pixels).
+    def analyse(self, path: str, data: bytes | None = None,
+                known: Callable[[str], bool] | None = None) -> Result:
+        """Check, hash, decode, detect and score the photo at ``path`` (or ``data``, its bytes, read elsewhere).
 
-        Raises ``images.ImageError`` when the file cannot be decoded.
+        The header is read first, so a junk or oversized file is refused
+        before anything large is read or decoded; the hash is computed in
+        chunks.  ``known(hash)`` true: the content is scored already, nothing
+        is decoded.
+        """
+        checked = self.check(path, data)
+        if isinstance(checked, Failed):
+            return checked
+        content_hash, taken = checked
+        if known is not None and known(content_hash):
+            return Known(content_hash)
+        return self.score(path, content_hash, taken, data)
+
+    def check(self, path: str, data: bytes | None = None) -> tuple[str, Optional[float]] | Failed:
+        """(content hash, EXIF capture time) after the header check, or why the photo fails it."""
+        from albumsort.images import ImageError, check_header
+
+        try:
+            if data is None:
+                taken = check_header(path, self.max_pixels)[3]
+                h = hashlib.blake2b(digest_size=16)
+                with open(path, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+            else:
+                taken = check_header(io.BytesIO(data), self.max_pixels, name=path)[3]
+                h = hashlib.blake2b(data, digest_size=16)
+        except ImageError as e:
+            return Failed.of(str(e))
+        except OSError as e:
+            return Failed(f"cannot read: {e.strerror or e}")
+        return h.hexdigest(), taken
+
+    def score(self, path: str, content_hash: str, taken: float | None, data: bytes | None = None) -> Result:
+        """Decode and score a photo whose header passed and whose hash is ``content_hash``.
+
+        Decoded at ``DECODE_SIDE`` for detection; decoded once more, larger, only when it has faces too
+        small at that size for the model's input (a photo too large to decode bigger keeps crops from the
+        first decode).
         """
         from albumsort.images import ImageError, difference_hash, load_rgb
 
-        rgb, (full_w, full_h) = load_rgb(path, max_side=DECODE_SIDE, max_pixels=max_pixels)
+        def source():
+            return path if data is None else io.BytesIO(data)
 
-        def larger(side: int):
+        try:
+            rgb, (full_w, full_h) = load_rgb(source(), max_side=DECODE_SIDE, max_pixels=self.max_pixels, name=path)
+        except ImageError as e:
+            return Failed.of(str(e), content_hash)
+
+        def larger(side: int) -> np.ndarray | None:
             try:
-                return load_rgb(path, max_side=side, max_pixels=max_pixels)[0]
+                return load_rgb(source(), max_side=side, max_pixels=self.max_pixels, name=path)[0]
             except (ImageError, MemoryError):  # too large to decode bigger: crops from the first decode
                 return None
 
         found = self.find_faces(rgb, larger, max(full_w, full_h))
         s = full_w / rgb.shape[1]
-        return {
-            "width": full_w, "height": full_h, "dhash": difference_hash(rgb),
-            "faces": [{"box": [v * s for v in f.box], "score": f.score, "p": [float(v) for v in p],
-                       "readability": float(r), "read_scale": rs,
-                       "landmarks": [round(v * s, 1) for v in f.landmarks] if f.landmarks else None}
-                      for f, p, r, rs in zip(found.faces, found.probabilities, found.readability,
-                                             found.read_scale)],
-        }
+        return Analysed(
+            hash=content_hash, width=full_w, height=full_h, dhash=difference_hash(rgb), exif_time=taken,
+            n_small=found.small,
+            faces=tuple(FaceResult(box=tuple(v * s for v in f.box), det_score=f.score,
+                                   p=tuple(float(v) for v in p), readability=float(r),
+                                   landmarks=tuple(round(v * s, 1) for v in f.landmarks) if f.landmarks else None,
+                                   read_scale=float(rs))
+                        for f, p, r, rs in zip(found.faces, found.probabilities, found.readability,
+                                               found.read_scale)))

@@ -41,8 +41,6 @@ from albumsort.labels import EMOTIONS
 
 SHOWN_BY = 0.25
 """A photo shows E when E is the top emotion of at least this share of its kept faces (and of one at least)."""
-SMALL_FACE_PX = 32
-"""Faces whose box is narrower or shorter than this many pixels are too small to read an expression from."""
 UNREADABLE = 0.5
 """Faces whose readability is below this cannot be read: masked, turned away, covered, or not a face."""
 NO_FACE_REASONS = ("no face found", "faces too small to read", "faces not readable (masked, turned away)",
@@ -124,19 +122,24 @@ def _shows_sql(shows: str, n_kept: str) -> str:
     return f"{shows} > 0 AND {shows} >= {SHOWN_BY!r} * {n_kept}"
 
 
-def no_face_reason(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> str | None:
+def no_face_reason(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                   n_small: int | None = 0) -> str | None:
     """Why a photo is "No face" (one of NO_FACE_REASONS), or None when it has a kept face.
 
-    The photo's most confident face decides: too small to read, not
-    readable, or only below the threshold.
+    ``n_small`` is how many faces the detector found but left out as too
+    small to read (``results.n_small``; None where not counted, as 0).
+    They decide when there is no other face, or when they outnumber the
+    faces found; otherwise the most confident face does: not readable, or
+    only below the threshold.
     """
+    small = n_small or 0
+    if faces and max(f["confidence"] for f in faces) >= min_confidence:
+        return None
+    if small and small >= len(faces):
+        return NO_FACE_REASONS[1]
     if not faces:
         return NO_FACE_REASONS[0]
     best = max(faces, key=lambda f: f["confidence"])
-    if best["confidence"] >= min_confidence:
-        return None
-    if min(best["w"], best["h"]) < SMALL_FACE_PX:
-        return NO_FACE_REASONS[1]
     if best.get("readability") is not None and best["readability"] < UNREADABLE:
         return NO_FACE_REASONS[2]
     return NO_FACE_REASONS[3]
@@ -274,13 +277,16 @@ def no_faces(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, with_
 
     Surest first: photos where no face was found, then the others by their
     best face's confidence, lowest first; then by path.  Items are
-    ``{path, reason, n_faces, confidence}``: faces found, and the best one's
-    confidence (None without a face); ``with_keys`` adds raw and hash.
+    ``{path, reason, n_faces, n_small, confidence}``: faces found, faces too
+    small to read (None where not counted), and the best one's confidence
+    (None without a face); ``with_keys`` adds raw and hash.
     """
     f = filters or Filters()
     where, params = Filters(f.folders, f.since, f.until).sql()
+    small = "(SELECT r.n_small FROM results r WHERE r.hash = p.hash)" if index.has_column("results", "n_small") \
+        else "NULL"
     sql = f"""
-        SELECT p.path, p.raw, p.hash FROM photos p
+        SELECT p.path, p.raw, p.hash, {small} AS n_small FROM photos p
         WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash AND f.confidence >= ?){where}"""
     rows = index.query(sql, [min_confidence] + params)
     faces: dict[str, list] = {}
@@ -293,12 +299,14 @@ def no_faces(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, with_
     out = []
     for r in rows:
         mine = faces.get(r["hash"], [])
-        item = {"path": r["path"], "reason": no_face_reason(mine, min_confidence), "n_faces": len(mine),
+        item = {"path": r["path"], "reason": no_face_reason(mine, min_confidence, r["n_small"]),
+                "n_faces": len(mine), "n_small": r["n_small"],
                 "confidence": round(max(x["confidence"] for x in mine), 4) if mine else None}
         if with_keys:
             item |= {"raw": r["raw"], "hash": r["hash"]}
         out.append(item)
-    out.sort(key=lambda it: (it["n_faces"] > 0, it["confidence"] or 0.0, it["path"], it.get("raw", b"")))
+    out.sort(key=lambda it: (it["reason"] != NO_FACE_REASONS[0], it["confidence"] or 0.0, it["path"],
+                             it.get("raw", b"")))
     return out
 
 

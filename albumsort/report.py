@@ -168,7 +168,8 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
     if jobs:
         with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
             failed = [r for r in pool.map(_thumb, jobs, chunksize=4) if r]
-    parts = [_head(index)]
+    f = filters or Filters()
+    parts = [_head(index, min_confidence, f)]
     for e, items in sections.items():
         figs = "".join(_figure(it, i, "thumbs", it["width"], it["height"]) for i, it in enumerate(items, 1))
         parts.append(f'<section id="{e}" data-emotion="{e}"><h2>{e.capitalize()} — top {len(items)}</h2>'
@@ -197,14 +198,33 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
     return ReportResult(out, len(rows), len(jobs) - len(failed), len(seen) - len(jobs), failed)
 
 
-def _head(index: Index) -> str:
-    """The summary: the same counts, labels and definitions as ``albumsort status`` (``Index.stats``)."""
-    s = index.stats()
+def _scope(f: Filters) -> str:
+    """The report's filters as words (empty without any)."""
+    words = []
+    if f.folders:
+        words.append("under " + " or ".join(os.fsdecode(x) for x in f.folders))
+    for label, t in (("taken since", f.since), ("taken before", f.until)):
+        if t is not None:
+            words.append(f"{label} {datetime.datetime.fromtimestamp(t, datetime.timezone.utc):%Y-%m-%d %H:%M}")
+    if f.min_faces is not None:
+        words.append(f"at least {f.min_faces} kept faces")
+    if f.max_faces is not None:
+        words.append(f"at most {f.max_faces} kept faces")
+    return ", ".join(words)
+
+
+def _head(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, filters: Filters | None = None) -> str:
+    """The summary: the counts, labels and definitions of ``albumsort status`` (``Index.stats``), counted
+    with the report's own filters and threshold, so it describes the photos the sections were chosen from."""
+    f = filters or Filters()
+    where, params = f.sql(n_faces="coalesce(s.n_kept, 0)")
+    s = index.stats(min_confidence, where, params)
     versions = [f"{r[0]} + {r[1]}" for r in index.conn.execute(
         "SELECT DISTINCT model_version, detector_version FROM results")]
     last = index.conn.execute("SELECT max(finished) FROM runs").fetchone()[0]
     when = datetime.datetime.fromtimestamp(last).strftime("%Y-%m-%d %H:%M") if last else "never"
-    rows = [("photos", f"{s.photos:,}"),
+    scope = _scope(f)
+    rows = [("photos", f"{s.photos:,}" + (f" ({scope})" if scope else "")),
             ("faces", f"{s.faces:,} found, {s.kept_faces:,} kept (confidence >= {s.min_confidence:g})"),
             ("no-face photos", f"{s.no_face:,}")]
     rows += [(f"mostly {e}", f"{s.by_emotion[e]:,}") for e in EMOTIONS]

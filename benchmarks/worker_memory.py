@@ -3,7 +3,7 @@
     python benchmarks/worker_memory.py [--photos 5000] [--detector scrfd] [--every 250]
 
 One process does what one ``albumsort index`` worker does per photo
-(``Pipeline.read``: decode, detect, crop, score, one thread) over the 400
+(``Pipeline.analyse``: hash, decode, detect, crop, score, one thread) over the 400
 WIDER sample photos, cycled until ``--photos`` are done, and prints its
 resident memory (VmRSS) every ``--every`` photos.  ``--detector yuface``
 runs the old yuface wheel instead (1,000 photos showed its leak: about 35 KB
@@ -49,7 +49,7 @@ def main() -> int:
     import cv2
 
     cv2.setNumThreads(1)
-    from albumsort.images import MAX_PIXELS, load_rgb
+    from albumsort.images import load_rgb
     from albumsort.pipeline import Pipeline, PipelineSpec
 
     photos = sorted((DATA / "wider-face-val-sample" / "images").rglob("*.jpg"))
@@ -66,7 +66,7 @@ def main() -> int:
         pipe = Pipeline(PipelineSpec(args.detector), threads=1)
 
         def one(p):
-            pipe.read(p, MAX_PIXELS)
+            pipe.analyse(str(p))  # what a worker runs per photo (no known-content look-up)
 
     print(f"{'photos':>8}{'RSS MiB':>10}", flush=True)
     print(f"{0:>8}{rss_mib():>10.1f}", flush=True)

@@ -46,6 +46,38 @@ def test_registry_names_every_backend_and_the_default_first():
         assert det.version.startswith(name) and det.thresholds.tag() in det.version
 
 
+def test_every_backend_returns_its_candidates_and_the_small_count():
+    """The protocol: ``detect`` returns ``Detections``, a list of faces (callers iterate and unpack it as
+    before) with ``small``, the sure faces too small to read; a sweep's explicit floor lifts both floors."""
+    from albumsort import detectors
+
+    for name in detectors.names():
+        found = make_detector(name, threads=1).detect(np.asarray(astronaut()))
+        assert isinstance(found, detectors.Detections) and len(found) == 1 and found.small == 0, name
+        t = make_detector(name, min_score=0.2, min_size=0).thresholds
+        assert (t.candidate, t.min_size, t.min_photo_size) == (0.2, 0, 0), name
+
+
+def test_too_small_to_read_is_one_rule_for_every_backend():
+    """``Thresholds.sized``: a box under either size floor is left out, and counted when it is sure."""
+    t = Thresholds(candidate=0.4, sure=0.6, min_size=10, min_photo_size=16)
+
+    def box(h, score):
+        return Face((0.0, 0.0, h, h), score)
+
+    boxes = [box(20, 0.9), box(12, 0.9), box(12, 0.5), box(30, 0.5), box(8, 0.9)]
+    # The network reads half the image given, the photo is twice its size: the detection floor decides
+    # (12 and 8 px are 6 and 4 px there); the unsure 12 px box is dropped uncounted.
+    found = t.sized(boxes, detect_scale=0.5, photo_scale=2.0)
+    assert [f.box[3] for f in found] == [20, 30] and found.small == 2
+    # The network reads twice the image given, which is the photo: the photo floor decides (12, 8 < 16).
+    found = t.sized(boxes, detect_scale=2.0, photo_scale=1.0)
+    assert [f.box[3] for f in found] == [20, 30] and found.small == 2
+    found = t.sized(boxes, detect_scale=2.0, photo_scale=1.5)  # 12 px is 18 px of the photo: both kept
+    assert [f.box[3] for f in found] == [20, 12, 12, 30] and found.small == 1
+    assert "photo16" in t.tag() and t.tag() != Thresholds(0.4, 0.6, min_size=10).tag()
+
+
 def test_environment_picks_the_detector(monkeypatch):
     monkeypatch.setenv("ALBUMSORT_DETECTOR", "yunet")
     assert make_detector().name == "yunet"

@@ -170,3 +170,52 @@ def test_non_utf8_file_name_is_indexed_and_listed(album, tmp_path):
     assert key in paths
     json.dumps(top(idx, "happy", 10))  # valid UTF-8 all the way to JSON
     assert idx.photo(key)["raw"] == raw
+
+
+def test_content_found_twice_in_one_run_is_scored_once(album, tmp_path):
+    """Copies analysed by workers that cannot look content up: the driver writes one result, counts copies."""
+    import dataclasses
+
+    from albumsort.executors import LocalPool
+
+    class NoLookups(LocalPool):  # as on a cluster whose look-up actor is gone
+        def run(self, tasks, total, job):
+            return super().run(tasks, total, dataclasses.replace(job, db_path=None))
+
+    for i in range(3):
+        shutil.copy(album / "people" / "astronaut.jpg", album / f"copy{i}.jpg")
+    s, idx = run(album, tmp_path / "i.db", executor=NoLookups(2))
+    assert (s.indexed, s.copied, s.failed) == (5, 3, 1), s.line()
+    (h,) = {r["hash"] for r in idx.query("SELECT hash FROM photos WHERE path LIKE '%astronaut%' OR path LIKE '%copy%'")}
+    assert len(idx.query("SELECT 1 FROM results WHERE hash = ?", [h])) == 1
+    assert len(idx.query("SELECT 1 FROM faces WHERE hash = ?", [h])) == 1
+
+
+def test_the_photos_to_do_wait_on_disk_and_leave_nothing_behind_even_after_kill_9(tmp_path):
+    import subprocess
+    import sys
+
+    from albumsort.indexer import _Todo
+    from tests.test_cli import CLI, big_album, wait_for_rows
+
+    with _Todo() as todo:  # larger than the cache it may hold in memory: the rest is on disk
+        for i in range(200_000):
+            todo.add(f"/album/{i:06d}.jpg".encode(), i, i)
+        pages, page = (todo.conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
+        size = pages * page
+        assert len(todo) == 200_000 and size > 1.5 * todo.CACHE_KIB * 1024
+        assert [t[2] for t in todo][::100_000] == [b"/album/000000.jpg", b"/album/100000.jpg"]  # scan order
+
+    album = big_album(tmp_path / "album", 12)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    db = tmp_path / "i.db"
+    env = dict(os.environ, ALBUMSORT_DB=str(db), TMPDIR=str(scratch), SQLITE_TMPDIR=str(scratch))
+    proc = subprocess.Popen(CLI + ["index", str(album), "-j", "1"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    assert wait_for_rows(db, 1, proc), "the run finished before it could be killed"
+    proc.kill()
+    proc.wait(timeout=60)
+    # ONNX Runtime (1.32 on Linux) writes its telemetry session id to $TMPDIR/.ses when imported: one
+    # small file, reused by every later import, not a leftover of the run.
+    assert [n for n in os.listdir(scratch) if n != ".ses"] == []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import albumsort.preprocess as pp
-from albumsort.detectors import Thresholds
+from albumsort.detectors import Detections, Thresholds
 from albumsort.faces import Face
 
 
@@ -64,8 +64,8 @@ class Fixed:
 
     thresholds = Thresholds(candidate=0.5, sure=0.5)
 
-    def detect(self, rgb):
-        return [Face((10, 10, 40, 40), 0.9, None), Face((60, 20, 30, 30), 0.8, None)]
+    def detect(self, rgb, photo_scale=1.0):
+        return Detections([Face((10, 10, 40, 40), 0.9, None), Face((60, 20, 30, 30), 0.8, None)])
 
 
 class FakeModel:

@@ -76,7 +76,7 @@ def test_top_order_ties_and_no_faces(filled):
     assert "/a/landscape.jpg" not in order and "/a/blurry.jpg" not in order
     # Surest first: no face found, then faces that were found but not kept, with the reason.
     assert [(r["path"], r["reason"], r["n_faces"]) for r in no_faces(filled)] == [
-        ("/a/landscape.jpg", "no face found", 0), ("/a/blurry.jpg", "faces too small to read", 1)]
+        ("/a/landscape.jpg", "no face found", 0), ("/a/blurry.jpg", "faces below the confidence threshold", 1)]
 
 
 def test_other_threshold_uses_the_same_formula(filled):

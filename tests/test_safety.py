@@ -279,13 +279,14 @@ def test_large_png_decodes_in_bounded_memory(tmp_path):
     """A 100 MP PNG (a few hundred KB on disk) decodes within the per-worker budget; 150 MP would be refused."""
     big = tmp_path / "big.png"
     Image.new("RGB", (12500, 8000), (90, 120, 150)).save(big, compress_level=1)
-    # VmHWM is this process's own peak; ru_maxrss would also count the parent's RSS at the moment of
-    # spawning (Linux keeps the pre-exec high-water mark), which a long pytest run makes large.
-    code = ("import resource, sys; from albumsort.images import load_rgb; "
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child of a large pytest process (TensorFlow
+    # loaded by test_model_export) would report the parent's peak.
+    code = ("import os, resource, sys; from albumsort.images import load_rgb; "
             "a, full = load_rgb(sys.argv[1], max_side=1024); "
-            "hwm = [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')] "
-            "if sys.platform == 'linux' else []; "
-            "print(a.shape, full, (hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) // 1024)")
+            "proc = '/proc/self/status'; "
+            "hwm = [int(l.split()[1]) for l in open(proc) if l.startswith('VmHWM:')] if os.path.exists(proc) "
+            "else [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]; "
+            "print(a.shape, full, hwm[0] // 1024)")
     p = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     peak_mib = int(p.stdout.split()[-1])

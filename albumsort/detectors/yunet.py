@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from albumsort.detectors import Thresholds, register
+from albumsort.detectors import Detections, Thresholds, register
 from albumsort.faces import DETECT_SIDE, Face, nms_arrays, resize_to
 from albumsort.runtime import OnnxModel, file_version, model_file
 
@@ -25,7 +25,9 @@ NMS_IOU = 0.3
 
 THRESHOLDS = Thresholds(candidate=0.5, sure=0.65, readable=0.5, min_size=24)
 """The rule chosen for YuNet in issue 8 (benchmarks/README.md): the most recall at >= 90% precision on the
-training half of the WIDER sample."""
+training half of the WIDER sample.  Its size floor is at detection scale (24 px of the 1000 px image, so at
+least 24 px of the photo too): YuNet's smaller boxes are not reliable enough to keep; the sure ones among
+them are counted as too small to read (issue 15: 14 of 400 WIDER photos hold only such faces)."""
 
 
 @register("yunet")
@@ -37,11 +39,7 @@ class YuNet:
 
     def __init__(self, thresholds: Thresholds | None = None, side: int = DETECT_SIDE, threads: int | None = None,
                  file: str | None = None, min_score: float | None = None, min_size: float | None = None):
-        t = thresholds or THRESHOLDS
-        if min_score is not None or min_size is not None:
-            t = Thresholds(t.candidate if min_score is None else min_score,
-                           t.sure if min_score is None else max(t.sure, min_score), t.readable,
-                           t.min_size if min_size is None else min_size)
+        t = (thresholds or THRESHOLDS).with_floor(min_score, min_size)
         self.thresholds, self.side = t, side
         self.min_score, self.min_size = t.candidate, t.min_size  # the names training/ reads
         self.file = file or self.file
@@ -78,9 +76,9 @@ class YuNet:
             return np.zeros(0, np.float32), np.zeros((0, 4), np.float32), np.zeros((0, 10), np.float32), s
         return np.concatenate(scores), np.concatenate(boxes), np.concatenate(kps), s
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray, photo_scale: float = 1.0) -> Detections:
         scores, boxes, kps, s = self.raw(rgb)
         keep = nms_arrays(scores, boxes, NMS_IOU)
-        return [Face(tuple(float(v) for v in boxes[i]), float(scores[i]), [float(v) for v in kps[i]]).scaled(1 / s)
-                for i in keep if boxes[i][3] >= self.thresholds.min_size]
+        return self.thresholds.sized((Face(tuple(float(v) for v in boxes[i]), float(scores[i]),
+                                           [float(v) for v in kps[i]]).scaled(1 / s) for i in keep), s, photo_scale)
 
