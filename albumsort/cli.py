@@ -194,9 +194,13 @@ class Format(str, Enum):
     csv = "csv"
 
 
-class Detector(str, Enum):
-    yunet = "yunet"
-    mtcnn = "mtcnn"
+def _detector_names() -> list[str]:
+    from albumsort.detectors import names
+
+    return names()
+
+
+Detector = Enum("Detector", {n.replace("-", "_"): n for n in _detector_names()}, type=str)
 
 
 class Mode(str, Enum):
@@ -540,8 +544,10 @@ def index(
     workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", callback=_positive,
                                           show_default="one per core, fewer when memory is short",
                                           help="Worker processes."),
-    detector: Optional[Detector] = typer.Option(None, metavar="NAME", show_default="the best installed",
-                                                help="Face detector: yunet or mtcnn."),
+    detector: Optional[Detector] = typer.Option(
+        None, metavar="NAME", show_default="scrfd",
+        help="Face detector: " + ", ".join(_detector_names()) + " (scrfd's weights are for non-commercial "
+             "use only; yunet is licence-clean)."),
     max_pixels: Optional[int] = typer.Option(None, metavar="N", show_default="150,000,000",
                                              help="Refuse images larger than N pixels."),
     exclude: Optional[List[str]] = typer.Option(

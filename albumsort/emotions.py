@@ -1,12 +1,18 @@
-"""The emotion model at inference time: a TFLite file, run without TensorFlow.
+"""The emotion model at inference time: an ONNX file, run by ONNX Runtime without TensorFlow.
 
-The shipped model (``models/emotion.tflite``) already ends in its calibrated
-heads: five outputs per face, the four emotion probabilities in ``EMOTIONS``
-order (given that the face is readable) and the readability score, 0..1
-(is this a face whose expression can be read at all?).  A four-output model
-from before the readability head reads every face as readable.  It runs in LiteRT (``ai-edge-litert``, ~30 ms to load)
-and falls back to OpenCV's DNN module where LiteRT has no wheel.  Importing
-TensorFlow would cost seconds per command and is never needed here.
+The shipped model (``models/emotion.onnx``, exported by ``training/export.py``)
+already ends in its calibrated heads: input ``face`` (N, S, S, C) float32 in
+[0, 1], output ``probabilities`` (N, 5): the four emotion probabilities in
+``EMOTIONS`` order (given that the face is readable) and the readability
+score, 0..1 (is this a face whose expression can be read at all?).  The crop
+side S and the channel count C are read from the file's input shape
+(``EmotionModel.input_size``, ``.channels``): a new model at 64 px in colour
+needs no code change.  A four-output model reads every face as readable.
+
+ONNX Runtime (``albumsort.runtime``) runs it on every OS; a ``.tflite`` file
+still runs through LiteRT (``albumsort.litert``) for benchmarks and older
+training runs.  Importing TensorFlow would cost seconds per command and is
+never needed here.
 """
 
 from __future__ import annotations
@@ -18,25 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from albumsort.litert import TFLiteModel, file_version
 from albumsort.preprocess import EMOTIONS, to_model_input
+from albumsort.runtime import file_version, model_dirs, session
 
-MODEL_NAME = "emotion.tflite"
-
-
-def model_dirs() -> list[Path]:
-    """Where the shipped model is looked for, first match wins.
-
-    ``ALBUMSORT_MODEL_DIR``, then the source checkout's ``models/`` (so a new
-    model dropped there is picked up without code changes), then the copy
-    packed into the wheel.
-    """
-    dirs = []
-    if os.environ.get("ALBUMSORT_MODEL_DIR"):
-        dirs.append(Path(os.environ["ALBUMSORT_MODEL_DIR"]))
-    here = Path(__file__).resolve().parent
-    dirs += [here.parent / "models", here / "_models"]
-    return dirs
+MODEL_NAME = "emotion.onnx"
 
 
 def default_model_path() -> Path:
@@ -58,7 +49,7 @@ def model_version(path: str | Path | None = None) -> str:
 
 
 class EmotionModel:
-    """Batched scoring of 48x48 face crops into four calibrated probabilities."""
+    """Batched scoring of face crops into four calibrated probabilities and readability."""
 
     def __init__(self, path: str | Path | None = None, threads: int | None = None):
         self.path = Path(path) if path else default_model_path()
@@ -68,29 +59,57 @@ class EmotionModel:
         labels = tuple(self.meta.get("labels", EMOTIONS))
         if labels != EMOTIONS:
             raise ValueError(f"{self.path}: model labels {labels} differ from {EMOTIONS}")
-        self.threads = threads or min(2, os.cpu_count() or 1)
-        self._model = TFLiteModel(self.path, self.threads)
-        self.runtime = self._model.runtime
+        self.threads = threads
+        if self.path.suffix == ".onnx":
+            self._session = session(self.path, threads)
+            inp = self._session.get_inputs()[0]
+            self._input, self._output = inp.name, self._session.get_outputs()[0].name
+            shape = inp.shape  # (N, S, S, C); N is dynamic
+            self.runtime = "onnxruntime"
+        else:
+            from albumsort.litert import TFLiteModel
+
+            self._session = None
+            self._model = TFLiteModel(self.path, threads or 1)
+            side = self.meta.get("input_size", 48)
+            shape = [None, side, side, self.meta.get("channels", 1)]
+            self.runtime = self._model.runtime
+        if not (len(shape) == 4 and isinstance(shape[1], int) and isinstance(shape[3], int)):
+            raise ValueError(f"{self.path}: input shape {shape} is not (N, S, S, C)")
+        self.input_size: int = shape[1]
+        """Side S of the square crops the model reads (``crop_face(..., size=S)``)."""
+        self.channels: int = shape[3]
+        """1: grayscale crops; 3: RGB crops (``preprocess.for_model``)."""
+
+    def _run(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        if self._session is None:
+            return self._model.run_batched(x, batch_size)
+        return np.concatenate([self._session.run([self._output], {self._input: x[i:i + batch_size]})[0]
+                               for i in range(0, len(x), batch_size)])
 
     def score(self, inputs: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities (N, 4), readability (N,)) for model inputs (N, 48, 48, 1) from ``to_model_input``."""
+        """(probabilities (N, 4), readability (N,)) for model inputs (N, S, S, C) from ``to_model_input``."""
         k = len(EMOTIONS)
         if len(inputs) == 0:
             return np.zeros((0, k), dtype=np.float32), np.zeros(0, dtype=np.float32)
-        y = self._model.run_batched(inputs, batch_size).astype(np.float32)
+        x = np.ascontiguousarray(inputs, dtype=np.float32)
+        if x.shape[1:] != (self.input_size, self.input_size, self.channels):
+            raise ValueError(f"inputs {x.shape[1:]} do not fit the model's "
+                             f"{(self.input_size, self.input_size, self.channels)}")
+        y = self._run(x, batch_size).astype(np.float32)
         readability = y[:, k] if y.shape[1] > k else np.ones(len(y), np.float32)
         return y[:, :k], readability
 
     def predict(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Emotion probabilities (N, 4) for model inputs (N, 48, 48, 1)."""
+        """Emotion probabilities (N, 4) for model inputs (N, S, S, C)."""
         return self.score(inputs, batch_size)[0]
 
     def score_crops(self, crops: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities (N, 4), readability (N,)) for uint8 crops (N, 48, 48) from ``crop_face``."""
+        """(probabilities (N, 4), readability (N,)) for uint8 crops (N, S, S) or (N, S, S, 3) from ``crop_face``."""
         return self.score(to_model_input(np.asarray(crops)), batch_size=batch_size)
 
     def predict_crops(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Emotion probabilities (N, 4) for uint8 crops (N, 48, 48) from ``crop_face``."""
+        """Emotion probabilities (N, 4) for uint8 crops from ``crop_face``."""
         return self.score_crops(crops, batch_size)[0]
 
 

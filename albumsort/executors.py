@@ -38,10 +38,12 @@ from typing import Any, Iterable, Iterator, Optional, Protocol
 
 from albumsort.pipeline import Failed, Known, Pipeline, PipelineSpec, Result, single_threaded
 
-TASKS_PER_WORKER = 1000
-"""Workers are replaced after this many photos: yuface leaks ~35 KB per detection
-(measured: 212 MiB over 3,000 calls), so memory stays bounded whatever the album's size,
-while start-up (about a second per worker) is paid once per thousand photos."""
+TASKS_PER_WORKER: int | None = None
+"""Photos after which a worker (a local process or a Ray actor) is replaced by a fresh one; None: never.
+Workers were replaced every 1,000 photos while yuface leaked ~35 KB per detection; on ONNX Runtime one
+worker's RSS is flat from photo 500 to photo 5,000 (``python benchmarks/worker_memory.py``: 551 MiB, then
++3 MiB; benchmarks/README.md), so each keeps its loaded networks for the whole run.  Set a number here
+should a back-end ever leak again: both pools honour it."""
 
 CRASHED = "a worker process crashed on this file (out of memory?)"
 
@@ -143,7 +145,8 @@ class LocalPool:
         from concurrent.futures.process import BrokenProcessPool
 
         ctx = get_context("spawn")
-        recycle = {"max_tasks_per_child": TASKS_PER_WORKER} if sys.version_info >= (3, 11) else {}
+        recycle = {"max_tasks_per_child": TASKS_PER_WORKER} if TASKS_PER_WORKER and sys.version_info >= (3, 11) \
+            else {}
         it = iter(tasks)
         queue: deque[Task] = deque()  # taken from ``it``, not yet submitted (after a crashed pool)
 
@@ -478,12 +481,14 @@ class RayPool:
             yield done
 
     def _free_slot(self, job: Job) -> _Slot | None:
-        """The actor with the least work queued, after replacing those that did ``TASKS_PER_WORKER`` photos."""
+        """The actor with the least work queued (after replacing those that did ``TASKS_PER_WORKER`` photos,
+        where that is set)."""
+        limit = TASKS_PER_WORKER or float("inf")
         for s in self._slots:
-            if s.photos >= TASKS_PER_WORKER and s.inflight == 0:
-                self.ray.kill(s.actor)  # yuface leaks per detection: a fresh process, as LocalPool does
+            if s.photos >= limit and s.inflight == 0:
+                self.ray.kill(s.actor)  # a fresh process, as LocalPool does
                 s.actor, s.photos = self._new_actor(job), 0
-        free = [s for s in self._slots if s.inflight < IN_FLIGHT_PER_WORKER and s.photos < TASKS_PER_WORKER]
+        free = [s for s in self._slots if s.inflight < IN_FLIGHT_PER_WORKER and s.photos < limit]
         return min(free, key=lambda s: s.inflight) if free else None
 
     def close(self) -> None:

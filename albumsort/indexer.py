@@ -3,10 +3,11 @@
 This module is the driver: it walks the folders, decides what changed, and
 writes each batch of results in one transaction.  The per-photo work (check
 the header, hash, decode at the size the detector needs, find and verify the
-faces, score them) is ``pipeline.Pipeline``'s, mapped over the photos by an
-executor (``executors.LocalPool``: one worker process per core, fewer when
-memory is short; or ``executors.RayPool``: one actor per CPU of a Ray
-cluster), so that every core stays busy and nothing waits for a batch.  A
+faces, read small ones from a larger decode, score them) is
+``pipeline.Pipeline``'s, mapped over the photos by an executor
+(``executors.LocalPool``: one worker process per core, fewer when memory is
+short; or ``executors.RayPool``: one actor per CPU of a Ray cluster), so
+that every core stays busy and nothing waits for a batch.  A
 file whose size and mtime match the index is never opened, nor is an
 unchanged file that failed before (it is counted as a known failure); a file
 whose content hash is already scored with the current model and detector
@@ -25,19 +26,14 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
-import numpy as np
-
 from albumsort.index import Index, Stats, path_key, path_text
+from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
 from albumsort.preprocess import EMOTIONS
 from albumsort.ranking import face_confidence, ranking_columns
 from albumsort.scan import Entry, Failure, walk
 
 if TYPE_CHECKING:
     from albumsort.executors import Executor
-
-DECODE_SIDE = 1000
-"""Photos are decoded with their long side at most this: the detector's input size
-(``faces.DETECT_SIDE``), so libjpeg decodes a 4000x3000 JPEG at 1/4 scale to exactly 1000x750."""
 
 
 UNCOUNTED = "coalesce(r.n_small IS NULL AND r.n_kept = 0, 0)"
@@ -111,41 +107,12 @@ class Summary:
 
 
 # --------------------------------------------------------------------------
-# The per-photo work (called by pipeline.Pipeline)
-def detect_and_crop(rgb: np.ndarray, detector) -> tuple[list, np.ndarray | None]:
-    """Candidate faces in ``rgb`` and their model crops, made by the shared ``crop_face``."""
-    from albumsort.preprocess import crop_face, to_gray
-
-    faces = detector.detect(rgb)
-    if not faces:
-        return faces, None
-    gray = to_gray(rgb)
-    return faces, np.stack([crop_face(gray, f.box, f.landmarks) for f in faces])
-
-
-def find_faces(rgb: np.ndarray, detector, model) -> tuple[list, np.ndarray, np.ndarray]:
-    """(faces, probabilities (N, 4), readability (N,)): the candidates ``faces.confirmed`` accepts, scored.
-
-    The one definition of "the faces in a photo": ``albumsort index`` and
-    benchmarks/detection.py both call it.
-    """
-    from albumsort.faces import confirmed
-
-    faces, crops = detect_and_crop(rgb, detector)
-    if not faces:
-        return [], np.zeros((0, len(EMOTIONS)), np.float32), np.zeros(0, np.float32)
-    probs, readability = model.score_crops(crops)
-    keep = [i for i, f in enumerate(faces) if confirmed(f.score, float(readability[i]))]
-    return [faces[i] for i in keep], probs[keep], readability[keep]
-
-
-# --------------------------------------------------------------------------
 # Main side
 def current_versions(model_path: str | None, detector_name: str | None) -> tuple[str, str]:
     """(emotion model version, detector version): results made with others are re-scored."""
     from albumsort.pipeline import PipelineSpec
 
-    return PipelineSpec(detector_name, model_path).versions()
+    return PipelineSpec(detector=detector_name, model_path=model_path).versions()
 
 
 def run_index(
@@ -192,7 +159,8 @@ def run_index(
         abs_roots = [os.path.abspath(r) for r in roots]
         run = index.start_run([path_text(r) for r in abs_roots])
         executor = executor or LocalPool(worker_count(workers))
-        job = Job(PipelineSpec(detector_name, model_path, max_pixels), versions, str(index.path))
+        job = Job(PipelineSpec(detector=detector_name, model_path=model_path, max_pixels=max_pixels), versions,
+                  str(index.path))
         try:
             with _Todo() as todo:
                 unreadable = _scan(index, abs_roots, versions, run, summary, exclude, todo)

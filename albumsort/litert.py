@@ -1,13 +1,15 @@
-"""Running a shipped .tflite model: LiteRT when installed, OpenCV's DNN module otherwise.
+"""Running a .tflite model: LiteRT when installed, OpenCV's DNN module otherwise.
 
-Both the emotion model and the face verifier go through here, so that the
-interpreter set-up (thread count, batch resizing, silencing LiteRT's log line)
-lives once.  Importing TensorFlow would cost seconds and is never needed.
+albumsort itself runs ONNX files (``albumsort.runtime``); this stays for
+``benchmarks/model_speed.py`` (ONNX Runtime against LiteRT) and for older
+``.tflite`` training outputs.
+
+The interpreter set-up (thread count, batch resizing, silencing LiteRT's log
+line) lives here once.  Importing TensorFlow is never needed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from contextlib import contextmanager
@@ -15,10 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def file_version(path: Path) -> str:
-    """A short content hash: the index re-scores photos when a model file changes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+from albumsort.runtime import file_version  # noqa: F401  (re-exported)
 
 
 @contextmanager

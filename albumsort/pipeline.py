@@ -1,26 +1,55 @@
 """The photo pipeline: one photo (a path, or its bytes) in, one typed result out; no database.
 
-A :class:`Pipeline` is built from a :class:`PipelineSpec` (detector name,
-model file, pixel limit) and owns the detector and the emotion model, loaded
-once.  ``analyse`` checks the header, hashes the content, asks an optional
+A :class:`Pipeline` is built from a :class:`PipelineSpec` (which detector,
+which emotion model, the pixel limit).  The spec's versions, the model
+files' content hashes plus every threshold and the crop policy, are computed
+without loading a network, so the driver can tell which photos need
+re-scoring before any worker starts; they are stored with every photo, and a
+photo scored by other versions is scored again by the next ``albumsort
+index``.  The pipeline owns the detector (``albumsort.detectors``) and the
+emotion model, both on ONNX Runtime (``albumsort.runtime``), loaded once.
+
+``Pipeline.analyse`` checks the header, hashes the content, asks an optional
 ``known`` oracle whether that content is already scored with the current
-versions, and otherwise decodes, detects, crops and scores.
+versions, and otherwise decodes at ``DECODE_SIDE`` (a 12 MP JPEG at 1/4
+scale), finds candidate faces, cuts each with ``preprocess.crop_face`` at
+the model's input size S and colour (read from the model file), scores them,
+and keeps the candidates the detector's thresholds confirm.  A face smaller
+than S at that scale is cut from a second decode where it is at least S
+tall (the smallest libjpeg scale that is enough), made only for photos that
+have such faces: a face 25 px tall in the 1000 px decode of a 12 MP photo is
+read from 100 px of real pixels, not from 25 px upscaled.  Faces the
+detector is sure of but that are too small to read even so are counted
+(``Analysed.n_small``), not scored.
 
 Its results are small frozen dataclasses that pickle to a local worker
 process and to a Ray actor alike: :class:`Analysed`, :class:`Known` and
 :class:`Failed`, whose ``remember`` says whether the failure depends on the
 file's bytes alone (then the index skips the unchanged file on later runs).
 Whoever writes the index (``indexer``) turns them into rows; whoever runs
-them (``executors``) never reads or writes the index.
+them (``executors``) never reads or writes the index.  Benchmarks, training
+and tests call this module directly.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
+
+import numpy as np
+
+from albumsort.preprocess import EMOTIONS
+
+DECODE_SIDE = 1000
+"""Photos are decoded with their long side at most this for detection (``faces.DETECT_SIDE``):
+libjpeg decodes a 4000x3000 JPEG at 1/4 scale to exactly 1000x750."""
+
+REREAD = "reread-small"
+"""Tag of the crop policy in the detector version (small faces cut from a larger decode)."""
 
 NOT_REMEMBERED = ("permission denied", "cannot read", "image too large:", "not enough memory",
                   "corrupt image: [Errno")
@@ -28,6 +57,8 @@ NOT_REMEMBERED = ("permission denied", "cannot read", "image too large:", "not e
 memory), not on the file's bytes: retried on the next run instead of remembered."""
 
 
+# --------------------------------------------------------------------------
+# Results
 @dataclass(frozen=True)
 class FaceResult:
     """One kept face, in full-resolution upright pixels."""
@@ -37,6 +68,9 @@ class FaceResult:
     p: tuple[float, ...]  # one probability per emotion, in ``EMOTIONS`` order
     readability: float
     landmarks: Optional[tuple[float, ...]] = None
+    read_scale: float = 1.0
+    """Pixels of the decode its crop was cut from per pixel of the detection decode (1.0, or more when it
+    was read from a larger decode)."""
 
 
 @dataclass(frozen=True)
@@ -76,20 +110,27 @@ class Failed:
 Result = Union[Analysed, Known, Failed]
 
 
+# --------------------------------------------------------------------------
+# What a pipeline is made of
 @dataclass(frozen=True)
 class PipelineSpec:
-    """What a pipeline is built from; plain values, so it travels to any worker."""
+    """What a pipeline is built from; plain values, so it travels to any worker.  ``versions()`` says what
+    the index records, without loading anything."""
 
-    detector_name: Optional[str] = None
-    model_path: Optional[str] = None
-    max_pixels: Optional[int] = None
+    detector: Optional[str] = None  # a name in albumsort.detectors (None: ALBUMSORT_DETECTOR, else the default)
+    model_path: Optional[str] = None  # None: the shipped emotion model
+    max_pixels: Optional[int] = None  # None: images.MAX_PIXELS
 
     def versions(self) -> tuple[str, str]:
-        """(emotion model version, detector version): results made with others are re-scored."""
+        """(emotion model version, detector version); results made with others are re-scored."""
         from albumsort.emotions import model_version
         from albumsort.faces import make_detector
 
-        return model_version(self.model_path), make_detector(self.detector_name).version
+        return model_version(self.model_path), f"{make_detector(self.detector).version}-{REREAD}"
+
+    @property
+    def version(self) -> str:
+        return " + ".join(self.versions())
 
 
 def single_threaded() -> None:
@@ -100,18 +141,104 @@ def single_threaded() -> None:
     cv2.setNumThreads(1)
 
 
-class Pipeline:
-    """The detector and the emotion model, loaded once; ``analyse`` turns a photo into a :data:`Result`."""
+# --------------------------------------------------------------------------
+# The faces in one decoded image
+@dataclass
+class FacesFound:
+    """The confirmed faces of one image, in the pixels of the image the detector was given."""
 
-    def __init__(self, spec: PipelineSpec, threads: int = 1):
+    faces: list = field(default_factory=list)  # faces.Face
+    probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, len(EMOTIONS)), np.float32))
+    readability: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    read_scale: list = field(default_factory=list)
+    """Per face: how many pixels of the image its crop was cut from per pixel of the detection image
+    (1.0, or more when it came from a larger decode)."""
+    small: int = 0
+    """Faces the detector was sure of but left out as too small to read (``detectors.Detections.small``)."""
+
+
+def reread_side(full_side: int, seen_side: int, smallest: float, size: int) -> int | None:
+    """Long side to decode again at so a face ``smallest`` px at ``seen_side`` becomes at least ``size`` px.
+
+    Rounded up to one of libjpeg's scales of the full photo (1/8, 1/4, 1/2, 1), which decode as fast as
+    anything smaller; None when the detection decode is already the full photo.
+    """
+    if full_side <= seen_side:
+        return None
+    need = seen_side * size / max(smallest, 1e-6)
+    for d in (8, 4, 2):
+        side = math.ceil(full_side / d)
+        if side > seen_side and side >= need:
+            return side
+    return full_side
+
+
+def crops_for(image: np.ndarray, faces: list, size: int, channels: int, scale: float = 1.0) -> np.ndarray:
+    """``preprocess.crop_face`` of every face (boxes in detection pixels; ``image`` is ``scale`` times larger)."""
+    from albumsort import preprocess as pp
+
+    img = pp.for_model(image, channels)
+    out = []
+    for f in faces:
+        g = f.scaled(scale) if scale != 1.0 else f
+        out.append(pp.crop_face(img, g.box, g.landmarks, size=size))
+    return np.stack(out)
+
+
+def find_faces(rgb: np.ndarray, detector, model,
+               larger: Callable[[int], np.ndarray] | None = None, full_side: int | None = None) -> FacesFound:
+    """The faces in ``rgb`` that ``detector.thresholds`` confirms, scored by ``model``.
+
+    ``full_side`` is the photo's own long side (``rgb`` may be a reduced decode of it): the detector's
+    size floor in the photo's pixels is measured against it.  ``larger(side)`` decodes the same photo
+    with its long side ``side`` (up to ``full_side``), or returns None when it cannot; faces smaller than
+    the model's input at ``rgb``'s scale are cut from it.  Without it every crop comes from ``rgb``.  The
+    one definition of "the faces in a photo".
+    """
+    seen = max(rgb.shape[:2])
+    found = detector.detect(rgb, photo_scale=full_side / seen if full_side else 1.0)  # detectors.Detections
+    if not found:
+        return FacesFound(small=found.small)
+    cands = list(found)
+    size, channels = model.input_size, model.channels
+    crops = crops_for(rgb, cands, size, channels)
+    scales = [1.0] * len(cands)
+    under = [i for i, f in enumerate(cands) if max(f.box[2], f.box[3]) < size]  # under S: read from more pixels
+    if under and larger is not None and full_side:
+        side = reread_side(full_side, seen, min(max(cands[i].box[2], cands[i].box[3]) for i in under), size)
+        big = larger(side) if side else None
+        if big is not None:
+            s = max(big.shape[:2]) / seen
+            if s > 1:
+                crops[under] = crops_for(big, [cands[i] for i in under], size, channels, s)
+                for i in under:
+                    scales[i] = s
+    probs, readability = model.score_crops(crops)
+    t = detector.thresholds
+    keep = [i for i, f in enumerate(cands) if t.confirmed(f.score, float(readability[i]))]
+    return FacesFound([cands[i] for i in keep], probs[keep], readability[keep], [scales[i] for i in keep],
+                      found.small)
+
+
+# --------------------------------------------------------------------------
+# The pipeline
+class Pipeline:
+    """The detector and the emotion model of one ``PipelineSpec``, loaded once; ``analyse`` turns a photo into a
+    :data:`Result`."""
+
+    def __init__(self, spec: PipelineSpec | None = None, threads: int | None = 1):
         from albumsort.emotions import EmotionModel
         from albumsort.faces import make_detector
         from albumsort.images import MAX_PIXELS
 
-        self.spec = spec
-        self.max_pixels = spec.max_pixels or MAX_PIXELS
-        self.detector = make_detector(spec.detector_name)
-        self.model = EmotionModel(spec.model_path, threads=threads)
+        self.spec = spec or PipelineSpec()
+        self.max_pixels = self.spec.max_pixels or MAX_PIXELS
+        self.detector = make_detector(self.spec.detector, threads=threads)
+        self.model = EmotionModel(self.spec.model_path, threads=threads)
+        self.versions = (self.model.version, f"{self.detector.version}-{REREAD}")
+
+    def find_faces(self, rgb: np.ndarray, larger=None, full_side: int | None = None) -> FacesFound:
+        return find_faces(rgb, self.detector, self.model, larger, full_side)
 
     def analyse(self, path: str, data: bytes | None = None,
                 known: Callable[[str], bool] | None = None) -> Result:
@@ -151,21 +278,36 @@ class Pipeline:
         return h.hexdigest(), taken
 
     def score(self, path: str, content_hash: str, taken: float | None, data: bytes | None = None) -> Result:
-        """Decode and score a photo whose header passed and whose hash is ``content_hash``."""
+        """Decode and score a photo whose header passed and whose hash is ``content_hash``.
+
+        Decoded at ``DECODE_SIDE`` for detection; decoded once more, larger, only when it has faces too
+        small at that size for the model's input (a photo too large to decode bigger keeps crops from the
+        first decode).
+        """
         from albumsort.images import ImageError, difference_hash, load_rgb
-        from albumsort.indexer import DECODE_SIDE, find_faces  # the detection internals stay there for now
+
+        def source():
+            return path if data is None else io.BytesIO(data)
 
         try:
-            source = path if data is None else io.BytesIO(data)
-            rgb, (full_w, full_h) = load_rgb(source, max_side=DECODE_SIDE, max_pixels=self.max_pixels, name=path)
+            rgb, (full_w, full_h) = load_rgb(source(), max_side=DECODE_SIDE, max_pixels=self.max_pixels, name=path)
         except ImageError as e:
             return Failed.of(str(e), content_hash)
-        faces, probs, readability = find_faces(rgb, self.detector, self.model)
+
+        def larger(side: int) -> np.ndarray | None:
+            try:
+                return load_rgb(source(), max_side=side, max_pixels=self.max_pixels, name=path)[0]
+            except (ImageError, MemoryError):  # too large to decode bigger: crops from the first decode
+                return None
+
+        found = self.find_faces(rgb, larger, max(full_w, full_h))
         s = full_w / rgb.shape[1]
         return Analysed(
             hash=content_hash, width=full_w, height=full_h, dhash=difference_hash(rgb), exif_time=taken,
-            n_small=int(getattr(self.detector, "small", 0)),
+            n_small=found.small,
             faces=tuple(FaceResult(box=tuple(v * s for v in f.box), det_score=f.score,
                                    p=tuple(float(v) for v in p), readability=float(r),
-                                   landmarks=tuple(round(v * s, 1) for v in f.landmarks) if f.landmarks else None)
-                        for f, p, r in zip(faces, probs, readability)))
+                                   landmarks=tuple(round(v * s, 1) for v in f.landmarks) if f.landmarks else None,
+                                   read_scale=float(rs))
+                        for f, p, r, rs in zip(found.faces, found.probabilities, found.readability,
+                                               found.read_scale)))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from albumsort.faces import CANDIDATE_SCORE, READABLE, SURE_SCORE, DetectorUnavailable, Face, confirmed, iou, \
-    make_detector, nms
+from albumsort.detectors import Thresholds
+from albumsort.faces import DetectorUnavailable, Face, iou, make_detector, nms, nms_arrays
 from tests.conftest import astronaut, shared
 
 
@@ -25,27 +25,84 @@ def test_unknown_detector_name():
         make_detector("haar")
 
 
-def test_falls_back_when_yunet_is_missing(monkeypatch):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_yuface(name, *a, **k):
-        if name == "yuface":
-            raise ImportError("no wheel for this platform")
-        if name == "mtcnn":
-            raise ImportError("mtcnn stands in here")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_yuface)
-    with pytest.raises(DetectorUnavailable, match="no face detector is installed"):
-        make_detector()  # tried yunet, then went on to the fallback, which is missing too
-    with pytest.raises(DetectorUnavailable, match="^the mtcnn detector is not installed: pip install mtcnn$"):
-        make_detector("mtcnn")
+def test_nms_arrays_matches_nms():
+    boxes = np.array([(0, 0, 10, 10), (1, 1, 10, 10), (50, 50, 10, 10), (52, 50, 10, 10)], np.float32)
+    scores = np.array([0.5, 0.9, 0.7, 0.8], np.float32)
+    keep = nms_arrays(scores, boxes, 0.4)
+    assert keep == [1, 3]
+    assert [f.score for f in nms([Face(tuple(b), float(s)) for b, s in zip(boxes, scores)])] == \
+        pytest.approx([scores[k] for k in keep])
 
 
-def test_astronaut_has_one_face_with_landmarks():
-    det = make_detector()
+def test_registry_names_every_backend_and_the_default_first():
+    from albumsort import detectors
+
+    assert detectors.names()[0] == detectors.DEFAULT == "scrfd"
+    assert {"scrfd", "yunet"} <= set(detectors.names())
+    for name in detectors.names():
+        det = make_detector(name)
+        assert isinstance(det, detectors.Detector) and det.name == name
+        assert det.model._session is None  # the version is known without loading the network
+        assert det.version.startswith(name) and det.thresholds.tag() in det.version
+
+
+def test_every_backend_returns_its_candidates_and_the_small_count():
+    """The protocol: ``detect`` returns ``Detections``, a list of faces (callers iterate and unpack it as
+    before) with ``small``, the sure faces too small to read; a sweep's explicit floor lifts both floors."""
+    from albumsort import detectors
+
+    for name in detectors.names():
+        found = make_detector(name, threads=1).detect(np.asarray(astronaut()))
+        assert isinstance(found, detectors.Detections) and len(found) == 1 and found.small == 0, name
+        t = make_detector(name, min_score=0.2, min_size=0).thresholds
+        assert (t.candidate, t.min_size, t.min_photo_size) == (0.2, 0, 0), name
+
+
+def test_too_small_to_read_is_one_rule_for_every_backend():
+    """``Thresholds.sized``: a box under either size floor is left out, and counted when it is sure."""
+    t = Thresholds(candidate=0.4, sure=0.6, min_size=10, min_photo_size=16)
+
+    def box(h, score):
+        return Face((0.0, 0.0, h, h), score)
+
+    boxes = [box(20, 0.9), box(12, 0.9), box(12, 0.5), box(30, 0.5), box(8, 0.9)]
+    # The network reads half the image given, the photo is twice its size: the detection floor decides
+    # (12 and 8 px are 6 and 4 px there); the unsure 12 px box is dropped uncounted.
+    found = t.sized(boxes, detect_scale=0.5, photo_scale=2.0)
+    assert [f.box[3] for f in found] == [20, 30] and found.small == 2
+    # The network reads twice the image given, which is the photo: the photo floor decides (12, 8 < 16).
+    found = t.sized(boxes, detect_scale=2.0, photo_scale=1.0)
+    assert [f.box[3] for f in found] == [20, 30] and found.small == 2
+    found = t.sized(boxes, detect_scale=2.0, photo_scale=1.5)  # 12 px is 18 px of the photo: both kept
+    assert [f.box[3] for f in found] == [20, 12, 12, 30] and found.small == 1
+    assert "photo16" in t.tag() and t.tag() != Thresholds(0.4, 0.6, min_size=10).tag()
+
+
+def test_environment_picks_the_detector(monkeypatch):
+    monkeypatch.setenv("ALBUMSORT_DETECTOR", "yunet")
+    assert make_detector().name == "yunet"
+    monkeypatch.delenv("ALBUMSORT_DETECTOR")
+    assert make_detector().name == "scrfd"
+
+
+def test_missing_weights_are_one_clear_error(monkeypatch, tmp_path):
+    from albumsort import runtime
+
+    monkeypatch.setattr(runtime, "model_dirs", lambda: [tmp_path])
+    with pytest.raises(DetectorUnavailable, match="scrfd detector's weights are missing"):
+        make_detector("scrfd")
+
+
+@pytest.mark.parametrize("name", ["scrfd", "yunet"])
+def test_one_thread_per_session_when_asked(name):
+    det = make_detector(name, threads=1)
+    det.detect(np.zeros((100, 100, 3), np.uint8))
+    assert det.model.session.get_session_options().intra_op_num_threads == 1
+
+
+@pytest.mark.parametrize("name", ["scrfd", "yunet"])
+def test_astronaut_has_one_face_with_landmarks(name):
+    det = make_detector(name)
     faces = det.detect(np.asarray(astronaut()))
     assert len(faces) == 1
     (f,) = faces
@@ -66,11 +123,12 @@ def dlib_boxes(root):
     return out
 
 
-def test_dlib_photos_faces_found():
+@pytest.mark.parametrize("name", ["scrfd", "yunet"])
+def test_dlib_photos_faces_found(name):
     """dlib's boxes are tighter than a detector's, so a face counts as found when a
     detection's centre falls inside its box and the sizes agree within 2x."""
     root = shared("dlib-faces")
-    det = make_detector()
+    det = make_detector(name)
     found = total = 0
     for name, boxes in dlib_boxes(root).items():
         rgb = np.asarray(Image.open(root / name).convert("RGB"))
@@ -85,18 +143,20 @@ def test_dlib_photos_faces_found():
 @pytest.fixture(scope="module")
 def find():
     """The faces ``albumsort index`` finds in an RGB array: detector candidates the model confirms."""
-    from albumsort.emotions import EmotionModel
-    from albumsort.indexer import find_faces
+    from albumsort.pipeline import Pipeline
 
-    det, model = make_detector(), EmotionModel(threads=1)
-    return lambda rgb: find_faces(np.ascontiguousarray(rgb), det, model)[0]
+    pipe = Pipeline()
+    return lambda rgb: pipe.find_faces(np.ascontiguousarray(rgb)).faces
 
 
 def test_confirmation_rule():
-    """YuNet's sure candidates are faces; less sure ones only when the emotion model reads them as faces."""
-    assert confirmed(SURE_SCORE, 0.0)
-    assert confirmed(CANDIDATE_SCORE, READABLE) and not confirmed(CANDIDATE_SCORE, READABLE - 0.01)
-    assert not confirmed(CANDIDATE_SCORE - 0.01, 1.0)
+    """Sure candidates are faces; less sure ones only when the emotion model reads them as faces."""
+    t = Thresholds(candidate=0.5, sure=0.65, readable=0.5)
+    assert t.confirmed(0.65, 0.0)
+    assert t.confirmed(0.5, 0.5) and not t.confirmed(0.5, 0.49)
+    assert not t.confirmed(0.49, 1.0)
+    score_only = make_detector("scrfd").thresholds
+    assert score_only.confirmed(score_only.sure, 0.0) and not score_only.confirmed(score_only.sure - 0.01, 1.0)
 
 
 def test_false_alarms_on_no_face_photos(find):

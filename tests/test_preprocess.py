@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import albumsort.preprocess as pp
+from albumsort.detectors import Detections, Thresholds
 from albumsort.faces import Face
 
 
@@ -58,9 +59,31 @@ def test_training_and_album_share_the_functions():
     assert emotions.to_model_input is pp.to_model_input
 
 
+class Fixed:
+    """A detector that always finds the same two faces."""
+
+    thresholds = Thresholds(candidate=0.5, sure=0.5)
+
+    def detect(self, rgb, photo_scale=1.0):
+        return Detections([Face((10, 10, 40, 40), 0.9, None), Face((60, 20, 30, 30), 0.8, None)])
+
+
+class FakeModel:
+    """Records what it is given; reads crops of ``input_size`` px with ``channels`` channels."""
+
+    def __init__(self, input_size=48, channels=1):
+        self.input_size, self.channels, self.seen = input_size, channels, None
+
+    def score_crops(self, crops):
+        self.seen = crops
+        x = pp.to_model_input(crops)
+        assert x.shape[1:] == (self.input_size, self.input_size, self.channels)
+        return np.full((len(x), 4), 0.25, np.float32), np.ones(len(x), np.float32)
+
+
 def test_album_pipeline_crops_with_crop_face(monkeypatch):
-    """detect_and_crop goes through preprocess.crop_face for every face."""
-    from albumsort import indexer
+    """pipeline.find_faces goes through preprocess.crop_face for every face."""
+    from albumsort import pipeline
 
     calls = []
     real = pp.crop_face
@@ -70,15 +93,47 @@ def test_album_pipeline_crops_with_crop_face(monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(pp, "crop_face", spy)
-
-    class Fixed:
-        def detect(self, rgb):
-            return [Face((10, 10, 40, 40), 0.9, None), Face((60, 20, 30, 30), 0.8, None)]
-
     rgb = np.random.default_rng(1).integers(0, 255, (120, 120, 3), dtype=np.uint8)
-    faces, crops = indexer.detect_and_crop(rgb, Fixed())
-    assert len(calls) == 2 and crops.shape == (2, 48, 48)
-    np.testing.assert_array_equal(crops[0], real(pp.to_gray(rgb), (10, 10, 40, 40), None))
+    model = FakeModel()
+    found = pipeline.find_faces(rgb, Fixed(), model)
+    assert len(calls) == 2 and model.seen.shape == (2, 48, 48) and len(found.faces) == 2
+    np.testing.assert_array_equal(model.seen[0], real(pp.to_gray(rgb), (10, 10, 40, 40), None))
+
+
+def test_pipeline_crops_at_the_models_size_and_colour():
+    """The crop side and channels come from the model (a 64 px colour model gets 64 px RGB crops)."""
+    from albumsort import pipeline
+
+    rgb = np.random.default_rng(2).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    model = FakeModel(64, 3)
+    pipeline.find_faces(rgb, Fixed(), model)
+    assert model.seen.shape == (2, 64, 64, 3)
+    np.testing.assert_array_equal(model.seen[1], pp.crop_face(rgb, (60, 20, 30, 30), None, size=64))
+
+
+def test_emotion_model_reads_its_input_from_the_onnx_file(tmp_path):
+    """EmotionModel.input_size and .channels are the ONNX input's (N, S, S, C), not constants."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from albumsort.emotions import EmotionModel
+
+    x = helper.make_tensor_value_info("face", TensorProto.FLOAT, ["n", 64, 64, 3])
+    y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", 5])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3])
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["face", "axes"], ["m"], keepdims=1),
+                               helper.make_node("Reshape", ["m", "shape"], ["r"]),
+                               helper.make_node("Tile", ["r", "reps"], ["probabilities"])],
+                              "fake", [x], [y], [axes, helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1]),
+                                                 helper.make_tensor("reps", TensorProto.INT64, [2], [1, 5])])
+    path = tmp_path / "colour64.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    m = EmotionModel(path, threads=1)
+    assert (m.input_size, m.channels) == (64, 3)
+    probs, read = m.score_crops(np.full((2, 64, 64, 3), 255, np.uint8))
+    assert probs.shape == (2, 4) and np.allclose(read, 1.0)
+    with pytest.raises(ValueError, match="do not fit"):
+        m.score_crops(np.zeros((1, 48, 48), np.uint8))
 
 
 def test_colour_crops_and_inputs():

@@ -1,0 +1,142 @@
+"""Face detector back-ends behind one small protocol, found by name in a registry.
+
+A back-end is one module in this package that defines a class with
+``name``, ``version`` (its model files' hashes and thresholds, known without
+loading anything), ``thresholds`` and ``detect(rgb, photo_scale) ->
+Detections`` and registers it::
+
+    @register("scrfd")
+    class SCRFD: ...
+
+Adding a detector is adding one file here: every module of the package is
+imported when a detector is first looked up.  ``faces.make_detector`` is the
+way in for the rest of albumsort.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from albumsort.faces import Face
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """How a back-end's candidates become faces (every tunable of a detector in one place).
+
+    A candidate is a box scored at least ``candidate``, at least ``min_size``
+    px tall at detection scale (the image the network reads) and at least
+    ``min_photo_size`` px tall in the photo's own pixels (what the pipeline
+    can read it from, with a larger decode); it is a face when scored at
+    least ``sure``, or when the emotion model reads it as a readable face
+    (readability >= ``readable``).  ``sure == candidate`` makes the score
+    alone decide.  A box scored at least ``sure`` but under either size
+    floor is a face too small to read: not a candidate, but counted
+    (``Detections.small``), so a crowd of tiny faces is not "no face found".
+    """
+
+    candidate: float
+    sure: float
+    readable: float = 0.5
+    min_size: float = 0.0
+    min_photo_size: float = 0.0
+
+    def confirmed(self, score: float, readability: float) -> bool:
+        return score >= self.sure or (score >= self.candidate and readability >= self.readable)
+
+    def sized(self, boxes: "Iterable[Face]", detect_scale: float, photo_scale: float = 1.0) -> "Detections":
+        """The candidates of ``boxes`` (scored at least ``candidate``, in the pixels of the image given to
+        ``detect``) that pass both size floors, and the count of sure ones that do not.
+
+        ``detect_scale``: pixels the network read per pixel of that image; ``photo_scale``: pixels of the
+        photo per pixel of that image.  The one definition of "too small to read" for every back-end.
+        """
+        kept, small = [], 0
+        for f in boxes:
+            h = f.box[3]
+            if h * detect_scale >= self.min_size and h * photo_scale >= self.min_photo_size:
+                kept.append(f)
+            elif f.score >= self.sure:
+                small += 1
+        return Detections(kept, small)
+
+    def tag(self) -> str:
+        return (f"m{self.candidate:g}-sure{self.sure:g}-read{self.readable:g}-min{self.min_size:g}"
+                f"-photo{self.min_photo_size:g}")
+
+    def with_floor(self, min_score: float | None = None, min_size: float | None = None) -> "Thresholds":
+        """These thresholds with a lower candidate floor (sweeps, training): ``min_score`` lowers the
+        candidate score (sure stays at least that); ``min_size`` becomes the only size floor."""
+        if min_score is None and min_size is None:
+            return self
+        return Thresholds(self.candidate if min_score is None else min_score,
+                          self.sure if min_score is None else max(self.sure, min_score), self.readable,
+                          self.min_size if min_size is None else min_size,
+                          self.min_photo_size if min_size is None else 0.0)
+
+
+class Detections(list):
+    """What ``detect`` returns: the candidate faces (a plain list of ``faces.Face``, so every caller that
+    iterates or unpacks them is unchanged) and ``small``, how many faces the detector was sure of
+    (score >= ``thresholds.sure``) but left out as too small to read (under a size floor)."""
+
+    def __init__(self, faces: "Iterable[Face]" = (), small: int = 0):
+        super().__init__(faces)
+        self.small = int(small)
+
+    def __repr__(self) -> str:
+        return f"Detections({list.__repr__(self)}, small={self.small})"
+
+
+@runtime_checkable
+class Detector(Protocol):
+    name: str
+    version: str
+    thresholds: Thresholds
+
+    def detect(self, rgb: "np.ndarray", photo_scale: float = 1.0) -> Detections:
+        """Candidate faces in an RGB uint8 image, in its pixel coordinates, and the count of sure faces too
+        small to read (``Thresholds.sized``).  ``photo_scale``: pixels of the photo per pixel of ``rgb``
+        (more than 1 when ``rgb`` is a reduced decode), for ``thresholds.min_photo_size``."""
+
+
+REGISTRY: dict[str, Callable[..., Detector]] = {}
+DEFAULT = "scrfd"
+"""The detector ``albumsort index`` uses unless told otherwise (issue 17: the only one measured at
+recall >= 90% and precision >= 90% on the held-out WIDER half)."""
+
+
+def register(name: str):
+    """Class decorator: make a back-end available as ``--detector NAME``."""
+
+    def add(cls):
+        REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def _discover() -> None:
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+
+
+def names() -> list[str]:
+    """Registered back-ends, the default first."""
+    _discover()
+    return sorted(REGISTRY, key=lambda n: (n != DEFAULT, n))
+
+
+def get(name: str) -> Callable[..., Detector]:
+    _discover()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}: use one of {', '.join(names())}") from None
