@@ -51,6 +51,8 @@ def session(path: str | Path, threads: int | None = None):
     """An ONNX Runtime inference session for the model at ``path``, on ``threads`` intra-op threads."""
     import onnxruntime as ort
 
+    if hasattr(ort, "disable_telemetry_events"):
+        ort.disable_telemetry_events()  # albumsort runs offline and sends nothing anywhere
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or default_threads()
     opts.inter_op_num_threads = 1
