@@ -30,7 +30,7 @@ from albumsort.index import Index, Stats, path_key, path_text
 from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
 from albumsort.preprocess import EMOTIONS
 from albumsort.ranking import face_confidence, ranking_columns
-from albumsort.scan import Entry, Failure, walk
+from albumsort.scan import Failure, walk
 
 if TYPE_CHECKING:
     from albumsort.executors import Executor

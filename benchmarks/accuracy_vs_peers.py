@@ -196,17 +196,8 @@ def rafdb_set(root: Path, limit, size, channels, cache):
 
 
 def default_model() -> str:
-    """models/emotion.onnx when it exists and ``predict`` can run it, else models/emotion.tflite."""
-    onnx, tflite = ROOT / "models" / "emotion.onnx", ROOT / "models" / "emotion.tflite"
-    if onnx.is_file():
-        try:
-            size, channels = model_input(onnx)
-            predict(onnx, np.zeros((1, size, size) + ((3,) if channels == 3 else ()), np.uint8))
-            return str(onnx)
-        except Exception as e:  # noqa: BLE001  (albumsort's runtime may not read .onnx yet)
-            print(f"using {tflite.name}: albumsort's runtime cannot run {onnx.name} yet ({str(e)[:80]})",
-                  file=sys.stderr)
-    return str(tflite)
+    """The shipped model, as albumsort runs it."""
+    return str(ROOT / "models" / "emotion.onnx")
 
 
 def table(title: str, rows: dict[str, dict]) -> str:
@@ -241,8 +232,7 @@ def main() -> int:
     ap.add_argument("--peers", default=str(ROOT.parent / "shared" / "peers"),
                     help="folder of the peers' weights (benchmark fixtures, never copied into the repository)")
     ap.add_argument("--model", default=None,
-                    help="our model (default: models/emotion.onnx when it exists and albumsort's runtime reads it, "
-                         "else models/emotion.tflite)")
+                    help="our model (default: models/emotion.onnx)")
     ap.add_argument("--limit", type=int, default=None, help="at most N faces per class and set (for quick runs)")
     ap.add_argument("--threads", type=int, default=2, help="onnxruntime threads for the OpenCV Zoo model")
     ap.add_argument("--faceapi-backend", default="wasm", choices=("wasm", "cpu"), help="tfjs backend for face-api.js")

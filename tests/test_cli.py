@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.conftest import astronaut, grace_hopper, scenery
 

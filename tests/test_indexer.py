@@ -3,7 +3,6 @@
 import os
 import sys
 import shutil
-import time
 
 import pytest
 from PIL import Image
@@ -193,7 +192,6 @@ def test_content_found_twice_in_one_run_is_scored_once(album, tmp_path):
 
 def test_the_photos_to_do_wait_on_disk_and_leave_nothing_behind_even_after_kill_9(tmp_path):
     import subprocess
-    import sys
 
     from albumsort.indexer import _Todo
     from tests.test_cli import CLI, big_album, wait_for_rows

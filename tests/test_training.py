@@ -174,10 +174,10 @@ def test_smoke_training_and_evaluate(fer_folder, tmp_path):
     loss = metrics["history"]["loss"]
     assert loss[-1] < loss[0]  # it learned something (too few steps for batch-norm statistics to settle)
 
-    # The .tflite model is scored with only the inference runtime: Keras and TensorFlow cannot be imported.
+    # The .onnx model is scored with only the inference runtime: Keras and TensorFlow cannot be imported.
     no_keras = ("import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None; "
                 "from training.evaluate import main; sys.exit(main(sys.argv[1:]))")
-    ev = subprocess.run([sys.executable, "-c", no_keras, "--model", str(out / "smoke.tflite"),
+    ev = subprocess.run([sys.executable, "-c", no_keras, "--model", str(out / "smoke.onnx"),
                          "--data", str(fer_folder / "test"), "--confusion", str(tmp_path / "cm.png")],
                         capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert ev.returncode == 0, ev.stderr[-3000:]
@@ -192,10 +192,10 @@ def test_smoke_training_and_evaluate(fer_folder, tmp_path):
     assert 0 <= rd["faces_mean"] <= 1 and rd["n_faces"] == 60
     from albumsort.emotions import EmotionModel
 
-    probs, readability = EmotionModel(out / "smoke.tflite").score_crops(np.zeros((3, 96, 96), np.uint8))
+    probs, readability = EmotionModel(out / "smoke.onnx").score_crops(np.zeros((3, 96, 96), np.uint8))
     assert probs.shape == (3, 4) and readability.shape == (3,)
     assert np.allclose(probs.sum(1), 1, atol=1e-4) and ((readability >= 0) & (readability <= 1)).all()
-    # Keras and TFLite forms agree once calibration is applied (no input blur in the smoke model).
+    # Keras and ONNX forms agree once calibration is applied.
     ev2 = subprocess.run([sys.executable, "-m", "training", "evaluate", "--model", str(out / "smoke.keras"),
                           "--data", str(fer_folder / "test"), "--confusion", str(tmp_path / "cm2.png")],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -208,7 +208,7 @@ def test_shipped_model_on_public_test():
     from training.evaluate import evaluate
 
     card = json.loads((ROOT / "models" / "emotion.json").read_text())
-    r = evaluate(ROOT / "models" / "emotion.tflite", data)
+    r = evaluate(ROOT / "models" / "emotion.onnx", data)
     assert r["n"] == 2622  # FER2013's own labels
     assert abs(r["ferplus"]["accuracy"] - card["test_accuracy"]) < 0.005  # the card's headline: FER+ majority
 
