@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from albumsort.preprocess import EMOTIONS, to_model_input
+from albumsort.preprocess import to_model_input
 
 
 @dataclass
