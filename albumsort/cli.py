@@ -545,9 +545,9 @@ def index(
                                           show_default="one per core, fewer when memory is short",
                                           help="Worker processes."),
     detector: Optional[Detector] = typer.Option(
-        None, metavar="NAME", show_default="scrfd",
-        help="Face detector: " + ", ".join(_detector_names()) + " (scrfd's weights are for non-commercial "
-             "use only; yunet is licence-clean)."),
+        None, metavar="NAME", show_default="scrfd-int8",
+        help="Face detector: " + ", ".join(_detector_names()) + " (scrfd's weights, float or int8, are for "
+             "non-commercial use only; yunet is licence-clean)."),
     max_pixels: Optional[int] = typer.Option(None, metavar="N", show_default="150,000,000",
                                              help="Refuse images larger than N pixels."),
     exclude: Optional[List[str]] = typer.Option(

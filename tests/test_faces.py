@@ -37,7 +37,7 @@ def test_nms_arrays_matches_nms():
 def test_registry_names_every_backend_and_the_default_first():
     from albumsort import detectors
 
-    assert detectors.names()[0] == detectors.DEFAULT == "scrfd"
+    assert detectors.names()[0] == detectors.DEFAULT == "scrfd-int8"
     assert {"scrfd", "yunet"} <= set(detectors.names())
     for name in detectors.names():
         det = make_detector(name)
@@ -82,7 +82,7 @@ def test_environment_picks_the_detector(monkeypatch):
     monkeypatch.setenv("ALBUMSORT_DETECTOR", "yunet")
     assert make_detector().name == "yunet"
     monkeypatch.delenv("ALBUMSORT_DETECTOR")
-    assert make_detector().name == "scrfd"
+    assert make_detector().name == "scrfd-int8"
 
 
 def test_missing_weights_are_one_clear_error(monkeypatch, tmp_path):

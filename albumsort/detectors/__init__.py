@@ -107,9 +107,12 @@ class Detector(Protocol):
 
 
 REGISTRY: dict[str, Callable[..., Detector]] = {}
-DEFAULT = "scrfd"
-"""The detector ``albumsort index`` uses unless told otherwise (issue 17: the only one measured at
-recall >= 90% and precision >= 90% on the held-out WIDER half)."""
+DEFAULT = "scrfd-int8"
+"""The detector ``albumsort index`` uses unless told otherwise: SCRFD-2.5g, the only one measured at
+recall >= 90% and precision >= 90% on the held-out WIDER half, in its int8 form, which keeps recall
+within 0.2 point of the float file and took 22 ms per photo against 39 on this project's CPU (AMD EPYC,
+AVX-512 VNNI; ``benchmarks/detection.py``, idle, 2026-11-30).  On a CPU without fast int8 kernels
+``--detector scrfd`` (float) may be faster."""
 
 
 def register(name: str):
