@@ -106,7 +106,7 @@ def test_new_model_rescores(album, tmp_path, monkeypatch):
 def test_new_detector_weights_or_thresholds_rescore(album, tmp_path, monkeypatch):
     """Issue 17, point 8: the detector version stored per photo (weights' hash + thresholds) changes with
     the detector, so the next run re-scores old photos by itself; an unchanged spec re-scores nothing."""
-    from albumsort.detectors import Thresholds, scrfd
+    from albumsort.detectors import DEFAULT, Thresholds, scrfd
 
     db = tmp_path / "i.db"
     run(album, db)
@@ -116,7 +116,7 @@ def test_new_detector_weights_or_thresholds_rescore(album, tmp_path, monkeypatch
     s, idx = run(album, db)
     assert s.rescored == 5 and s.indexed == 5
     versions = {r["detector_version"] for r in idx.query("SELECT detector_version FROM results")}
-    assert len(versions) == 1 and versions.pop().startswith("scrfd-new-weights-")
+    assert len(versions) == 1 and versions.pop().startswith(f"{DEFAULT}-new-weights-")  # scrfd or scrfd-int8
     monkeypatch.setattr(scrfd, "THRESHOLDS", Thresholds(candidate=0.45, sure=0.45))
     s, _ = run(album, db)
     assert s.rescored == 5
