@@ -311,3 +311,14 @@ def test_augmentations_keep_shape_and_label_face_like_things_unreadable(channels
     assert (centre > 0.1).all()  # the face itself is replaced, not a corner
     y0, t0 = make_facelike(x, t, 0.0, 64, channels)
     assert np.array_equal(y0.numpy(), x.numpy()) and np.array_equal(t0.numpy(), t.numpy())
+
+
+def test_rafdb_other_expressions_train_auxiliary_outputs(rafdb_folder, tmp_path):
+    """Surprise, fear and disgust (only when asked for) get targets 5, 6, 7 past the five albumsort reads."""
+    from albumsort.faces import make_detector
+    from training.data import RAFDB_OTHER, DetectionCache, load_rafdb
+
+    x, t, _ = load_rafdb(rafdb_folder, "val", size=48, cache=DetectionCache(make_detector(), tmp_path),
+                         expressions=RAFDB_OTHER)
+    assert x.shape == (3, 48, 48) and t.shape == (3, 8)
+    assert sorted(t.argmax(1).tolist()) == [5, 6, 7] and np.allclose(t.sum(1), 1)

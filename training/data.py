@@ -155,9 +155,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
 
 
-def one_hot(labels: np.ndarray) -> np.ndarray:
-    """Integer labels (0..4) to float32 targets (N, 5)."""
-    out = np.zeros((len(labels), len(TARGETS)), np.float32)
+def one_hot(labels: np.ndarray, width: int = len(TARGETS)) -> np.ndarray:
+    """Integer labels (0..4, or past 4 for auxiliary classes) to float32 targets (N, width)."""
+    out = np.zeros((len(labels), width), np.float32)
     out[np.arange(len(labels)), labels] = 1.0
     return out
 
@@ -398,8 +398,11 @@ def pad_face(rgb: np.ndarray, pad: float = RAFDB_PAD) -> tuple[np.ndarray, int]:
 
 
 def load_rafdb(root: str | Path, split: str, detector=None, size: int = FACE_SIZE, channels: int = 1,
-               cache: DetectionCache | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """RAF-DB faces of ``split`` (train or val) for the four emotions, as album crops.
+               cache: DetectionCache | None = None,
+               expressions=("angry", "happy", "sad", "neutral")) -> tuple[np.ndarray, np.ndarray, float]:
+    """RAF-DB faces of ``split`` (train or val) for ``expressions`` (the four emotions), as album crops.
+
+    ``RAFDB_OTHER`` expressions get the auxiliary targets 5, 6, 7 (targets are then 8 wide).
 
     Each tight crop is padded (``pad_face``); the detector runs on the padded
     copy and the detection overlapping the original crop is cut by
@@ -410,7 +413,7 @@ def load_rafdb(root: str | Path, split: str, detector=None, size: int = FACE_SIZ
 
     cache = cache or DetectionCache(detector or make_detector())
     images, labels, found = [], [], 0
-    for path, expression in rafdb_files(root, split):
+    for path, expression in rafdb_files(root, split, expressions):
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
         padded, p = pad_face(rgb)
@@ -420,10 +423,12 @@ def load_rafdb(root: str | Path, split: str, detector=None, size: int = FACE_SIZ
         crop, ok = album_crop(padded, box, size=size, channels=channels,
                               faces=cache.faces(path, padded, PAD_VARIANT))
         images.append(crop)
-        labels.append(EMOTIONS.index(RAFDB_FOLDERS[expression]))
+        labels.append(EMOTIONS.index(RAFDB_FOLDERS[expression]) if RAFDB_FOLDERS[expression]
+                      else UNREADABLE + 1 + RAFDB_OTHER.index(expression))
         found += ok
     cache.save()
-    return np.stack(images), one_hot(np.array(labels)), found / max(1, len(images))
+    width = len(TARGETS) + (len(RAFDB_OTHER) if max(labels) >= len(TARGETS) else 0)
+    return np.stack(images), one_hot(np.array(labels), width), found / max(1, len(images))
 
 
 # -- Face-like things: masks, paint, helmets, printed faces -----------------------

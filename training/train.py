@@ -110,7 +110,7 @@ def load_all(cfg: Config) -> dict:
     """
     from albumsort.faces import make_detector
     from training.data import (RAFDB_OTHER, UNREADABLE, DetectionCache, load_expw, load_fer, load_nonfaces,
-                               load_rafdb, one_hot, rafdb_files, stratified_split)
+                               load_rafdb, one_hot, stratified_split)
 
     size, ch = cfg.input_size, cfg.channels
     cache = DetectionCache(make_detector())
@@ -129,21 +129,8 @@ def load_all(cfg: Config) -> dict:
         parts_val.append(d["test_rafdb"])
         d["rafdb_detector_found"] = found
         if cfg.rafdb_other == "aux":
-            from training.data import PAD_VARIANT, RAFDB_PAD, album_crop, pad_face
-            from PIL import Image
-
-            crops, labels = [], []
-            for path, expression in rafdb_files(cfg.rafdb, "train", RAFDB_OTHER):
-                with Image.open(path) as im:
-                    padded, p = pad_face(np.asarray(im.convert("RGB")), RAFDB_PAD)
-                h = padded.shape[0] - 2 * p
-                crop, _ = album_crop(padded, (p + 0.1 * h, p + 0.1 * h, 0.8 * h, 0.8 * h), size=size, channels=ch,
-                                     faces=cache.faces(path, padded, PAD_VARIANT))
-                crops.append(crop)
-                labels.append(UNREADABLE + 1 + RAFDB_OTHER.index(expression))
-            t_other = np.zeros((len(labels), UNREADABLE + 1 + len(RAFDB_OTHER)), np.float32)
-            t_other[np.arange(len(labels)), labels] = 1.0
-            parts_train.append((np.stack(crops), t_other))
+            parts_train.append(load_rafdb(cfg.rafdb, "train", size=size, channels=ch, cache=cache,
+                                          expressions=RAFDB_OTHER)[:2])
         elif cfg.rafdb_other != "drop":
             raise ValueError(f"rafdb_other must be drop or aux, not {cfg.rafdb_other!r}")
     if cfg.expw and Path(cfg.expw).is_dir():
