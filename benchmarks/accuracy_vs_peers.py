@@ -125,15 +125,26 @@ def ferplus_files(root: Path, split: str, limit: int | None) -> list[tuple[Path,
     return out
 
 
-def fer_set(root: Path, limit, size, channels, detector):
+def folder_files(root: Path, split: str, limit: int | None) -> list[tuple[Path, int]]:
+    """The files ``load_fer(root, split, limit, labels="folder")`` reads (``load_folder``'s order)."""
+    out = []
+    for label, emotion in enumerate(EMOTIONS):
+        files = sorted(p for p in (root / split / emotion).iterdir()
+                       if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"})
+        out += [(p, label) for p in files[:limit or None]]
+    return out
+
+
+def fer_set(root: Path, limit, size, channels, detector, labels_from: str = "majority"):
+    """PublicTest faces with FER+ majority labels (``labels_from="majority"``) or FER2013's own (``"folder"``)."""
     import cv2
 
     from training.data import DetectionCache, load_fer, pad_face, read_face
 
-    ours, targets = load_fer(root, "test", limit, labels="majority", size=size, channels=channels)
+    ours, targets = load_fer(root, "test", limit, labels=labels_from, size=size, channels=channels)
     labels = targets.argmax(1)
-    files = ferplus_files(root, "test", limit)
-    assert [m for _, m in files] == labels.tolist(), "FER+ file order differs from load_fer's"
+    files = ferplus_files(root, "test", limit) if labels_from == "majority" else folder_files(root, "test", limit)
+    assert [m for _, m in files] == labels.tolist(), "FER2013 file order differs from load_fer's"
     base = Path(os.environ.get("ALBUMSORT_TRAINING_CACHE", Path.home() / ".cache" / "albumsort-training"))
     cache = DetectionCache(detector, base / f"peers-fer2013-pad{FER_PAD:g}-x{FER_UPSCALE}")
     inputs = PeerInputs()
@@ -175,7 +186,7 @@ def expw_set(root: Path, limit, size, channels, cache):
 def rafdb_set(root: Path, limit, size, channels, cache):
     from PIL import Image
 
-    from training.data import RAFDB_FOLDERS, load_rafdb, pad_face, rafdb_files
+    from training.data import PAD_VARIANT, RAFDB_FOLDERS, load_rafdb, pad_face, rafdb_files
 
     ours, targets, _ = load_rafdb(root, "val", size=size, channels=channels, cache=cache)
     labels = targets.argmax(1)
@@ -190,7 +201,7 @@ def rafdb_set(root: Path, limit, size, channels, cache):
         padded, p = pad_face(rgb)
         h, w = rgb.shape[:2]
         box = (p + 0.1 * w, p + 0.1 * h, 0.8 * w, 0.8 * h)  # as load_rafdb
-        inputs.add(padded, pick(cache.faces(path, padded), box), box)
+        inputs.add(padded, pick(cache.faces(path, padded, PAD_VARIANT), box), box)  # load_rafdb's detections
     cache.save()
     return ours[keep], labels[keep], inputs, "detector missed (all models got the labelled box)"
 
@@ -261,6 +272,8 @@ def main() -> int:
     if (shared / "fer2013" / "ferplus.csv").is_file():
         builders["FER2013 PublicTest, FER+ majority"] = lambda: fer_set(shared / "fer2013", args.limit, size, channels,
                                                                          detector)
+        builders["FER2013 PublicTest, FER2013 labels"] = lambda: fer_set(
+            shared / "fer2013", args.limit, size, channels, detector, labels_from="folder")
     if (shared / "expw" / "labels.csv").is_file():
         builders["ExpW held out"] = lambda: expw_set(shared / "expw", args.limit, size, channels, cache)
     if (shared / "rafdb").is_dir():
