@@ -51,15 +51,15 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 
 
 def readability_logits(logits: np.ndarray) -> np.ndarray:
-    """Two-class logits (readable, unreadable) from the model's five: log-sum-exp of the four emotions, the fifth.
+    """Two-class logits (readable, unreadable) from the model's K+1: log-sum-exp of the K expressions, the last.
 
-    A softmax of these at temperature T equals 1 - softmax(logits / T)[:, 4],
+    A softmax of these at temperature T equals 1 - softmax(logits / T)[:, K],
     which is what the exported model computes for readability.
     """
-    emo = logits[:, :4]
+    emo = logits[:, :-1]
     m = emo.max(axis=1, keepdims=True)
     lse = (m + np.log(np.exp(emo - m).sum(axis=1, keepdims=True)))[:, 0]
-    return np.stack([lse, logits[:, 4]], axis=1)
+    return np.stack([lse, logits[:, -1]], axis=1)
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:

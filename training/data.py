@@ -1,15 +1,17 @@
 """Training data: FER2013 (challenge CSV, folder layout, FER+ votes), ExpW and RAF-DB faces, non-faces.
 
-Every loader returns uint8 crops and soft targets (N, 5) over
-``TARGETS``: the four product emotions in ``EMOTIONS`` order, then
-``unreadable`` (not a face, or a face whose expression cannot be read).
+Every loader returns uint8 crops and soft targets (N, 8) over
+``TARGETS``: the seven expressions in ``EXPRESSIONS`` order (the four product
+emotions first, then surprise, fear, disgust), then ``unreadable`` (not a
+face, or a face whose expression cannot be read).
 
 * FER2013 with ``ferplus.csv`` beside it trains on the FER+ votes of ten
-  annotators (Barsoum et al. 2016): anger/happiness/sadness/neutral votes go to
-  the four emotions, unknown and not-a-face votes to ``unreadable``.  Votes for
-  surprise, fear, disgust and contempt are dropped and the rest renormalised;
-  a face whose plurality is one of those four is left out (see
-  ``FERPLUS_MIN_KEPT``).  Without ``ferplus.csv`` the folder labels are used.
+  annotators (Barsoum et al. 2016): votes for the seven expressions go to
+  them, unknown and not-a-face votes to ``unreadable``.  Contempt votes are
+  dropped and the rest renormalised (``FERPLUS_CONTEMPT``: 162 training
+  faces, 0.6%, have contempt as their plurality); a face whose plurality is
+  contempt is left out (see ``FERPLUS_MIN_KEPT``).  Without ``ferplus.csv``
+  the folder labels are used.
 * ExpW faces (colour web photos with context) are cut by the album's own
   detector and ``crop_face``, so training sees exactly the album's framing.
 * RAF-DB faces (tight, eye-aligned 100 px crops) are padded back out to a
@@ -32,15 +34,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from albumsort.preprocess import EMOTIONS, FACE_SIZE
+from albumsort.labels import EMOTIONS, EXPRESSIONS
+from albumsort.preprocess import FACE_SIZE
 
-TARGETS = EMOTIONS + ("unreadable",)
-UNREADABLE = len(EMOTIONS)
+TARGETS = EXPRESSIONS + ("unreadable",)
+UNREADABLE = len(EXPRESSIONS)
 
 FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
                  "unknown", "NF")
-FERPLUS_TO_TARGET = {"anger": 0, "happiness": 1, "sadness": 2, "neutral": 3, "unknown": UNREADABLE,
-                     "NF": UNREADABLE}
+FERPLUS_TO_TARGET = {"anger": 0, "happiness": 1, "sadness": 2, "neutral": 3, "surprise": 4, "fear": 5,
+                     "disgust": 6, "unknown": UNREADABLE, "NF": UNREADABLE}
+FERPLUS_CONTEMPT = {"drop": None, "disgust": 6, "unreadable": UNREADABLE}
+"""Where contempt votes go (``train.Config.ferplus_contempt``): dropped, to disgust, or to unreadable."""
 FERPLUS_MIN_KEPT = 0.5
 """A face is kept when at least this share of its votes is for a target class."""
 
@@ -62,16 +67,16 @@ def read_face(path: str | Path, size: int = FACE_SIZE, channels: int = 1) -> np.
 
 def load_folder(root: str | Path, limit_per_class: int | None = None, size: int = FACE_SIZE,
                 channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``root/<emotion>/*`` images for the four emotions; other folders are ignored.
+    """Read ``root/<expression>/*`` images for the seven expressions; other folders are ignored.
 
-    Returns (images uint8 (N, 48, 48), labels int64 (N,)).  Files are read in
+    Returns (images uint8 (N, 48, 48), labels int64 (N,), ``EXPRESSIONS`` indices).  Files are read in
     sorted order so that a run is reproducible.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"no such data folder: {root}")
     images, labels = [], []
-    for label, emotion in enumerate(EMOTIONS):
+    for label, emotion in enumerate(EXPRESSIONS):
         folder = root / emotion
         if not folder.is_dir():
             continue
@@ -82,7 +87,7 @@ def load_folder(root: str | Path, limit_per_class: int | None = None, size: int 
             images.append(read_face(path, size, channels))
             labels.append(label)
     if not images:
-        raise ValueError(f"{root} holds none of the folders {', '.join(EMOTIONS)}")
+        raise ValueError(f"{root} holds none of the folders {', '.join(EXPRESSIONS)}")
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 
 
@@ -92,7 +97,7 @@ def load_csv(path: str | Path, split: str = "train", limit_per_class: int | None
     ``split`` is train, test (PublicTest) or private (PrivateTest).
     """
     usage = CSV_SPLITS[split]
-    keep = {FER_CLASSES.index(e): i for i, e in enumerate(EMOTIONS)}
+    keep = {FER_CLASSES.index(e): i for i, e in enumerate(EXPRESSIONS)}
     images, labels, counts = [], [], {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
@@ -111,7 +116,7 @@ def load_csv(path: str | Path, split: str = "train", limit_per_class: int | None
             images.append(pixels.reshape(FACE_SIZE, FACE_SIZE))
             labels.append(label)
     if not images:
-        raise ValueError(f"{path}: no {usage} rows for {', '.join(EMOTIONS)}")
+        raise ValueError(f"{path}: no {usage} rows for {', '.join(EXPRESSIONS)}")
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 
 
@@ -156,17 +161,20 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 
 def one_hot(labels: np.ndarray, width: int = len(TARGETS)) -> np.ndarray:
-    """Integer labels (0..4, or past 4 for auxiliary classes) to float32 targets (N, width)."""
+    """Integer labels (``TARGETS`` indices) to float32 targets (N, width)."""
     out = np.zeros((len(labels), width), np.float32)
     out[np.arange(len(labels)), labels] = 1.0
     return out
 
 
-def ferplus_targets(votes: dict[str, int]) -> np.ndarray | None:
+def ferplus_targets(votes: dict[str, int], contempt: str = "drop") -> np.ndarray | None:
     """Soft targets over ``TARGETS`` from one face's FER+ votes, or None to leave the face out."""
     total = sum(votes.values())
     t = np.zeros(len(TARGETS), np.float32)
-    for name, cls in FERPLUS_TO_TARGET.items():
+    mapping = dict(FERPLUS_TO_TARGET)
+    if FERPLUS_CONTEMPT[contempt] is not None:
+        mapping["contempt"] = FERPLUS_CONTEMPT[contempt]
+    for name, cls in mapping.items():
         t[cls] += votes.get(name, 0)
     if total == 0 or t.sum() < FERPLUS_MIN_KEPT * total:
         return None
@@ -174,13 +182,13 @@ def ferplus_targets(votes: dict[str, int]) -> np.ndarray | None:
 
 
 def ferplus_majority(votes: dict[str, int]) -> int:
-    """FER+ majority label as an EMOTIONS index, or -1 (another class won, or a tie at the top)."""
+    """FER+ majority label as an EXPRESSIONS index, or -1 (contempt, unknown or not-a-face won, or a tie)."""
     counts = [votes.get(v, 0) for v in FERPLUS_VOTES]
     best = max(counts)
     if best == 0 or counts.count(best) > 1:
         return -1
-    name = FERPLUS_VOTES[counts.index(best)]
-    return FERPLUS_TO_TARGET[name] if name in ("anger", "happiness", "sadness", "neutral") else -1
+    cls = FERPLUS_TO_TARGET.get(FERPLUS_VOTES[counts.index(best)], UNREADABLE)
+    return cls if cls < UNREADABLE else -1
 
 
 def read_ferplus(root: str | Path) -> dict[str, dict[str, int]]:
@@ -196,12 +204,13 @@ def read_ferplus(root: str | Path) -> dict[str, dict[str, int]]:
 
 
 def load_ferplus(root: str | Path, split: str, labels: str = "votes", limit_per_class: int | None = None,
-                 size: int = FACE_SIZE, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                 size: int = FACE_SIZE, channels: int = 1, contempt: str = "drop") -> tuple[np.ndarray, np.ndarray]:
     """FER2013 faces of ``split`` (train or test) with FER+ labels.
 
-    ``labels="votes"``: soft targets (N, 5) from ``ferplus_targets``.
+    ``labels="votes"``: soft targets (N, 8) from ``ferplus_targets``.
     ``labels="majority"``: one-hot targets of the FER+ majority, only for
-    faces whose majority is one of the four emotions (the evaluation set).
+    faces whose majority is one of the seven expressions (the evaluation set;
+    the four-class figures keep the faces labelled with one of the four).
     """
     root = Path(root)
     votes = read_ferplus(root)
@@ -215,7 +224,7 @@ def load_ferplus(root: str | Path, split: str, labels: str = "votes", limit_per_
                 continue
             t = one_hot(np.array([m]))[0]
         else:
-            t = ferplus_targets(votes[rel])
+            t = ferplus_targets(votes[rel], contempt)
             if t is None:
                 continue
         cls = int(t.argmax())
@@ -230,11 +239,12 @@ def load_ferplus(root: str | Path, split: str, labels: str = "votes", limit_per_
 
 
 def load_fer(data: str | Path, split: str, limit_per_class: int | None = None,
-             labels: str = "votes", size: int = FACE_SIZE, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """FER2013 as (images, targets (N, 5)): FER+ votes when ``ferplus.csv`` is there, else the given labels."""
+             labels: str = "votes", size: int = FACE_SIZE, channels: int = 1,
+             contempt: str = "drop") -> tuple[np.ndarray, np.ndarray]:
+    """FER2013 as (images, targets (N, 8)): FER+ votes when ``ferplus.csv`` is there, else the given labels."""
     data = Path(data)
     if data.is_dir() and (data / "ferplus.csv").is_file() and labels != "folder":
-        return load_ferplus(data, split, labels, limit_per_class, size, channels)
+        return load_ferplus(data, split, labels, limit_per_class, size, channels, contempt)
     x, y = load(data, split, limit_per_class, size, channels)
     return x, one_hot(y)
 
@@ -344,15 +354,8 @@ def load_expw(root: str | Path, split: str, detector=None, size: int = FACE_SIZE
 
 
 # -- RAF-DB: tight aligned web faces, given back the album's framing -------------
-RAFDB_FOLDERS = {"angry": "angry", "happy": "happy", "sad": "sad", "neutral": "neutral",
-                 "surprise": None, "fear": None, "disgust": None}
-"""RAF-DB's seven folders and the product emotion each trains (None: an expression albumsort does not rank).
-
-What to do with the other three is ``train.Config.rafdb_other``: left out, or trained as auxiliary
-classes that albumsort never reads (``RAFDB_OTHER``); the model card gives the measurement."""
-
-RAFDB_OTHER = ("surprise", "fear", "disgust")
-"""RAF-DB expressions that can train auxiliary outputs 5, 6, 7 (after ``TARGETS``)."""
+RAFDB_FOLDERS = {e: e for e in EXPRESSIONS}
+"""RAF-DB's seven folders and the expression each trains: all seven are albumsort's ``EXPRESSIONS``."""
 
 RAFDB_SPLITS = {"train": (0.0, 0.9), "val": (0.9, 1.0)}
 """Fixed shares of every RAF-DB training-split class (shuffled with seed 0): 90% train, 10% validation.
@@ -368,7 +371,7 @@ PAD_VARIANT = f"pad-soft{RAFDB_PAD:g}"
 """Names ``pad_face``'s output in the detection cache."""
 
 
-def rafdb_files(root: str | Path, split: str, expressions=("angry", "happy", "sad", "neutral")) -> list[tuple[Path, str]]:
+def rafdb_files(root: str | Path, split: str, expressions=EXPRESSIONS) -> list[tuple[Path, str]]:
     """(file, RAF-DB expression) of one fixed share of ``root/train``, stratified and stable across runs."""
     root = Path(root)
     base = root / "train" if (root / "train").is_dir() else root
@@ -399,10 +402,8 @@ def pad_face(rgb: np.ndarray, pad: float = RAFDB_PAD) -> tuple[np.ndarray, int]:
 
 def load_rafdb(root: str | Path, split: str, detector=None, size: int = FACE_SIZE, channels: int = 1,
                cache: DetectionCache | None = None,
-               expressions=("angry", "happy", "sad", "neutral")) -> tuple[np.ndarray, np.ndarray, float]:
-    """RAF-DB faces of ``split`` (train or val) for ``expressions`` (the four emotions), as album crops.
-
-    ``RAFDB_OTHER`` expressions get the auxiliary targets 5, 6, 7 (targets are then 8 wide).
+               expressions=EXPRESSIONS) -> tuple[np.ndarray, np.ndarray, float]:
+    """RAF-DB faces of ``split`` (train or val) for ``expressions`` (all seven by default), as album crops.
 
     Each tight crop is padded (``pad_face``); the detector runs on the padded
     copy and the detection overlapping the original crop is cut by
@@ -423,12 +424,10 @@ def load_rafdb(root: str | Path, split: str, detector=None, size: int = FACE_SIZ
         crop, ok = album_crop(padded, box, size=size, channels=channels,
                               faces=cache.faces(path, padded, PAD_VARIANT))
         images.append(crop)
-        labels.append(EMOTIONS.index(RAFDB_FOLDERS[expression]) if RAFDB_FOLDERS[expression]
-                      else UNREADABLE + 1 + RAFDB_OTHER.index(expression))
+        labels.append(EXPRESSIONS.index(RAFDB_FOLDERS[expression]))
         found += ok
     cache.save()
-    width = len(TARGETS) + (len(RAFDB_OTHER) if max(labels) >= len(TARGETS) else 0)
-    return np.stack(images), one_hot(np.array(labels), width), found / max(1, len(images))
+    return np.stack(images), one_hot(np.array(labels)), found / max(1, len(images))
 
 
 # -- Face-like things: masks, paint, helmets, printed faces -----------------------

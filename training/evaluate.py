@@ -7,17 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
-from albumsort.preprocess import EMOTIONS, to_model_input
+from albumsort.labels import EMOTIONS, EXPRESSIONS
+from albumsort.preprocess import to_model_input
 
 
-def metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy, per-class precision and recall, confusion (rows = true class), n."""
+def metrics(probs: np.ndarray, labels: np.ndarray, names: tuple = EXPRESSIONS) -> dict:
+    """Accuracy, per-class precision and recall, confusion (rows = true class), n, over ``names``."""
     pred = probs.argmax(axis=1)
-    k = len(EMOTIONS)
+    k = len(names)
     confusion = np.zeros((k, k), dtype=int)
     np.add.at(confusion, (labels, pred), 1)
     per_class = {}
-    for i, name in enumerate(EMOTIONS):
+    for i, name in enumerate(names):
         tp = confusion[i, i]
         per_class[name] = {
             "precision": float(tp / confusion[:, i].sum()) if confusion[:, i].sum() else 0.0,
@@ -25,26 +26,44 @@ def metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
             "n": int(confusion[i].sum()),
         }
     return {
-        "accuracy": float((pred == labels).mean()),
+        "accuracy": float((pred == labels).mean()) if len(labels) else float("nan"),
         "per_class": per_class,
         "confusion": confusion.tolist(),
-        "labels": list(EMOTIONS),
+        "labels": list(names),
         "n": int(len(labels)),
     }
 
 
+def four_way(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """The four-class figures comparable with earlier models and peers: faces labelled with one of the four
+    emotions, each read as the most probable of the four (the other expressions' columns ignored)."""
+    m = labels < len(EMOTIONS)
+    return metrics(probs[m][:, :len(EMOTIONS)], labels[m], EMOTIONS)
+
+
+def list_view(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """What the lists hold: for each expression E, the faces whose top expression among all seven is E.
+
+    precision = share of those faces labelled E; recall = share of the faces labelled E that are there.
+    Faces of every expression count (their natural mix), as in an album.  Also the seven-class accuracy.
+    """
+    top = probs.argmax(1)
+    out = {"seven_class_accuracy": float((top == labels).mean()) if len(labels) else float("nan"),
+           "n": int(len(labels)), "lists": {}}
+    for i, e in enumerate(EXPRESSIONS):
+        listed, truth = top == i, labels == i
+        out["lists"][e] = {"precision": float((listed & truth).sum() / max(1, listed.sum())),
+                           "recall": float((listed & truth).sum() / max(1, truth.sum())),
+                           "listed": int(listed.sum()), "labelled": int(truth.sum())}
+    return out
+
+
 def heads_from_logits(logits: np.ndarray, emotion_temperature: float = 1.0,
                       readability_temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(emotion probabilities (N, 4), readability (N,)) from the network's logits, as the export computes them.
-
-    A four-logit model (before the readability head existed) reads every face as readable.
-    """
+    """(expression probabilities (N, K), readability (N,)) from the network's K+1 logits, as the export computes."""
     from training.calibration import readability_logits, softmax
 
-    k = len(EMOTIONS)
-    probs = softmax(logits[:, :k], emotion_temperature)
-    if logits.shape[1] == k:
-        return probs, np.ones(len(logits), np.float32)
+    probs = softmax(logits[:, :-1], emotion_temperature)
     return probs, softmax(readability_logits(logits), readability_temperature)[:, 0]
 
 
@@ -98,11 +117,9 @@ def facelike_metrics(probs: np.ndarray, readability: np.ndarray, kinds: np.ndarr
     (albumsort.ranking); for face-like things the share that would rank as sad or angry is what
     users see as a wrong list entry.
     """
-    from albumsort.labels import EMOTIONS as E
-
     conf = det_score * readability * probs.max(1)
     kept = conf >= min_confidence
-    top = np.array(E)[probs.argmax(1)]
+    top = np.array(EXPRESSIONS[:probs.shape[1]])[probs.argmax(1)]
     out = {}
     groups = {"face-like (all kinds)": kinds != "ordinary", "ordinary faces": kinds == "ordinary"}
     groups.update({k: kinds == k for k in sorted(set(kinds.tolist())) if k != "ordinary"})
@@ -126,14 +143,15 @@ def plot_confusion(result: dict, path: str | Path, title: str = "") -> None:
 
     cm = np.asarray(result["confusion"], dtype=float)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(4.6, 4))
+    fig, ax = plt.subplots(figsize=(4.6, 4) if len(result["labels"]) <= 4 else (6.4, 5.6))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS)
-    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    names = result["labels"]
+    ax.set_xticks(range(len(names)), names, rotation=45 if len(names) > 4 else 0)
+    ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    for i in range(len(EMOTIONS)):
-        for j in range(len(EMOTIONS)):
+    for i in range(len(names)):
+        for j in range(len(names)):
             ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center",
                     color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
     ax.set_title(title or f"accuracy {result['accuracy']:.1%} (n={result['n']})")
@@ -169,20 +187,22 @@ def evaluate(model_path: str | Path, data: str | Path, confusion_png: str | Path
     size, ch = model_input(model_path)
     images, labels = load_folder(data, size=size, channels=ch)
     probs, readability = predict(model_path, images)
-    result = metrics(probs, labels)
+    result = four_way(probs, labels)
+    result["seven"] = metrics(probs, labels, EXPRESSIONS[:probs.shape[1]]) if probs.shape[1] > 4 else None
     result["model"] = str(model_path)
     result["data"] = str(data)
     face_read = [readability]
     if (data.parent / "ferplus.csv").is_file():
         xf, tf_ = load_ferplus(data.parent, data.name, labels="majority", size=size, channels=ch)
         pf, rf = predict(model_path, xf)
-        result["ferplus"] = metrics(pf, tf_.argmax(1))
+        result["ferplus"] = four_way(pf, tf_.argmax(1))
+        result["ferplus_lists"] = list_view(pf, tf_.argmax(1))
     if expw:
         from training.data import load_expw
 
         xe, te, found = load_expw(expw, "test", size=size, channels=ch)
         pe, re_ = predict(model_path, xe)
-        result["expw"] = metrics(pe, te.argmax(1)) | {"detector_found": found}
+        result["expw"] = four_way(pe, te.argmax(1)) | {"detector_found": found}
         face_read.append(re_)
     if facelike:
         from training.data import load_facelike
@@ -198,7 +218,8 @@ def evaluate(model_path: str | Path, data: str | Path, confusion_png: str | Path
 
         xr, tr, found = load_rafdb(rafdb, "val", size=size, channels=ch)
         pr, rr = predict(model_path, xr)
-        result["rafdb_val"] = metrics(pr, tr.argmax(1)) | {"detector_found": found}
+        result["rafdb_val"] = four_way(pr, tr.argmax(1)) | {"detector_found": found}
+        result["rafdb_val_lists"] = list_view(pr, tr.argmax(1))
         face_read.append(rr)
     nf = None
     if nonfaces:

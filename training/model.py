@@ -9,10 +9,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from albumsort.preprocess import EMOTIONS, FACE_SIZE
+from albumsort.labels import EXPRESSIONS
+from albumsort.preprocess import FACE_SIZE
 
-N_OUTPUTS = len(EMOTIONS) + 1
-"""Logits for the four emotions, then one for "unreadable" (not a face, or no readable expression)."""
+N_OUTPUTS = len(EXPRESSIONS) + 1
+"""Logits for the seven expressions, then one for "unreadable" (not a face, or no readable expression)."""
 
 
 @keras.saving.register_keras_serializable(package="albumsort")
@@ -48,8 +49,7 @@ def build_model(width: int = 16, dropout: float = 0.4, n_classes: int = N_OUTPUT
     first convolution strided, so a 96 px face costs what a 48 px one does
     while the stem still sees its fine detail.  ``channels`` 3 reads RGB.
     The model outputs logits: the calibrated heads are added at export
-    (``with_heads``); logits past the fifth are auxiliary classes used only
-    in training.
+    (``with_heads``).
     """
     inp = keras.Input((size, size, channels), name="face")
     x = Standardize(name="standardize")(inp)
@@ -75,10 +75,11 @@ def build_model(width: int = 16, dropout: float = 0.4, n_classes: int = N_OUTPUT
 
 def with_heads(model: keras.Model, emotion_temperature: float = 1.0, readability_temperature: float = 1.0,
                flip: bool = False) -> keras.Model:
-    """Wrap a logits model into what albumsort runs: (N, 5) = four emotion probabilities, readability.
+    """Wrap a logits model into what albumsort runs: (N, K+1) = K expression probabilities, readability.
 
-    * emotions: softmax of the four emotion logits / T_e, i.e. P(emotion | readable face);
-    * readability: 1 - P(unreadable) from the softmax of all five logits / T_r.
+    * expressions: softmax of the K expression logits / T_e, i.e. P(expression | readable face),
+      each a probability among all K (the seven), never renormalised over fewer;
+    * readability: 1 - P(unreadable) from the softmax of all K+1 logits / T_r.
     With ``flip`` the logits of the face and its mirror image are averaged
     (test-time augmentation inside the file, so every consumer gets it).
     Plain slice, softmax and concat ops keep the file easy to export (ONNX, TFLite).
@@ -88,12 +89,10 @@ def with_heads(model: keras.Model, emotion_temperature: float = 1.0, readability
     if flip:
         mirrored = model(layers.Lambda(lambda t: keras.ops.flip(t, axis=2), name="mirror")(inp), training=False)
         logits = layers.Average(name="flip_mean")([logits, mirrored])
-    k = len(EMOTIONS)
-    if model.output_shape[-1] > N_OUTPUTS:  # auxiliary training classes: not part of what albumsort reads
-        logits = layers.Lambda(lambda t: t[:, :N_OUTPUTS], name="product_logits")(logits)
+    k = int(model.output_shape[-1]) - 1
     emo_logits = layers.Lambda(lambda t: t[:, :k], name="emotion_logits")(logits)
     emotions = layers.Softmax(name="emotions")(layers.Rescaling(1.0 / float(emotion_temperature))(emo_logits))
-    all5 = layers.Softmax(name="all5")(layers.Rescaling(1.0 / float(readability_temperature))(logits))
-    readable = layers.Lambda(lambda t: 1.0 - t[:, k:], name="readability")(all5)
+    everything = layers.Softmax(name="all_classes")(layers.Rescaling(1.0 / float(readability_temperature))(logits))
+    readable = layers.Lambda(lambda t: 1.0 - t[:, k:], name="readability")(everything)
     out = layers.Concatenate(name="probabilities")([emotions, readable])
     return keras.Model(inp, out, name="albumsort_emotion_calibrated")

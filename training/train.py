@@ -1,9 +1,16 @@
-"""Train the emotion + readability CNN on FER2013/FER+, RAF-DB, ExpW and non-faces, calibrate, evaluate, export.
+"""Train the seven-expression + readability CNN on FER+, RAF-DB, ExpW and non-faces, calibrate, evaluate, export.
 
-    python -m training train            # FER+ votes, RAF-DB, ExpW, non-faces from ../shared/data
+    python -m training train                        # 150 epochs from ../shared/data, checkpoint every epoch
+    python -m training train --stop-after 110       # end this sitting after the epoch that passes 110 minutes
+    python -m training train --resume               # continue from the last checkpoint, same result
 
-Reproducible: seeds are fixed (Python, NumPy, TensorFlow, op determinism)
-and the full config is written next to the model with its metrics.
+Long runs span sittings: after every epoch the model, its optimizer state and
+the history are written to ``<out>/<name>_checkpoint.keras`` and ``.json``;
+``--resume`` continues from there.  Every epoch's order and augmentation are
+drawn from (seed, epoch, batch) alone (stateless random ops), so a resumed run
+trains on exactly the batches an uninterrupted one would.  The loaded crops
+are cached (``ALBUMSORT_TRAINING_CACHE``), so a resumed sitting starts in
+seconds.  The full config is written next to the model with its metrics.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ class Config:
     nonfaces: str = "../shared/data"
     out: str = "models"
     name: str = "emotion"
-    epochs: int = 24
+    epochs: int = 150
     batch_size: int = 64
     width: int = 24
     dropout: float = 0.25
@@ -44,7 +51,7 @@ class Config:
     facelike_repeat: int = 5
     expw_repeat: int = 2
     rafdb_repeat: int = 1
-    rafdb_other: str = "drop"
+    ferplus_contempt: str = "drop"
     fer_fraction: float = 1.0
     input_size: int = 96
     channels: int = 1
@@ -54,6 +61,13 @@ class Config:
     seed: int = 1234
     limit_per_class: int | None = None
     threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    resume: bool = False
+    stop_after: float = 0.0
+    """Minutes: end the sitting after the first epoch that passes them (0: run to the end); --resume continues."""
+
+
+RUN_ONLY = ("threads", "resume", "stop_after")
+"""Config fields that may differ between the sittings of one run."""
 
 
 def seed_everything(seed: int) -> None:
@@ -74,48 +88,106 @@ def class_weights(targets: np.ndarray, power: float) -> np.ndarray:
     return ((mass.mean() / np.maximum(mass, 1.0)) ** power).astype(np.float32)
 
 
-def make_dataset(x: np.ndarray, t: np.ndarray, cfg: Config, train: bool, weights: np.ndarray | None = None):
-    """(input, soft target[, sample weight]) batches; training batches are augmented."""
+def make_dataset(x: np.ndarray, t: np.ndarray, cfg: Config, train: bool, weights: np.ndarray | None = None,
+                 first_epoch: int = 0):
+    """(input, soft target[, sample weight]) batches; training batches are shuffled and augmented.
+
+    Training batches run from ``first_epoch`` to ``cfg.epochs`` (``len(x) // batch_size`` per epoch).
+    Batch i of epoch e holds the faces of that epoch's stateless permutation, augmented with draws seeded
+    by (``cfg.seed``, e, i) alone: a run resumed at epoch e sees what an uninterrupted run would have seen.
+    """
     import tensorflow as tf
 
-    from training.augment import augment_batch, jpeg_artefacts, make_facelike, make_unreadable
+    from training.augment import Rng, augment_batch, jpeg_artefacts, make_facelike, make_unreadable
 
-    ds = tf.data.Dataset.from_tensor_slices((x, t))
-    if train:
-        ds = ds.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
+    if not train:
+        return tf.data.Dataset.from_tensor_slices((x, t)).batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+    n, size = len(x), cfg.batch_size
+    per_epoch = n // size
+    xs, ts = tf.constant(x), tf.constant(t)
+    w = tf.constant(weights if weights is not None else np.ones(t.shape[1], np.float32))
+    steps = np.array([(e, i) for e in range(first_epoch, cfg.epochs) for i in range(per_epoch)], np.int64)
+
+    def batch(step):
+        epoch_seed = tf.stack([tf.constant(cfg.seed, tf.int64), step[0]])
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=epoch_seed)
+        idx = order[step[1] * size:(step[1] + 1) * size]
+        a, b = tf.gather(xs, idx), tf.gather(ts, idx)
+        rng = Rng(tf.random.experimental.stateless_fold_in(epoch_seed, step[1]))
         if cfg.jpeg_probability > 0:
-            ds = ds.map(lambda a, b: (jpeg_artefacts(a, cfg.jpeg_probability), b),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(cfg.batch_size, drop_remainder=train)
-    if train and cfg.augment_strength > 0:
-        ds = ds.map(lambda a, b: (augment_batch(a, cfg.augment_strength, cfg.input_size, cfg.channels), b),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    if train and cfg.unreadable_probability > 0:
-        ds = ds.map(lambda a, b: make_unreadable(a, b, cfg.unreadable_probability, cfg.input_size),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    if train and cfg.facelike_probability > 0:
-        ds = ds.map(lambda a, b: make_facelike(a, b, cfg.facelike_probability, cfg.input_size, cfg.channels),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    if weights is not None:
-        w = tf.constant(weights)
-        ds = ds.map(lambda a, b: (a, b, tf.reduce_sum(b * w, axis=1)))
-    return ds.prefetch(tf.data.AUTOTUNE)
+            a = jpeg_artefacts(a, rng, cfg.jpeg_probability)
+        if cfg.augment_strength > 0:
+            a = augment_batch(a, rng, cfg.augment_strength, cfg.input_size, cfg.channels)
+        if cfg.unreadable_probability > 0:
+            a, b = make_unreadable(a, b, rng, cfg.unreadable_probability, cfg.input_size)
+        if cfg.facelike_probability > 0:
+            a, b = make_facelike(a, b, rng, cfg.facelike_probability, cfg.input_size, cfg.channels)
+        return (a, b, tf.reduce_sum(b * w, axis=1)) if weights is not None else (a, b)
+
+    ds = tf.data.Dataset.from_tensor_slices(steps)
+    return ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+DATA_FIELDS = ("data", "expw", "rafdb", "nonfaces", "fer_fraction", "input_size", "channels", "val_fraction",
+               "seed", "limit_per_class", "facelike_repeat", "expw_repeat", "rafdb_repeat", "ferplus_contempt")
+"""The config fields that decide what ``load_all`` returns (the key of its on-disk cache)."""
+
+
+def load_all_cached(cfg: Config) -> dict:
+    """``load_all``, cached on disk by the data fields of ``cfg`` and the source of the loaders.
+
+    Loading decodes ~50,000 images and runs the album's crop on each (minutes);
+    a resumed sitting or a second run of the same data reads one file instead.
+    """
+    import hashlib
+
+    import albumsort.preprocess
+    import training.data
+
+    key = json.dumps({k: getattr(cfg, k) for k in DATA_FIELDS}, sort_keys=True)
+    for mod in (training.data, albumsort.preprocess):
+        key += Path(mod.__file__).read_text()
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    base = Path(os.environ.get("ALBUMSORT_TRAINING_CACHE", Path.home() / ".cache" / "albumsort-training"))
+    path = base / f"data-{digest}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            d: dict = {}
+            for k in z.files:
+                name, _, part = k.partition("/")
+                if part:
+                    d.setdefault(name, [None, None])[int(part)] = z[k]
+                else:
+                    d[name] = z[k].item() if z[k].ndim == 0 else z[k]
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    d = load_all(cfg)
+    flat = {}
+    for k, v in d.items():
+        if isinstance(v, tuple):
+            flat[f"{k}/0"], flat[f"{k}/1"] = v
+        elif v is not None:
+            flat[k] = np.asarray(v)
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **flat)
+    tmp.replace(path)
+    return d
 
 
 def load_all(cfg: Config) -> dict:
     """Every split training and its report need, as (uint8 crops, targets (N, K)).
 
-    K is 5 (``TARGETS``), or 8 when RAF-DB's surprise/fear/disgust faces train
-    auxiliary outputs (``rafdb_other="aux"``).
+    K is 8 (``TARGETS``: the seven expressions, then unreadable).
     """
     from albumsort.faces import make_detector
-    from training.data import (RAFDB_OTHER, UNREADABLE, DetectionCache, load_expw, load_fer, load_nonfaces,
-                               load_rafdb, one_hot, stratified_split)
+    from training.data import (UNREADABLE, DetectionCache, load_expw, load_fer, load_nonfaces, load_rafdb, one_hot,
+                               stratified_split)
 
     size, ch = cfg.input_size, cfg.channels
     cache = DetectionCache(make_detector())
     d = {}
-    images, targets = load_fer(cfg.data, "train", cfg.limit_per_class, size=size, channels=ch)
+    images, targets = load_fer(cfg.data, "train", cfg.limit_per_class, size=size, channels=ch,
+                               contempt=cfg.ferplus_contempt)
     keep, held = stratified_split(targets.argmax(1), cfg.val_fraction, cfg.seed)
     if cfg.fer_fraction < 1.0:  # quick sweeps: a fixed random share of FER's training faces
         keep = np.sort(np.random.default_rng(cfg.seed).permutation(keep)[:int(len(keep) * cfg.fer_fraction)])
@@ -128,11 +200,6 @@ def load_all(cfg: Config) -> dict:
         d["test_rafdb"] = load_rafdb(cfg.rafdb, "val", size=size, channels=ch, cache=cache)[:2]
         parts_val.append(d["test_rafdb"])
         d["rafdb_detector_found"] = found
-        if cfg.rafdb_other == "aux":
-            parts_train.append(load_rafdb(cfg.rafdb, "train", size=size, channels=ch, cache=cache,
-                                          expressions=RAFDB_OTHER)[:2])
-        elif cfg.rafdb_other != "drop":
-            raise ValueError(f"rafdb_other must be drop or aux, not {cfg.rafdb_other!r}")
     if cfg.expw and Path(cfg.expw).is_dir():
         xe, te, found = load_expw(cfg.expw, "train", size=size, channels=ch, cache=cache)
         parts_train += [(xe, te)] * max(1, cfg.expw_repeat)
@@ -156,10 +223,8 @@ def load_all(cfg: Config) -> dict:
             parts_train.append((neg[k], one_hot(labels[k])))
             parts_val.append((neg[h], one_hot(labels[h])))
         d["n_nonfaces"] = int(len(neg))
-    width = max(t.shape[1] for _, t in parts_train)
-    pad = lambda t: np.pad(t, ((0, 0), (0, width - t.shape[1])))  # noqa: E731
-    d["train"] = (np.concatenate([x for x, _ in parts_train]), np.concatenate([pad(t) for _, t in parts_train]))
-    d["val"] = (np.concatenate([x for x, _ in parts_val]), np.concatenate([pad(t) for _, t in parts_val]))
+    d["train"] = (np.concatenate([x for x, _ in parts_train]), np.concatenate([t for _, t in parts_train]))
+    d["val"] = (np.concatenate([x for x, _ in parts_val]), np.concatenate([t for _, t in parts_val]))
     return d
 
 
@@ -210,7 +275,93 @@ def calibrate(logits: np.ndarray, targets: np.ndarray) -> dict:
     }
 
 
-def train(cfg: Config) -> dict:
+def checkpoint_paths(cfg: Config) -> tuple[Path, Path]:
+    out = Path(cfg.out)
+    return out / f"{cfg.name}_checkpoint.keras", out / f"{cfg.name}_checkpoint.json"
+
+
+def save_checkpoint(model, cfg: Config, epoch: int, history: dict, seconds: float) -> None:
+    """The model with its optimizer state and the run's history after ``epoch`` epochs (atomic replace)."""
+    ckpt, state = checkpoint_paths(cfg)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt.with_name(ckpt.stem + ".tmp.keras")
+    model.save(tmp)
+    tmp.replace(ckpt)
+    st = {"epoch": epoch, "history": history, "train_seconds": seconds, "config": asdict(cfg)}
+    tmp_state = state.with_suffix(".tmp")
+    tmp_state.write_text(json.dumps(st, indent=1))
+    tmp_state.replace(state)
+
+
+def fit(cfg: Config, x_train, t_train, x_val, t_val):
+    """Train epoch by epoch from scratch or from the checkpoint; returns (model, history, seconds, finished)."""
+    import keras
+
+    from training.model import build_model
+
+    ckpt, state = checkpoint_paths(cfg)
+    steps = len(x_train) // cfg.batch_size
+    if cfg.resume and state.is_file():
+        st = json.loads(state.read_text())
+        mine, theirs = asdict(cfg), st["config"]
+        differ = [k for k in mine if k not in RUN_ONLY and mine[k] != theirs.get(k)]
+        if differ:
+            raise SystemExit(f"--resume: the checkpoint was trained with other settings ({', '.join(differ)}); "
+                             f"give the same ones or start a new --out")
+        model = keras.models.load_model(ckpt)
+        start, history, seconds = st["epoch"], st["history"], st["train_seconds"]
+        print(f"resumed from {ckpt} after epoch {start} of {cfg.epochs}", flush=True)
+    else:
+        if cfg.resume:
+            print(f"--resume: no checkpoint at {state}; starting from scratch", flush=True)
+        model = build_model(cfg.width, cfg.dropout, t_train.shape[1], cfg.input_size, cfg.channels, cfg.stem_stride)
+        total, warm = max(1, steps * cfg.epochs), steps * cfg.warmup_epochs
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warm else cfg.lr, decay_steps=max(1, total - warm), warmup_target=cfg.lr if warm else None,
+            warmup_steps=warm)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
+            metrics=["accuracy"])
+        start, history, seconds = 0, {}, 0.0
+    weights = class_weights(t_train, cfg.class_weight_power)
+    if start >= cfg.epochs:
+        return model, history, seconds, True
+    val_ds = make_dataset(x_val, t_val, cfg, train=False)
+    train_ds = make_dataset(x_train, t_train, cfg, train=True, weights=weights, first_epoch=start)
+    sitting = time.time()
+    state_of = {"t": 0.0, "stopped": False}
+
+    class Checkpoints(keras.callbacks.Callback):
+        """Per epoch: dropout's random stream from the epoch alone; after it, the checkpoint; maybe stop."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            state_of["t"] = time.time()
+            for v in self.model.variables:
+                if "seed_generator_state" in v.path:
+                    v.assign(np.array([cfg.seed * 1000 + epoch, 0], dtype=v.dtype))
+
+        def on_epoch_end(self, epoch, logs=None):
+            nonlocal seconds
+            for k, v in (logs or {}).items():
+                history.setdefault(k, []).append(float(v))
+            seconds += time.time() - state_of["t"]
+            save_checkpoint(self.model, cfg, epoch + 1, history, seconds)
+            if cfg.stop_after and time.time() - sitting > cfg.stop_after * 60 and epoch + 1 < cfg.epochs:
+                print(f"stopped after epoch {epoch + 1} of {cfg.epochs} ({(time.time() - sitting) / 60:.0f} min "
+                      f"this sitting); continue with --resume", flush=True)
+                state_of["stopped"] = True
+                self.model.stop_training = True
+
+    model.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=cfg.epochs, steps_per_epoch=steps,
+              callbacks=[Checkpoints()], verbose=2)
+    if state_of["stopped"]:
+        return model, history, seconds, False
+    return model, history, seconds, True
+
+
+def train(cfg: Config) -> dict | None:
+    """Train (or resume) to ``cfg.epochs``, then calibrate, export and evaluate; None when a sitting stops early."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
@@ -219,42 +370,27 @@ def train(cfg: Config) -> dict:
     import keras
 
     from training.data import TARGETS
-    from training.evaluate import heads_from_logits, metrics, plot_confusion, readability_metrics
-    from training.export import calibrated, export_onnx, export_tflite, max_difference
-    from training.model import build_model
+    from training.evaluate import (facelike_metrics, four_way, heads_from_logits, list_view, metrics, plot_confusion,
+                                   readability_metrics)
+    from training.export import calibrated, export_onnx, max_difference
 
     t0 = time.time()
-    data = load_all(cfg)
+    data = load_all_cached(cfg)
     x_train, t_train = to_model_input(data["train"][0]), data["train"][1]
     x_val, t_val = to_model_input(data["val"][0]), data["val"][1]
     print(f"data: {len(x_train)} train, {len(x_val)} validation; class mass "
           f"{dict(zip(TARGETS, np.round(t_train.sum(0)).astype(int).tolist()))} ({time.time() - t0:.1f} s)",
           flush=True)
-
-    model = build_model(cfg.width, cfg.dropout, t_train.shape[1], cfg.input_size, cfg.channels, cfg.stem_stride)
-    steps = len(x_train) // cfg.batch_size
-    total, warm = max(1, steps * cfg.epochs), steps * cfg.warmup_epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0 if warm else cfg.lr, decay_steps=max(1, total - warm), warmup_target=cfg.lr if warm else None,
-        warmup_steps=warm)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
-        metrics=["accuracy"])
-    weights = class_weights(t_train, cfg.class_weight_power)
-    train_ds = make_dataset(x_train, t_train, cfg, train=True, weights=weights)
-    val_ds = make_dataset(x_val, t_val, cfg, train=False)
-
-    t1 = time.time()
-    hist = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=2)
-    train_seconds = time.time() - t1
+    model, history, train_seconds, finished = fit(cfg, x_train, t_train, x_val, t_val)
+    if not finished:
+        return None
 
     def logits_of(images):
         x = to_model_input(images)
         out = model.predict(x, batch_size=512, verbose=0)
         if cfg.flip_tta:
             out = (out + model.predict(x[:, :, ::-1], batch_size=512, verbose=0)) / 2
-        return out[:, :len(TARGETS)]  # auxiliary outputs are for training only
+        return out
 
     val_logits = logits_of(data["val"][0])
     cal = calibrate(val_logits, t_val)
@@ -264,7 +400,6 @@ def train(cfg: Config) -> dict:
     model.save(out / f"{cfg.name}.keras")
     wrapped = calibrated(model, t_e, t_r, cfg.flip_tta)
     export_onnx(wrapped, out / f"{cfg.name}.onnx")
-    export_tflite(wrapped, out / f"{cfg.name}.tflite")
     onnx_vs_keras = max_difference(wrapped, out / f"{cfg.name}.onnx", x_val[:1000])
 
     result = {"calibration": cal, "onnx_max_difference_vs_keras": onnx_vs_keras}
@@ -272,12 +407,14 @@ def train(cfg: Config) -> dict:
         if key in data:
             images, targets = data[key]
             probs, readability = heads_from_logits(logits_of(images), t_e, t_r)
-            result[key] = metrics(probs, targets.argmax(1))
+            labels = targets.argmax(1)
+            result[key] = four_way(probs, labels)
             result[key]["readability"] = readability_metrics(readability)
+            if key in ("test_ferplus", "test_rafdb"):
+                result[key + "_lists"] = list_view(probs, labels)
     wider = Path(cfg.nonfaces or "") / "wider-face-val-sample"
     if (wider / "boxes.csv").is_file():
         from training.data import load_facelike
-        from training.evaluate import facelike_metrics
 
         fl = load_facelike(wider, share="test", size=cfg.input_size, channels=cfg.channels)
         p_fl, r_fl = heads_from_logits(logits_of(fl["crops"]), t_e, t_r)
@@ -297,18 +434,20 @@ def train(cfg: Config) -> dict:
         "config": asdict(cfg),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
+        "keras_backend": keras.backend.backend(),
+        "history": history,
     })
     (out / f"{cfg.name}_metrics.json").write_text(json.dumps(result, indent=2))
     headline = result.get("test_ferplus", result["validation"])
     (out / f"{cfg.name}.json").write_text(json.dumps({
-        "labels": list(TARGETS[:-1]), "outputs": "four emotion probabilities, then readability",
+        "labels": list(TARGETS[:-1]),
+        "outputs": "seven expression probabilities (each among all seven), then readability",
         "input": f"{cfg.input_size}x{cfg.input_size} {'RGB' if cfg.channels == 3 else 'grayscale'}, "
                  "albumsort.preprocess.crop_face + to_model_input",
         "input_size": cfg.input_size, "channels": cfg.channels,
         "emotion_temperature": t_e, "readability_temperature": t_r, "flip_tta": cfg.flip_tta,
         "config": asdict(cfg), "test_accuracy": headline["accuracy"]}, indent=2))
-    plot_curves(hist.history, out / f"{cfg.name}_curves.png")
+    plot_curves(history, out / f"{cfg.name}_curves.png")
     plot_confusion(headline, out / f"{cfg.name}_confusion.png",
                    f"FER2013 PublicTest, FER+ majority, 4 classes: {headline['accuracy']:.1%}")
     summary = {k: result[k] for k in ("train_seconds", "params")}
@@ -316,6 +455,11 @@ def train(cfg: Config) -> dict:
         if key in result:
             summary[key] = {"accuracy": result[key]["accuracy"],
                             "recall": {k: v["recall"] for k, v in result[key]["per_class"].items()}}
+    if "test_rafdb_lists" in result:
+        lv = result["test_rafdb_lists"]
+        summary["rafdb_val_lists"] = {"seven_class_accuracy": lv["seven_class_accuracy"],
+                                      **{e: {"precision": v["precision"], "recall": v["recall"]}
+                                         for e, v in lv["lists"].items()}}
     summary["calibration"] = cal
     print(json.dumps(summary, indent=2), flush=True)
     return result
@@ -335,5 +479,4 @@ def main(argv: list[str] | None = None) -> int:
         kind = type(value) if value is not None else int
         ap.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value, help=f"default: {value}")
     args = ap.parse_args(argv)
-    train(Config(**vars(args)))
-    return 0
+    return 0 if train(Config(**vars(args))) is not None else 3
