@@ -21,7 +21,7 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from albumsort.index import DEFAULT_MIN_CONFIDENCE
-from albumsort.labels import EMOTIONS
+from albumsort.labels import BEYOND, EMOTIONS, EXPRESSIONS
 
 try:  # Typer 0.29 and later carry their own copy of Click: its errors are the ones raised
     from typer._click import core as _click_core
@@ -287,14 +287,16 @@ def _date_text(seconds: float) -> str:
 
 # -- parameter checks: each a one-line usage error (exit 2) ---------------------------------------
 def emotion_name(value: str) -> str:
-    """An emotion in any case, or a usage error that suggests the nearest one."""
+    """An expression (the four emotions, or surprise, fear, disgust) in any case, or a usage error that
+    suggests the nearest one."""
     import difflib
 
     e = value.strip().lower()
-    if e in EMOTIONS:
+    if e in EXPRESSIONS:
         return e
-    near = difflib.get_close_matches(e, EMOTIONS, n=1, cutoff=0.6)
-    hint = f"did you mean {near[0]}?" if near else f"choose {', '.join(EMOTIONS[:-1])} or {EMOTIONS[-1]}"
+    near = difflib.get_close_matches(e, EXPRESSIONS, n=1, cutoff=0.6)
+    hint = (f"did you mean {near[0]}?" if near else
+            f"choose {', '.join(EMOTIONS[:-1])} or {EMOTIONS[-1]}, or beyond the four {', '.join(BEYOND)}")
     raise UsageLine(f"unknown emotion {value!r} ({hint})")
 
 
@@ -813,7 +815,7 @@ def _top_of(f: dict) -> str:
 
 
 FACE_COLUMNS = [Column("#", lambda f, i: i), Column("box x,y,w,h", lambda f, i: ",".join(f"{v:.0f}" for v in f["box"])),
-                *[Column(e, lambda f, i, e=e: f["probabilities"][e], digits=2) for e in EMOTIONS],
+                *[Column(e, lambda f, i, e=e: f["probabilities"][e], digits=2) for e in EXPRESSIONS],
                 Column("top", lambda f, i: _top_of(f), justify="left"),
                 Column("readable", lambda f, i: f.get("readability"), digits=2),
                 Column("confidence", lambda f, i: f["confidence"], digits=2),
@@ -861,7 +863,8 @@ def show(
 
 
 def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[str]:
-    from albumsort.ranking import PRIOR, PRIOR_WEIGHT, burst_members, no_face_reason, shows_emotion, top, top_emotion
+    from albumsort.ranking import (PRIOR, PRIOR_WEIGHT, burst_members, no_face_reason, p, shows_emotion, top,
+                                   top_emotion)
 
     res = idx.result(row["hash"]) or {}
     faces = idx.faces(row["hash"])
@@ -870,10 +873,10 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
            f"scored by {res.get('model_version')} + {res.get('detector_version')}", ""]
     kept = []
     for i, f in enumerate(faces, 1):
-        probs = ", ".join(f"{e} {f[f'p_{e}']:.2f}" for e in EMOTIONS)
+        probs = ", ".join(f"{e} {p(f, e):.2f}" for e in EXPRESSIONS)
         read = f.get("readability") if f.get("readability") is not None else 1.0
-        top_p = max(f[f"p_{e}"] for e in EMOTIONS)
-        terms = f"detector {f['det_score']:.2f} x readability {read:.2f} x top emotion {top_p:.2f}"
+        top_p = max(p(f, e) for e in EXPRESSIONS)
+        terms = f"detector {f['det_score']:.2f} x readability {read:.2f} x top expression {top_p:.2f}"
         ok = f["confidence"] >= min_confidence
         verdict = "kept" if ok else f"ignored: confidence {f['confidence']:.2f} < {min_confidence:.2f}"
         if not ok and read < 0.5:
@@ -890,11 +893,11 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
         out.append(f"No face: {reason}")
     out.append("")
     total = sum(f["confidence"] for f in kept)
-    for e in EMOTIONS:
+    for e in EXPRESSIONS:
         if not kept:
             out.append(f"{e}: not ranked (no kept face)")
             continue
-        num = sum(f["confidence"] * f[f"p_{e}"] for f in kept)
+        num = sum(f["confidence"] * p(f, e) for f in kept)
         score = (num + PRIOR_WEIGHT * PRIOR) / (total + PRIOR_WEIGHT)
         shows = sum(top_emotion(f) == e for f in kept)
         if e not in ranked:
@@ -910,7 +913,7 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
             where = "rank > 1000"
         else:
             where = "not in the list (its burst is shown by a better shot)"
-        out.append(f"{e}: score {score:.3f} = (sum c*p {num:.3f} + {PRIOR_WEIGHT} x {PRIOR}) / "
+        out.append(f"{e}: score {score:.3f} = (sum c*p {num:.3f} + {PRIOR_WEIGHT} x {PRIOR:.4g}) / "
                    f"(sum c {total:.3f} + {PRIOR_WEIGHT}); {shows} face(s) show it; {where}")
     members = burst_members(idx, {"hash": row["hash"], "taken": row.get("taken"), "taken_from": row.get("taken_from"),
                                   "dhash": res.get("dhash")})
@@ -950,7 +953,7 @@ def status_rows(idx) -> list[tuple[str, str]]:
     rows = [("index", str(idx.path)), ("photos", f"{s.photos:,}"),
             ("faces", f"{s.faces:,} found, {s.kept_faces:,} kept (confidence >= {s.min_confidence:g})"),
             ("no-face photos", f"{s.no_face:,}")]
-    rows += [(f"mostly {e}", f"{s.by_emotion[e]:,}") for e in EMOTIONS]
+    rows += [(f"mostly {e}", f"{s.by_emotion[e]:,}") for e in EXPRESSIONS]
     rows.append(("failed files", f"{s.failed:,}"))
     return rows
 
@@ -1005,11 +1008,14 @@ def errors(
 def export(
     ctx: typer.Context,
     what: Optional[str] = typer.Argument(None, metavar="EMOTION", show_default=False,
-                                         help="angry, happy, sad or neutral (with --all: DEST)."),
+                                         help="angry, happy, sad or neutral, or surprise, fear, disgust "
+                                              "(with --all: DEST)."),
     dest: Optional[Path] = typer.Argument(None, metavar="DEST", show_default=False,
                                           help="The folder to write into."),
     all_: bool = typer.Option(False, "--all", metavar="",
-                              help="Every emotion into DEST/<emotion>/, plus DEST/no-face/: export --all DEST."),
+                              help="The four emotions into DEST/<emotion>/, plus DEST/no-face/: export --all DEST."),
+    all_expressions: bool = typer.Option(False, "--all-expressions", metavar="",
+                                         help="With --all: also surprise, fear and disgust."),
     n: int = _n_opt("How many photos per emotion."),
     mode: Mode = typer.Option(Mode.copy, "--mode", metavar="MODE", help="copy, hardlink or symlink."),
     min_confidence: float = MIN_CONF_OPT,
@@ -1037,7 +1043,7 @@ def export(
         if dest is not None:
             raise UsageLine("export --all takes only DEST: albumsort export --all DEST")
         root = Path(what)
-        jobs = [(e, root / e) for e in EMOTIONS] + [("no-face", root / "no-face")]
+        jobs = [(e, root / e) for e in (EXPRESSIONS if all_expressions else EMOTIONS)] + [("no-face", root / "no-face")]
     else:
         if dest is None:
             raise UsageLine("export needs EMOTION and DEST: albumsort export EMOTION DEST (or export --all DEST)")
@@ -1072,6 +1078,8 @@ def report(
                                 help="Folder to write index.html and thumbs/ into."),
     n: int = _n_opt("Photos per emotion (and no-face photos shown)."),
     open_: bool = typer.Option(False, "--open", metavar="", help="Open the report in the default browser."),
+    all_expressions: bool = typer.Option(False, "--all-expressions", metavar="",
+                                         help="Also sections for surprise, fear and disgust."),
     min_confidence: float = MIN_CONF_OPT,
     any_: bool = ANY_OPT,
     everyone: bool = EVERYONE_OPT,
@@ -1088,7 +1096,8 @@ def report(
     q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
     try:
         res = build_report(open_index(ctx), dest, n, min_confidence, any_=any_, everyone=everyone,
-                           all_shots=all_shots, filters=q.filters)
+                           all_shots=all_shots, filters=q.filters,
+                           expressions=EXPRESSIONS if all_expressions else EMOTIONS)
     except ForeignPage as e:
         fail(str(e), code=ExitStatus.FAILED)
     except OSError as e:

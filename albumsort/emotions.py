@@ -2,9 +2,12 @@
 
 The shipped model (``models/emotion.onnx``, exported by ``training/export.py``)
 already ends in its calibrated heads: input ``face`` (N, S, S, C) float32 in
-[0, 1], output ``probabilities`` (N, 5): the four emotion probabilities in
-``EMOTIONS`` order (given that the face is readable) and the readability
-score, 0..1 (is this a face whose expression can be read at all?).  The crop
+[0, 1], output ``probabilities`` (N, K+1): the probabilities of the K
+expressions its card (``emotion.json``) names in ``labels`` (given that the
+face is readable; the shipped model reads all seven ``EXPRESSIONS``), then
+the readability score, 0..1 (is this a face whose expression can be read at
+all?).  Scores come back in ``EXPRESSIONS`` order whatever the file's order;
+an expression the file does not read (an older four-emotion model) is 0.  The crop
 side S and the channel count C are read from the file's input shape
 (``EmotionModel.input_size``, ``.channels``): a new model at 64 px in colour
 needs no code change.  A four-output model reads every face as readable.
@@ -19,12 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from albumsort.preprocess import EMOTIONS, to_model_input
+from albumsort.labels import EMOTIONS, EXPRESSIONS
+from albumsort.preprocess import to_model_input
 from albumsort.runtime import file_version, model_dirs, session
 
 MODEL_NAME = "emotion.onnx"
@@ -49,16 +52,19 @@ def model_version(path: str | Path | None = None) -> str:
 
 
 class EmotionModel:
-    """Batched scoring of face crops into four calibrated probabilities and readability."""
+    """Batched scoring of face crops into calibrated expression probabilities and readability."""
 
     def __init__(self, path: str | Path | None = None, threads: int | None = None):
         self.path = Path(path) if path else default_model_path()
         self.version = model_version(self.path)
         meta = self.path.with_suffix(".json")
         self.meta = json.loads(meta.read_text()) if meta.is_file() else {}
-        labels = tuple(self.meta.get("labels", EMOTIONS))
-        if labels != EMOTIONS:
-            raise ValueError(f"{self.path}: model labels {labels} differ from {EMOTIONS}")
+        self.labels: tuple[str, ...] = tuple(self.meta.get("labels", EMOTIONS))
+        """The expressions the file reads, in the order of its outputs."""
+        unknown = [e for e in self.labels if e not in EXPRESSIONS]
+        if unknown:
+            raise ValueError(f"{self.path}: model labels {', '.join(unknown)} are not among {', '.join(EXPRESSIONS)}")
+        self._columns = [EXPRESSIONS.index(e) for e in self.labels]
         self.threads = threads
         if self.path.suffix == ".onnx":
             self._session = session(self.path, threads)
@@ -88,32 +94,20 @@ class EmotionModel:
                                for i in range(0, len(x), batch_size)])
 
     def score(self, inputs: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities (N, 4), readability (N,)) for model inputs (N, S, S, C) from ``to_model_input``."""
-        k = len(EMOTIONS)
+        """(probabilities (N, 7) in ``EXPRESSIONS`` order, readability (N,)) for model inputs (N, S, S, C)."""
+        k = len(self.labels)
         if len(inputs) == 0:
-            return np.zeros((0, k), dtype=np.float32), np.zeros(0, dtype=np.float32)
+            return np.zeros((0, len(EXPRESSIONS)), dtype=np.float32), np.zeros(0, dtype=np.float32)
         x = np.ascontiguousarray(inputs, dtype=np.float32)
         if x.shape[1:] != (self.input_size, self.input_size, self.channels):
             raise ValueError(f"inputs {x.shape[1:]} do not fit the model's "
                              f"{(self.input_size, self.input_size, self.channels)}")
         y = self._run(x, batch_size).astype(np.float32)
         readability = y[:, k] if y.shape[1] > k else np.ones(len(y), np.float32)
-        return y[:, :k], readability
-
-    def predict(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Emotion probabilities (N, 4) for model inputs (N, S, S, C)."""
-        return self.score(inputs, batch_size)[0]
+        probs = np.zeros((len(y), len(EXPRESSIONS)), np.float32)
+        probs[:, self._columns] = y[:, :k]
+        return probs, readability
 
     def score_crops(self, crops: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities (N, 4), readability (N,)) for uint8 crops (N, S, S) or (N, S, S, 3) from ``crop_face``."""
+        """(probabilities (N, 7), readability (N,)) for uint8 crops (N, S, S) or (N, S, S, 3) from ``crop_face``."""
         return self.score(to_model_input(np.asarray(crops)), batch_size=batch_size)
-
-    def predict_crops(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Emotion probabilities (N, 4) for uint8 crops from ``crop_face``."""
-        return self.score_crops(crops, batch_size)[0]
-
-
-@lru_cache(maxsize=4)
-def load_model(path: str | None = None) -> EmotionModel:
-    """One model per process: loading it per photo would dominate the run."""
-    return EmotionModel(path)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from dataclasses import dataclass
 
-from albumsort.labels import EMOTIONS
+from albumsort.labels import EXPRESSIONS
 
 SCHEMA_VERSION = 3
 APP_NAME = "albumsort"
@@ -39,8 +39,15 @@ APPLICATION_ID = 0x616C6273
 DEFAULT_MIN_CONFIDENCE = 0.20
 """Faces below this confidence are ignored unless a command is given ``--min-confidence``."""
 
-ADDED_COLUMNS = {"results": {"n_small": "INTEGER"}}
-"""Columns newer than schema 3: added to an older index in place, NULL until its photos are read again."""
+ADDED_COLUMNS = {
+    "results": {"n_small": "INTEGER",
+                **{f"{k}_{e}": ("REAL" if k != "shows" else "INTEGER") + " NOT NULL DEFAULT 0"
+                   for e in EXPRESSIONS[4:] for k in ("score", "best", "shows")}},
+    "faces": {f"p_{e}": "REAL NOT NULL DEFAULT 0" for e in EXPRESSIONS[4:]},
+}
+"""Columns newer than schema 3: added to an older index in place.  ``n_small`` is NULL until its photos are
+read again; the expressions beyond the four read 0 ("not read by that model") until the next ``index``
+re-scores the photos with a seven-expression model."""
 
 OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs"})
 LEGACY_SCHEMAS = ("1", "2")
@@ -134,18 +141,18 @@ def run_in_progress(path: Path) -> bool:
     return False
 
 
-def photo_emotion_sql(results: str = "r") -> str:
-    """SQL for a photo's emotion: the emotion of its highest score, the first of EMOTIONS on a tie.
+def photo_emotion_sql(results: str = "r", expressions: tuple = EXPRESSIONS) -> str:
+    """SQL for a photo's expression: the one of its highest score among ``expressions``, the first on a tie.
 
     Only meaningful for a photo with a kept face (``n_kept > 0``); the one
     definition ``status``, the report and the index summary count by.
     """
     cases = []
-    for i, e in enumerate(EMOTIONS[:-1]):
-        rest = [f"{results}.score_{o}" for o in EMOTIONS[i + 1:]]
+    for i, e in enumerate(expressions[:-1]):
+        rest = [f"{results}.score_{o}" for o in expressions[i + 1:]]
         best = f"max({', '.join(rest)})" if len(rest) > 1 else rest[0]
         cases.append(f"WHEN {results}.score_{e} >= {best} THEN '{e}'")
-    return f"CASE {' '.join(cases)} ELSE '{EMOTIONS[-1]}' END"
+    return f"CASE {' '.join(cases)} ELSE '{expressions[-1]}' END"
 
 
 @dataclass
@@ -338,13 +345,13 @@ class Index:
             db["results"].create({
                 "hash": str, "width": int, "height": int, "model_version": str,
                 "detector_version": str, "n_faces": int, "n_small": int, "scored_at": float,
-                **{f"score_{e}": float for e in EMOTIONS}, "n_kept": int,
-                **{f"best_{e}": float for e in EMOTIONS}, **{f"shows_{e}": int for e in EMOTIONS},
+                **{f"score_{e}": float for e in EXPRESSIONS}, "n_kept": int,
+                **{f"best_{e}": float for e in EXPRESSIONS}, **{f"shows_{e}": int for e in EXPRESSIONS},
                 "dhash": int, "exif_time": float,
             }, pk="hash", if_not_exists=True)
             db["faces"].create({
                 "id": int, "hash": str, "idx": int, "x": float, "y": float, "w": float, "h": float,
-                "landmarks": str, "det_score": float, **{f"p_{e}": float for e in EMOTIONS},
+                "landmarks": str, "det_score": float, **{f"p_{e}": float for e in EXPRESSIONS},
                 "readability": float, "confidence": float,
             }, pk="id", foreign_keys=[("hash", "results", "hash")], if_not_exists=True)
             db["photos"].create({
@@ -362,19 +369,34 @@ class Index:
             db["photos"].create_index(["hash"], if_not_exists=True)
             db["photos"].create_index(["path"], if_not_exists=True)
             db["photos"].create_index(["taken"], if_not_exists=True)
-            for e in EMOTIONS:
-                # The full ranking order, so `top` walks the index and stops after N rows.
-                db.execute(f"CREATE INDEX IF NOT EXISTS results_rank_{e} ON results "
-                           f"(score_{e} DESC, n_kept DESC, best_{e} DESC)")
+            self._rank_indexes()
+
+    def _rank_indexes(self) -> None:
+        for e in EXPRESSIONS:
+            # The full ranking order, so `top` walks the index and stops after N rows.
+            self.conn.execute(f"CREATE INDEX IF NOT EXISTS results_rank_{e} ON results "
+                              f"(score_{e} DESC, n_kept DESC, best_{e} DESC)")
 
     def _add_columns(self) -> None:
-        """Add ``ADDED_COLUMNS`` an index of this schema lacks, in one transaction; nothing else changes."""
+        """Add ``ADDED_COLUMNS`` (and their ranking indexes) an index of this schema lacks, in one transaction;
+        nothing else changes."""
         with self.transaction():
             for table, cols in ADDED_COLUMNS.items():
                 have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
                 for col, kind in cols.items():
                     if col not in have:
                         self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
+            self._rank_indexes()
+        self.__dict__.pop("expressions", None)
+
+    @property
+    def expressions(self) -> tuple[str, ...]:
+        """The expressions this file has columns for: all seven, or the four of an index written before them
+        and opened read-only (the next ``index`` run adds the rest)."""
+        if "expressions" not in self.__dict__:
+            have = {r[1] for r in self.conn.execute("PRAGMA table_info(faces)")}
+            self.__dict__["expressions"] = tuple(e for e in EXPRESSIONS if f"p_{e}" in have)
+        return self.__dict__["expressions"]
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether the file has ``column`` (a read-only open of an older index may lack an added one)."""
@@ -441,22 +463,23 @@ class Index:
         ``where``/``params`` (``ranking.Filters.sql(n_faces="s.n_kept")``, on photos ``p``) and
         ``min_confidence`` count only what a list with those options sees, by the same definitions.
         """
-        by = {e: 0 for e in EMOTIONS}
+        exprs = self.expressions
+        by = {e: 0 for e in EXPRESSIONS}
         photos = faces = kept = no_face = 0
         if where or abs(min_confidence - DEFAULT_MIN_CONFIDENCE) > 1e-12:
             # A photo's emotion is the one of its highest score; with one threshold for every emotion
             # that is the one of the highest confidence-weighted sum, so the sums stand in for the scores.
             sums = ", ".join(f"sum(CASE WHEN confidence >= ? THEN confidence * p_{e} ELSE 0 END) AS score_{e}"
-                             for e in EMOTIONS)
+                             for e in exprs)
             sql = (f"WITH s AS (SELECT hash, count(*) AS n_faces, sum(confidence >= ?) AS n_kept, {sums} "
                    "FROM faces GROUP BY hash) "
-                   f"SELECT CASE WHEN coalesce(s.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('s')} END AS e, "
-                   "count(*), coalesce(sum(s.n_faces), 0), coalesce(sum(s.n_kept), 0) "
+                   f"SELECT CASE WHEN coalesce(s.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('s', exprs)} END "
+                   "AS e, count(*), coalesce(sum(s.n_faces), 0), coalesce(sum(s.n_kept), 0) "
                    f"FROM photos p LEFT JOIN s ON s.hash = p.hash WHERE 1{where} GROUP BY 1")
-            rows = self.conn.execute(sql, [min_confidence] * (1 + len(EMOTIONS)) + list(params))
+            rows = self.conn.execute(sql, [min_confidence] * (1 + len(exprs)) + list(params))
         else:
             rows = self.conn.execute(
-                f"SELECT CASE WHEN coalesce(r.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('r')} END AS e, "
+                f"SELECT CASE WHEN coalesce(r.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('r', exprs)} END AS e, "
                 "count(*), coalesce(sum(r.n_faces), 0), coalesce(sum(r.n_kept), 0) "
                 "FROM photos p LEFT JOIN results r ON r.hash = p.hash GROUP BY 1")
         for e, n, nf, nk in rows:
@@ -477,10 +500,13 @@ class Index:
         self.conn.executemany(f"UPDATE {table} SET seen_run = ? WHERE raw = ?", [(run, r) for r in raws])
 
     def put_result(self, content_hash: str, result: dict, faces: list[dict]) -> None:
+        """Store one content's result and faces; an expression a face (or model) has no value for reads 0."""
         self.conn.execute("DELETE FROM faces WHERE hash = ?", [content_hash])
-        self.db["results"].upsert({"hash": content_hash, **result}, pk="hash")
+        zeros = {f"{k}_{e}": 0 for e in self.expressions for k in ("score", "best", "shows")}
+        self.db["results"].upsert({"hash": content_hash, **zeros, **result}, pk="hash")
         if faces:
-            self.db["faces"].insert_all([{"hash": content_hash, **f} for f in faces])
+            none = {f"p_{e}": 0.0 for e in self.expressions}
+            self.db["faces"].insert_all([{"hash": content_hash, **none, **f} for f in faces])
 
     def put_photo(self, raw: bytes, size: int, mtime_ns: int, content_hash: str, run: int) -> None:
         """Record a photo; its capture time is the EXIF time of its content, else its file's mtime."""

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from albumsort.index import Index, Stats, path_key, path_text
 from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
-from albumsort.preprocess import EMOTIONS
+from albumsort.labels import EXPRESSIONS
 from albumsort.ranking import face_confidence, ranking_columns
 from albumsort.scan import Failure, walk
 
@@ -363,7 +363,7 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
                 faces.append({
                     "idx": i, "x": f.box[0], "y": f.box[1], "w": f.box[2], "h": f.box[3],
                     "landmarks": json.dumps(list(f.landmarks)) if f.landmarks else None,
-                    "det_score": f.det_score, **{f"p_{e}": float(p[j]) for j, e in enumerate(EMOTIONS)},
+                    "det_score": f.det_score, **{f"p_{e}": float(p[j]) for j, e in enumerate(EXPRESSIONS)},
                     "readability": r, "confidence": face_confidence(f.det_score, p, r),
                 })
             ranks = ranking_columns(faces)

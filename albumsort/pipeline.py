@@ -42,7 +42,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from albumsort.preprocess import EMOTIONS
+from albumsort.labels import EXPRESSIONS
 
 DECODE_SIDE = 1000
 """Photos are decoded with their long side at most this for detection (``faces.DETECT_SIDE``):
@@ -65,7 +65,7 @@ class FaceResult:
 
     box: tuple[float, float, float, float]  # x, y, w, h
     det_score: float
-    p: tuple[float, ...]  # one probability per emotion, in ``EMOTIONS`` order
+    p: tuple[float, ...]  # one probability per expression, in ``EXPRESSIONS`` order
     readability: float
     landmarks: Optional[tuple[float, ...]] = None
     read_scale: float = 1.0
@@ -148,7 +148,7 @@ class FacesFound:
     """The confirmed faces of one image, in the pixels of the image the detector was given."""
 
     faces: list = field(default_factory=list)  # faces.Face
-    probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, len(EMOTIONS)), np.float32))
+    probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, len(EXPRESSIONS)), np.float32))
     readability: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     read_scale: list = field(default_factory=list)
     """Per face: how many pixels of the image its crop was cut from per pixel of the detection image

@@ -2,23 +2,28 @@
 
 The rules (also in the README):
 
+* The model reads seven expressions (``EXPRESSIONS``: angry, happy, sad,
+  neutral, surprise, fear, disgust); each probability is among all seven.
+  A face's **top expression** is the most probable of the seven (the first
+  in ``EXPRESSIONS`` order on a tie): a surprised face is in no list of the
+  four, only in ``top surprise``.
 * A face's **confidence** is ``detector score x readability x top calibrated
-  emotion probability``: how sure we are that this is a face, that its
+  expression probability``: how sure we are that this is a face, that its
   expression can be read at all (not a mask, sunglasses, a turned head, a
   dog or a galaxy), and which expression it is.  Faces below ``min_confidence`` (default 0.20) are ignored;
   a photo with no face left is "No face".
-* A photo's **score for emotion E** is a confidence-weighted mean of its
-  faces' P(E), shrunk towards the uninformed 0.25 by a prior weight of 0.5::
+* A photo's **score for expression E** is a confidence-weighted mean of its
+  faces' P(E), shrunk towards the uninformed 1/7 by a prior weight of 0.5::
 
-      score_E = (sum_i c_i * p_i(E) + 0.5 * 0.25) / (sum_i c_i + 0.5)
+      score_E = (sum_i c_i * p_i(E) + 0.5 / 7) / (sum_i c_i + 0.5)
 
   so a group where everyone smiles outranks one smile among frowns (the mean
   is high), and several confident smiling faces outrank a single one (more
   evidence, less shrinkage).  Scores stay in 0..1.
 * **Ties** break by more kept faces, then by the best single face's P(E),
   then by path, so the order is stable across runs.
-* **A list holds only photos that show its emotion**: E is the most
-  probable emotion of at least one kept face and, in a group, of at least a
+* **A list holds only photos that show its expression**: E is the top
+  expression of at least one kept face and, in a group, of at least a
   quarter of its kept faces (``SHOWN_BY``): one sad face among four people
   makes a sad photo, seven among a crowd of 119 smiling people do not
   (``--any`` lifts this).  With ``everyone`` the photo needs two or more
@@ -37,7 +42,7 @@ import os
 from dataclasses import dataclass, field
 
 from albumsort.index import DEFAULT_MIN_CONFIDENCE, Index
-from albumsort.labels import EMOTIONS
+from albumsort.labels import EXPRESSIONS
 
 SHOWN_BY = 0.25
 """A photo shows E when E is the top emotion of at least this share of its kept faces (and of one at least)."""
@@ -47,7 +52,7 @@ NO_FACE_REASONS = ("no face found", "faces too small to read", "faces not readab
                    "faces below the confidence threshold")
 """Why a photo is "No face"."""
 PRIOR_WEIGHT = 0.5
-PRIOR = 1.0 / len(EMOTIONS)
+PRIOR = 1.0 / len(EXPRESSIONS)
 BURST_SECONDS = 10.0
 """Photos taken further apart than this are never one burst."""
 BURST_BITS = 10
@@ -90,17 +95,22 @@ class Filters:
 
 
 def face_confidence(det_score: float, probabilities, readability: float = 1.0) -> float:
-    """Detector score x readability x the top calibrated emotion probability."""
+    """Detector score x readability x the top calibrated expression probability (among all seven)."""
     return float(det_score) * float(readability) * float(max(probabilities))
 
 
+def p(face: dict, expression: str) -> float:
+    """A face's probability of ``expression``; 0 where the model that read it had no such output."""
+    return float(face.get(f"p_{expression}") or 0.0)
+
+
 def photo_scores(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> tuple[dict, int]:
-    """({emotion: score}, number of kept faces) for faces with ``confidence`` and ``p_<emotion>``."""
+    """({expression: score}, number of kept faces) for faces with ``confidence`` and ``p_<expression>``."""
     kept = kept_faces(faces, min_confidence)
     total = sum(f["confidence"] for f in kept)
     scores = {}
-    for e in EMOTIONS:
-        num = sum(f["confidence"] * f[f"p_{e}"] for f in kept)
+    for e in EXPRESSIONS:
+        num = sum(f["confidence"] * p(f, e) for f in kept)
         scores[e] = (num + PRIOR_WEIGHT * PRIOR) / (total + PRIOR_WEIGHT) if kept else 0.0
     return scores, len(kept)
 
@@ -110,7 +120,8 @@ def kept_faces(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
 
 def top_emotion(face: dict) -> str:
-    return max(EMOTIONS, key=lambda e: face[f"p_{e}"])
+    """The face's top expression among all seven: the first in ``EXPRESSIONS`` order on a tie (as in SQL)."""
+    return max(EXPRESSIONS, key=lambda e: p(face, e))
 
 
 def shows_emotion(shows: int, n_kept: int) -> bool:
@@ -150,9 +161,9 @@ def ranking_columns(faces: list[dict]) -> dict:
     scores, n_kept = photo_scores(faces)
     kept = kept_faces(faces)
     tops = [top_emotion(f) for f in kept]
-    return {**{f"score_{e}": scores[e] for e in EMOTIONS}, "n_kept": n_kept,
-            **{f"best_{e}": max((f[f"p_{e}"] for f in kept), default=0.0) for e in EMOTIONS},
-            **{f"shows_{e}": tops.count(e) for e in EMOTIONS}}
+    return {**{f"score_{e}": scores[e] for e in EXPRESSIONS}, "n_kept": n_kept,
+            **{f"best_{e}": max((p(f, e) for f in kept), default=0.0) for e in EXPRESSIONS},
+            **{f"shows_{e}": tops.count(e) for e in EXPRESSIONS}}
 
 
 def hamming(a: int | None, b: int | None) -> int:
@@ -184,16 +195,24 @@ def burst_members(index: Index, photo: dict) -> list[dict]:
 
 
 def _check(emotion: str) -> None:
-    if emotion not in EMOTIONS:
-        raise ValueError(f"unknown emotion {emotion!r}: choose one of {', '.join(EMOTIONS)}")
+    if emotion not in EXPRESSIONS:
+        raise ValueError(f"unknown emotion {emotion!r}: choose one of {', '.join(EXPRESSIONS)}")
+
+
+def is_top_sql(e: str, expressions: tuple = EXPRESSIONS) -> str:
+    """SQL: a face's top expression is ``e`` (``top_emotion``'s rule: ties go to the first in order)."""
+    i = expressions.index(e)
+    return " AND ".join([f"p_{e} > p_{o}" for o in expressions[:i]] + [f"p_{e} >= p_{o}" for o in expressions[i + 1:]])
 
 
 def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, everyone: bool,
                  filters: Filters):
     """A cursor over candidate photos, best first: path, raw, hash, taken, dhash, score, n_faces."""
     e = emotion
-    others = [x for x in EMOTIONS if x != e]
-    is_top = " AND ".join(f"p_{e} >= p_{o}" for o in others)
+    if e not in index.expressions:  # an index written before the seven, not yet re-indexed: nothing shows e
+        return index.conn.execute("SELECT NULL AS path, NULL AS raw, NULL AS hash, NULL AS taken, "
+                                  "NULL AS taken_from, NULL AS dhash, 0 AS score, 0 AS n_faces WHERE 0")
+    is_top = is_top_sql(e, index.expressions)
     if everyone:
         # Rank by the least-E face; every kept face must show E (unless --any).
         where, params = filters.sql(n_faces="s.n_faces")
@@ -323,7 +342,7 @@ def face_json(f: dict) -> dict:
 
     return {
         "box": [round(f["x"], 1), round(f["y"], 1), round(f["w"], 1), round(f["h"], 1)],
-        "probabilities": {e: round(float(f[f"p_{e}"]), 4) for e in EMOTIONS},
+        "probabilities": {e: round(p(f, e), 4) for e in EXPRESSIONS},
         "readability": round(float(f["readability"]), 4) if f.get("readability") is not None else None,
         "confidence": round(float(f["confidence"]), 4),
         "detector_score": round(float(f["det_score"]), 4),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from albumsort.index import Index
-from albumsort.labels import EMOTIONS
+from albumsort.labels import EMOTIONS, EXPRESSIONS
 from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, Filters, no_faces, top
 
 THUMB_SIDE = 320
@@ -32,7 +32,8 @@ MARKER = ".albumsort-report"
 
 class ForeignPage(Exception):
     """DEST/index.html exists and is not the page albumsort wrote there."""
-COLOURS = {"angry": "#d62728", "happy": "#2ca02c", "sad": "#1f77b4", "neutral": "#7f7f7f"}
+COLOURS = {"angry": "#d62728", "happy": "#2ca02c", "sad": "#1f77b4", "neutral": "#7f7f7f",
+           "surprise": "#ff7f0e", "fear": "#9467bd", "disgust": "#8c564b"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#fafafa;color:#222}
@@ -114,7 +115,7 @@ def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) 
         x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
         x, y, w, h = x0, y0, max(0.0, min(x + w, width) - x0), max(0.0, min(y + h, height) - y0)
         probs = f["probabilities"]
-        e = max(probs, key=probs.get)
+        e = max(EXPRESSIONS, key=lambda k: probs.get(k, 0.0))  # the first on a tie, as the lists count
         style = (f"left:{100 * x / width:.2f}%;top:{100 * y / height:.2f}%;width:{100 * w / width:.2f}%;"
                  f"height:{100 * h / height:.2f}%;border-color:{COLOURS[e]}")
         boxes.append(f'<div class="box" style="{style}"><span style="background:{COLOURS[e]}">'
@@ -136,14 +137,15 @@ def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) 
 
 def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
                  workers: int | None = None, any_: bool = False, everyone: bool = False, all_shots: bool = False,
-                 filters: Filters | None = None) -> ReportResult:
-    """Write ``dest/index.html`` and its thumbnails, with the same lists ``top`` prints; returns what was done."""
+                 filters: Filters | None = None, expressions: tuple = EMOTIONS) -> ReportResult:
+    """Write ``dest/index.html`` and its thumbnails, with the same lists ``top`` prints for ``expressions``
+    (the four emotions by default); returns what was done."""
     dest = Path(dest)
     check_page_is_ours(dest)
     thumbs = dest / "thumbs"
     thumbs.mkdir(parents=True, exist_ok=True)
     sections = {e: top(index, e, n, min_confidence, with_keys=True, any_=any_, everyone=everyone,
-                       all_shots=all_shots, filters=filters) for e in EMOTIONS}
+                       all_shots=all_shots, filters=filters) for e in expressions}
     nofaces = no_faces(index, min_confidence, with_keys=True, filters=filters)
     shown_nofaces = nofaces[:n]
     rows = {}
@@ -169,7 +171,7 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
         with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
             failed = [r for r in pool.map(_thumb, jobs, chunksize=4) if r]
     f = filters or Filters()
-    parts = [_head(index, min_confidence, f)]
+    parts = [_head(index, min_confidence, f, tuple(sections))]
     for e, items in sections.items():
         figs = "".join(_figure(it, i, "thumbs", it["width"], it["height"]) for i, it in enumerate(items, 1))
         parts.append(f'<section id="{e}" data-emotion="{e}"><h2>{e.capitalize()} — top {len(items)}</h2>'
@@ -213,7 +215,8 @@ def _scope(f: Filters) -> str:
     return ", ".join(words)
 
 
-def _head(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, filters: Filters | None = None) -> str:
+def _head(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, filters: Filters | None = None,
+          sections: tuple = EMOTIONS) -> str:
     """The summary: the counts, labels and definitions of ``albumsort status`` (``Index.stats``), counted
     with the report's own filters and threshold, so it describes the photos the sections were chosen from."""
     f = filters or Filters()
@@ -227,9 +230,9 @@ def _head(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, filters:
     rows = [("photos", f"{s.photos:,}" + (f" ({scope})" if scope else "")),
             ("faces", f"{s.faces:,} found, {s.kept_faces:,} kept (confidence >= {s.min_confidence:g})"),
             ("no-face photos", f"{s.no_face:,}")]
-    rows += [(f"mostly {e}", f"{s.by_emotion[e]:,}") for e in EMOTIONS]
+    rows += [(f"mostly {e}", f"{s.by_emotion[e]:,}") for e in EXPRESSIONS]
     rows += [("model + detector", ", ".join(versions) or "-"), ("indexed", when)]
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    nav = "".join(f'<a href="#{e}">{e}</a>' for e in EMOTIONS) + '<a href="#no-face">no face</a>'
+    nav = "".join(f'<a href="#{e}">{e}</a>' for e in sections) + '<a href="#no-face">no face</a>'
     return (f"<header><h1>albumsort report</h1><p>{html.escape(str(index.path))}</p><nav>{nav}</nav></header>"
             f'<section id="summary"><h2>Summary</h2><table class="summary">{table}</table></section>')

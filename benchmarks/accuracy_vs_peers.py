@@ -3,7 +3,10 @@
     python benchmarks/accuracy_vs_peers.py [--shared ../shared/data] [--peers ../shared/peers]
                                            [--model models/emotion.onnx] [--limit N] [--json]
 
-Sets (four emotions; every model's prediction is its best of angry, happy, sad, neutral):
+Four-class tables (faces labelled angry, happy, sad or neutral; every model's prediction is its best of
+those four), and the list view on RAF-DB's validation share with all seven expressions at their natural
+mix (each model's top expression among seven decides which list a face joins: each of the four lists'
+precision and recall, and seven-class accuracy).  Sets:
 
 * FER2013 PublicTest with the FER+ majority labels (``load_fer(..., "test",
   labels="majority")``): 48 px grey crops without context.  The peers that
@@ -59,8 +62,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers
 
-from albumsort.preprocess import EMOTIONS
-from training.evaluate import metrics, model_input, predict
+from albumsort.labels import EMOTIONS, EXPRESSIONS
+from training.evaluate import four_way, list_view, model_input, predict
 
 FER_PAD = 0.5
 FER_UPSCALE = 4
@@ -104,7 +107,7 @@ class PeerInputs:
 def first_per_class(labels: np.ndarray, limit: int | None) -> np.ndarray:
     if not limit:
         return np.arange(len(labels))
-    keep = np.concatenate([np.flatnonzero(labels == c)[:limit] for c in range(len(EMOTIONS))])
+    keep = np.concatenate([np.flatnonzero(labels == c)[:limit] for c in range(len(EXPRESSIONS))])
     return np.sort(keep)
 
 
@@ -128,7 +131,9 @@ def ferplus_files(root: Path, split: str, limit: int | None) -> list[tuple[Path,
 def folder_files(root: Path, split: str, limit: int | None) -> list[tuple[Path, int]]:
     """The files ``load_fer(root, split, limit, labels="folder")`` reads (``load_folder``'s order)."""
     out = []
-    for label, emotion in enumerate(EMOTIONS):
+    for label, emotion in enumerate(EXPRESSIONS):
+        if not (root / split / emotion).is_dir():
+            continue
         files = sorted(p for p in (root / split / emotion).iterdir()
                        if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"})
         out += [(p, label) for p in files[:limit or None]]
@@ -195,7 +200,7 @@ def rafdb_set(root: Path, limit, size, channels, cache):
     inputs = PeerInputs()
     for i in keep:
         path, expression = files[i]
-        assert EMOTIONS.index(RAFDB_FOLDERS[expression]) == labels[i]
+        assert EXPRESSIONS.index(RAFDB_FOLDERS[expression]) == labels[i]
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
         padded, p = pad_face(rgb)
@@ -237,6 +242,19 @@ def confusions(rows: dict[str, dict], classes=("angry", "sad", "neutral")) -> st
     return "\n".join(lines)
 
 
+def list_table(title: str, rows: dict[str, dict]) -> str:
+    """``list_view`` of every model: each of the four lists' precision and recall, seven-class accuracy."""
+    names = list(rows)
+    w = 19
+    lines = [f"{title:28}" + "".join(f"{SHORT.get(n, n):>{w}}" for n in names)]
+    lines.append(f"{'seven-class accuracy':28}" + "".join(f"{rows[n]['seven_class_accuracy']:>{w}.1%}" for n in names))
+    for e in EMOTIONS:
+        for k in ("precision", "recall"):
+            lines.append(f"{'top ' + e + ' ' + k:28}" + "".join(f"{rows[n]['lists'][e][k]:>{w}.1%}" for n in names))
+    lines.append(f"{'n (all seven)':28}" + "".join(f"{rows[n]['n']:>{w}}" for n in names))
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
@@ -249,7 +267,7 @@ def main() -> int:
     ap.add_argument("--faceapi-backend", default="wasm", choices=("wasm", "cpu"), help="tfjs backend for face-api.js")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    assert tuple(EMOTIONS) == peers.FOUR
+    assert tuple(EXPRESSIONS) == peers.SEVEN
     start = time.perf_counter()
     shared, peer_dir = Path(args.shared), Path(args.peers)
     args.model = args.model or default_model()
@@ -289,9 +307,9 @@ def main() -> int:
         t = time.perf_counter()
         ours, labels, inputs, missed_note = build()
         prep = time.perf_counter() - t
-        rows = {}
+        probs = {}
         t = time.perf_counter()
-        rows["albumsort"] = metrics(predict(args.model, ours)[0], labels)
+        probs["albumsort"] = predict(args.model, ours)[0]
         seconds["albumsort"] += time.perf_counter() - t
         for key, (model, _) in loaded.items():
             if model is None:
@@ -305,13 +323,20 @@ def main() -> int:
                 p = model.probs(inputs.faceapi)
                 out["peers"][SHORT[key]] = f"{model.version}, weights {model.folder}"
             seconds[key] += time.perf_counter() - t
-            rows[key] = metrics(p, labels)
+            probs[key] = p
+        rows = {k: four_way(p, labels) for k, p in probs.items()}
         out["sets"][name] = {"n": len(labels), "detector_missed": inputs.missed, "prepare_s": round(prep, 1),
                              "models": {SHORT[k]: v for k, v in rows.items()}}
+        lists = None
+        if name.startswith("RAF-DB"):
+            lists = {k: list_view(p, labels) for k, p in probs.items()}
+            out["sets"][name]["lists"] = {SHORT[k]: v for k, v in lists.items()}
         if not args.json:
-            print(table(name, rows))
+            print(table(name + " (4 classes)", rows))
             print(f"{missed_note}: {inputs.missed} of {len(labels)}")
             print(confusions(rows) + "\n")
+            if lists:
+                print(list_table(name + ": lists, all seven", lists) + "\n")
     out["model_seconds"] = {SHORT[k]: round(v, 1) for k, v in seconds.items()}
     out["runtime_s"] = round(time.perf_counter() - start, 1)
     if args.json:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 LOAD = ("import time; t = time.perf_counter(); import sys; sys.path.insert(0, {root!r}); "
         "from albumsort.emotions import EmotionModel; m = EmotionModel({model!r}); "
-        "m.predict_crops(__import__('numpy').zeros((1, m.input_size, m.input_size, m.channels), 'uint8')); "
+        "m.score_crops(__import__('numpy').zeros((1, m.input_size, m.input_size, m.channels), 'uint8')); "
         "print(time.perf_counter() - t)")
 
 

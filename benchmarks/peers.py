@@ -41,8 +41,10 @@ runtime is missing, so the benchmark skips that peer cleanly.
   ``predictExpressions`` fed the whole image in node; tfjs's pure-JS ``cpu``
   backend gives them to within 1.2e-5 of ``wasm``.
 
-Each peer's prediction is its best of albumsort's four emotions (angry,
-happy, sad, neutral), i.e. its probabilities over those four renormalised.
+Each peer reads the same seven expressions as albumsort; ``seven`` puts its
+probabilities in albumsort's ``EXPRESSIONS`` order.  The four-class tables
+take every model's best of the four emotions (angry, happy, sad, neutral);
+the list view takes its top expression among all seven.
 """
 
 from __future__ import annotations
@@ -74,14 +76,15 @@ FACEAPI_SHA256 = "9a9840f2cf1f4c7eab95f197512569345c00d2426754d4608b92af30e0300f
 FACEAPI_CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 FACEAPI_NODE = HERE / "faceapi"
 
-FOUR = ("angry", "happy", "sad", "neutral")
-"""albumsort's ``EMOTIONS`` order (checked by the benchmark)."""
+SEVEN = ("angry", "happy", "sad", "neutral", "surprise", "fear", "disgust")
+"""albumsort's ``EXPRESSIONS`` order (checked by the benchmark)."""
+SYNONYMS = {"fearful": "fear", "surprised": "surprise", "disgusted": "disgust"}
 
 
-def four(probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-    """(N, len(classes)) probabilities -> (N, 4) over ``FOUR``, renormalised."""
-    p = probs[:, [classes.index(e) for e in FOUR]].astype(np.float64)
-    return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+def seven(probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """(N, 7) probabilities in the peer's order -> (N, 7) in ``SEVEN`` order (each peer reads all seven)."""
+    names = [SYNONYMS.get(c, c) for c in classes]
+    return probs[:, [names.index(e) for e in SEVEN]].astype(np.float64)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -166,8 +169,8 @@ class ZooFER:
             if len(x) else np.zeros((0, len(ZOO_CLASSES)), np.float32)
 
     def probs(self, faces: np.ndarray) -> np.ndarray:
-        """(N, 4) over ``FOUR`` for aligned RGB faces (N, 112, 112, 3)."""
-        return four(softmax(self.logits(faces).astype(np.float64)), ZOO_CLASSES)
+        """(N, 7) over ``SEVEN`` for aligned RGB faces (N, 112, 112, 3)."""
+        return seven(softmax(self.logits(faces).astype(np.float64)), ZOO_CLASSES)
 
 
 def load_zoo(peers: Path, threads: int = 2) -> tuple[ZooFER | None, str]:
@@ -234,8 +237,8 @@ class FaceApi:
         return out
 
     def probs(self, regions: list[np.ndarray]) -> np.ndarray:
-        """(N, 4) over ``FOUR``."""
-        return four(self.raw(regions), FACEAPI_CLASSES)
+        """(N, 7) over ``SEVEN``."""
+        return seven(self.raw(regions), FACEAPI_CLASSES)
 
 
 def load_faceapi(peers: Path, backend: str = "wasm") -> tuple[FaceApi | None, str]:
@@ -277,4 +280,4 @@ def fer_peer_probs(model, crops: np.ndarray) -> np.ndarray:
     grey = [c if c.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(c[..., :3]), cv2.COLOR_RGB2GRAY) for c in crops]
     x = np.stack([cv2.resize(g, (64, 64), interpolation=cv2.INTER_LINEAR) for g in grey])
     x = (x.astype(np.float32) / 255.0 * 2.0 - 1.0)[..., None]
-    return four(model.predict(x, batch_size=256, verbose=0), FER_CLASSES)
+    return seven(model.predict(x, batch_size=256, verbose=0), FER_CLASSES)

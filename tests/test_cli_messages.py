@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from albumsort.cli import ExitStatus, app
 from albumsort.index import Index
-from albumsort.labels import EMOTIONS
+from albumsort.labels import EMOTIONS, EXPRESSIONS
 from albumsort.ranking import face_confidence, ranking_columns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,8 @@ def test_5_the_run_summary_writes_every_number_alike():
 # -- 2 ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, expected", [
     (["top", "happpy"], "error: unknown emotion 'happpy' (did you mean happy?)"),
-    (["top", "joyful"], "error: unknown emotion 'joyful' (choose angry, happy, sad or neutral)"),
+    (["top", "joyful"], "error: unknown emotion 'joyful' (choose angry, happy, sad or neutral, "
+                        "or beyond the four surprise, fear, disgust)"),
     (["top", "happy", "-n", "0"], "error: -n must be a positive number, not 0"),
     (["top", "happy", "-n", "-5"], "error: -n must be a positive number, not -5"),
     (["top", "happy", "--since", "yesterday"], "error: --since 'yesterday' is not a date: use YYYY, YYYY-MM"),
@@ -449,9 +450,10 @@ def test_10_piped_output_is_never_cut(tmp_path):
     code, out, _ = run(db, "show", long, env=env)
     assert code == 0 and "…" not in out and str(long) in out
     lines = out.splitlines()
-    assert lines[1].split("\t") == ["#", "box x,y,w,h", *EMOTIONS, "top", "readable", "confidence", "kept"]
-    assert lines[2].split("\t")[2:9] == ["0.00", "0.91", "0.00", "0.09", "happy", "0.95", "0.82"]
-    assert len(lines) == 4 and all(line.count("\t") == 9 for line in lines[1:])
+    assert lines[1].split("\t") == ["#", "box x,y,w,h", *EXPRESSIONS, "top", "readable", "confidence", "kept"]
+    assert lines[2].split("\t")[2:12] == ["0.00", "0.91", "0.00", "0.09", "0.00", "0.00", "0.00", "happy", "0.95",
+                                          "0.82"]
+    assert len(lines) == 4 and all(line.count("\t") == 12 for line in lines[1:])
     code, out, _ = run(db, "status", env=env)
     assert "…" not in out and f"index\t{db}" in out and all("\t" in line for line in out.splitlines())
     code, out, _ = run(db, "nofaces", "--in", tmp_path, env=env)

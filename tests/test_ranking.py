@@ -5,7 +5,7 @@ import json
 import pytest
 
 from albumsort.index import Index
-from albumsort.preprocess import EMOTIONS
+from albumsort.labels import EMOTIONS, EXPRESSIONS
 from albumsort.ranking import face_confidence, no_faces, photo_scores, ranking_columns, top
 
 
@@ -91,7 +91,7 @@ def test_json_shape(filled):
     items = json.loads(json.dumps(top(filled, "happy", 2)))
     assert [set(i) >= {"path", "score", "faces"} for i in items] == [True, True]
     f = items[0]["faces"][0]
-    assert len(f["box"]) == 4 and set(f["probabilities"]) == set(EMOTIONS)
+    assert len(f["box"]) == 4 and set(f["probabilities"]) == set(EXPRESSIONS)
     assert items[0]["score"] >= items[1]["score"] and 0 <= items[1]["score"] <= 1
 
 

@@ -114,7 +114,8 @@ def test_explain_and_show_several(db):
     out = p.stdout
     assert "face 2:" in out and "shows angry" in out and "kept" in out
     assert "happy: score" in out and "sad: score" in out and "; rank 3" in out
-    assert "angry: score 0.338 = (sum c*p 0.578 + 0.5 x 0.25) / (sum c 1.579 + 0.5); 1 face(s) show it; rank 2" in out
+    # The prior is the uninformed 1/7 of seven expressions: (0.578 + 0.5/7) / (1.579 + 0.5) = 0.312.
+    assert "angry: score 0.312 = (sum c*p 0.578 + 0.5 x 0.1429) / (sum c 1.579 + 0.5); 1 face(s) show it; rank 2" in out
     assert "not in the list: no kept face shows it" in out  # sad
     assert "moment: 1 shot(s)" in out
     burst = albumsort("explain", "/al/trip/smile2.jpg", db=db).stdout
