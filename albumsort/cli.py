@@ -795,11 +795,15 @@ def _photo_json(idx, row: dict, min_confidence: float) -> dict:
 
     res = idx.result(row["hash"]) or {}
     faces = idx.faces(row["hash"])
+    read = idx.corrected_faces(row["hash"], faces)  # as ranking reads them: the user's corrections applied
+    hidden = any(c["face"] == 0 and c["hidden"] for c in idx.corrections(row["hash"]))
     return {"path": row["path"], "width": res.get("width"), "height": res.get("height"),
             "model": res.get("model_version"), "detector": res.get("detector_version"),
             "taken": _when(row.get("taken")), "taken_from": row.get("taken_from"),
-            "no_face": no_face_reason(faces, min_confidence, res.get("n_small")), "n_small": res.get("n_small"),
-            "faces": [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in faces]}
+            "no_face": no_face_reason(read, min_confidence, res.get("n_small")), "n_small": res.get("n_small"),
+            "hidden": hidden,
+            "faces": [face_json(f) | {"kept": r["confidence"] >= min_confidence}
+                      | ({"corrected": r["corrected"]} if r.get("corrected") else {}) for f, r in zip(faces, read)]}
 
 
 def _when(seconds: float | None) -> str | None:
@@ -811,6 +815,9 @@ def _when(seconds: float | None) -> str | None:
 
 
 def _top_of(f: dict) -> str:
+    """The model's top expression, or the user's (``albumsort set``) marked as theirs."""
+    if f.get("corrected"):
+        return f"{f['corrected']} (set by you)"
     return max(f["probabilities"], key=f["probabilities"].get)
 
 
@@ -853,6 +860,8 @@ def show(
                       f"taken {obj['taken']} ({'EXIF' if obj['taken_from'] == 'exif' else 'file time'})",
                       highlight=False)
         faces = obj["faces"]
+        if obj["hidden"]:
+            console.print("hidden: kept out of every list (albumsort unhide to undo)", highlight=False, markup=False)
         if obj["no_face"]:
             ignored = f"; {len(faces)} ignored below confidence {min_confidence:g}" if faces else ""
             small = f" ({obj['n_small']} found)" if obj["n_small"] else ""
@@ -867,22 +876,29 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
                                    top_emotion)
 
     res = idx.result(row["hash"]) or {}
-    faces = idx.faces(row["hash"])
+    model_faces = idx.faces(row["hash"])
+    faces = idx.corrected_faces(row["hash"], model_faces)
     out = [f"{row['path']}  {res.get('width')}x{res.get('height')}  taken {_when(row.get('taken'))} "
            f"({'EXIF' if row.get('taken_from') == 'exif' else 'file time'})",
            f"scored by {res.get('model_version')} + {res.get('detector_version')}", ""]
+    if any(c["face"] == 0 and c["hidden"] for c in idx.corrections(row["hash"])):
+        out.insert(2, "hidden by you: kept out of every list (albumsort unhide to undo)")
     kept = []
-    for i, f in enumerate(faces, 1):
-        probs = ", ".join(f"{e} {p(f, e):.2f}" for e in EXPRESSIONS)
+    for i, (m, f) in enumerate(zip(model_faces, faces), 1):
+        probs = ", ".join(f"{e} {p(m, e):.2f}" for e in EXPRESSIONS)
         read = f.get("readability") if f.get("readability") is not None else 1.0
         top_p = max(p(f, e) for e in EXPRESSIONS)
         terms = f"detector {f['det_score']:.2f} x readability {read:.2f} x top expression {top_p:.2f}"
+        if f.get("corrected"):
+            terms = f"detector {f['det_score']:.2f}: you set this face to {f['corrected']} (albumsort set)"
         ok = f["confidence"] >= min_confidence
         verdict = "kept" if ok else f"ignored: confidence {f['confidence']:.2f} < {min_confidence:.2f}"
         if not ok and read < 0.5:
             verdict += " (the face cannot be read: turned, covered or not a face)"
+        shows = f"shows {top_emotion(f)}" + (f" (set by you; the model read {top_emotion(m)})"
+                                             if f.get("corrected") else "")
         out.append(f"face {i}: box {', '.join(f'{v:.0f}' for v in (f['x'], f['y'], f['w'], f['h']))}; {probs}; "
-                   f"shows {top_emotion(f)}")
+                   f"{shows}")
         out.append(f"        confidence {f['confidence']:.2f} = {terms} -> {verdict}")
         if ok:
             kept.append(f)
@@ -986,6 +1002,124 @@ def status(ctx: typer.Context) -> None:
             what = "did not finish (interrupted); run `albumsort index` again to continue"
         rows.append(("last run", f"{when}: {what}"))
     _pairs(rows)
+
+
+def _writable_index(ctx: typer.Context):
+    """The index, opened for a small write (a correction); it must exist already."""
+    from albumsort.index import default_db_path
+
+    given = ctx.obj["db"]
+    path = Path(given).expanduser() if given else default_db_path()
+    if not path.exists():
+        fail(f"no index at {path}: run `albumsort index PHOTOS` first")
+    return open_index(ctx, create=True)
+
+
+def _target(idx, given: str):
+    from albumsort.corrections import CorrectionError, parse_target
+
+    try:
+        return parse_target(idx, given)
+    except CorrectionError as e:
+        fail(str(e))
+
+
+@command(name="set")
+def set_(
+    ctx: typer.Context,
+    photo: str = typer.Argument(..., metavar="PHOTO[#N]", show_default=False,
+                                help="An indexed photo, or its Nth face as `show` numbers them: IMG.jpg#2."),
+    emotion: str = typer.Argument(..., metavar="EMOTION", show_default=False,
+                                  help="What it shows: angry, happy, sad, neutral, surprise, fear or disgust."),
+) -> None:
+    """Record what a photo (every face of it) or one face shows; lists read it before the model's reading.
+
+    Kept in the index by content: it survives reruns, model upgrades and moves.
+    `albumsort unset` removes it, `albumsort corrections` lists them.
+    """
+    from albumsort.corrections import CorrectionError, set_expression
+
+    e = emotion_name(emotion)
+    idx = _writable_index(ctx)
+    t = _target(idx, photo)
+    try:
+        set_expression(idx, t, e)
+    except CorrectionError as err:
+        fail(str(err))
+    which = f"face {t.face} of " if t.face else ""
+    console.print(f"{which}{t.row['path']}: {e} (set by you)", highlight=False, markup=False)
+
+
+@command()
+def unset(
+    ctx: typer.Context,
+    photo: str = typer.Argument(..., metavar="PHOTO[#N]", show_default=False,
+                                help="An indexed photo, or its Nth face: IMG.jpg#2."),
+) -> None:
+    """Remove what `albumsort set` recorded for a photo or a face: the model's reading counts again."""
+    from albumsort.corrections import set_expression
+
+    idx = _writable_index(ctx)
+    t = _target(idx, photo)
+    had = any(c["face"] == t.face and c["expression"] for c in idx.corrections(t.row["hash"]))
+    set_expression(idx, t, None)
+    which = f"face {t.face} of " if t.face else ""
+    console.print(f"{which}{t.row['path']}: " + ("the model's reading counts again" if had else "had no correction"),
+                  highlight=False, markup=False)
+
+
+@command()
+def hide(
+    ctx: typer.Context,
+    photos: List[str] = typer.Argument(..., metavar="PHOTO...", show_default=False, help="Indexed photos."),
+) -> None:
+    """Keep photos out of every list (top, export, report, nofaces); `albumsort unhide` lets them back."""
+    from albumsort.corrections import set_hidden
+
+    idx = _writable_index(ctx)
+    for given in photos:
+        t = _target(idx, given)
+        set_hidden(idx, t, True)
+        console.print(f"{t.row['path']}: hidden from every list", highlight=False, markup=False)
+
+
+@command()
+def unhide(
+    ctx: typer.Context,
+    photos: List[str] = typer.Argument(..., metavar="PHOTO...", show_default=False, help="Indexed photos."),
+) -> None:
+    """Let photos hidden by `albumsort hide` back into the lists."""
+    from albumsort.corrections import set_hidden
+
+    idx = _writable_index(ctx)
+    for given in photos:
+        t = _target(idx, given)
+        set_hidden(idx, t, False)
+        console.print(f"{t.row['path']}: back in the lists", highlight=False, markup=False)
+
+
+@command()
+def corrections(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", metavar="",
+                                 help="A JSON array of {paths, face, expression, hidden, at}."),
+) -> None:
+    """Every correction you made (set, hide), oldest first, with the photos that hold it."""
+    from albumsort.corrections import listing
+
+    rows = listing(open_index(ctx))
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for r in rows:
+        what = ", ".join(x for x in (f"shows {r['expression']}" if r["expression"] else "",
+                                     "hidden" if r["hidden"] else "") if x)
+        where = " | ".join(r["paths"]) or "(no indexed photo holds this content now)"
+        face = f"#{r['face']}" if r["face"] else ""
+        wait = f" (waiting: {r['waiting']})" if r.get("waiting") else ""
+        console.print(f"{where}{face}: {what}{wait}", highlight=False, markup=False)
+    if not rows:
+        note("no corrections (albumsort set PHOTO EMOTION, albumsort hide PHOTO)")
 
 
 @command()

@@ -49,7 +49,7 @@ ADDED_COLUMNS = {
 read again; the expressions beyond the four read 0 ("not read by that model") until the next ``index``
 re-scores the photos with a seven-expression model."""
 
-OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs"})
+OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs", "corrections"})
 LEGACY_SCHEMAS = ("1", "2")
 """Schema versions albumsort wrote before its indexes carried an application_id."""
 
@@ -365,11 +365,20 @@ class Index:
             db["runs"].create({
                 "id": int, "started": float, "finished": float, "roots": str, "summary": str,
             }, pk="id", if_not_exists=True)
+            self._create_corrections()
             db["faces"].create_index(["hash"], if_not_exists=True)
             db["photos"].create_index(["hash"], if_not_exists=True)
             db["photos"].create_index(["path"], if_not_exists=True)
             db["photos"].create_index(["taken"], if_not_exists=True)
             self._rank_indexes()
+
+    def _create_corrections(self) -> None:
+        """What the user says: one row per content and face (0: the whole photo), kept across reruns,
+        model upgrades and moves because it is keyed by content (see ``albumsort.corrections``)."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS corrections (hash TEXT NOT NULL, face INTEGER NOT NULL, face_idx INTEGER, "
+            "x REAL, y REAL, w REAL, h REAL, expression TEXT, hidden INTEGER NOT NULL DEFAULT 0, at REAL, "
+            "PRIMARY KEY (hash, face))")
 
     def _rank_indexes(self) -> None:
         for e in EXPRESSIONS:
@@ -387,7 +396,72 @@ class Index:
                     if col not in have:
                         self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
             self._rank_indexes()
+            self._create_corrections()
         self.__dict__.pop("expressions", None)
+        self.__dict__.pop("has_corrections", None)
+
+    @property
+    def has_corrections(self) -> bool:
+        """Whether the file has the corrections table (an index opened read-only before it existed has not)."""
+        if "has_corrections" not in self.__dict__:
+            self.__dict__["has_corrections"] = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'corrections'").fetchone() is not None
+        return self.__dict__["has_corrections"]
+
+    def faces_sql(self) -> str:
+        """A FROM item with every face as ranking reads it: the user's corrections applied to the model's values.
+
+        A corrected face (its own row, else its photo's) reads its expression with probability 1 and
+        readability 1, so its confidence is its detector score.  ``faces`` itself keeps the model's values.
+        """
+        if not self.has_corrections:
+            return "faces"
+        e = "coalesce(cf_.expression, cp_.expression)"
+        probs = ", ".join(f"CASE WHEN {e} IS NULL THEN f_.p_{x} ELSE ({e} = '{x}') * 1.0 END AS p_{x}"
+                          for x in self.expressions)
+        return (f"(SELECT f_.hash, f_.idx, f_.x, f_.y, f_.w, f_.h, f_.det_score, {probs}, "
+                f"CASE WHEN {e} IS NULL THEN f_.readability ELSE 1.0 END AS readability, "
+                f"CASE WHEN {e} IS NULL THEN f_.confidence ELSE f_.det_score END AS confidence "
+                "FROM faces f_ LEFT JOIN corrections cf_ ON cf_.hash = f_.hash AND cf_.face > 0 "
+                "AND cf_.face_idx = f_.idx LEFT JOIN corrections cp_ ON cp_.hash = f_.hash AND cp_.face = 0)")
+
+    def not_hidden_sql(self, alias: str = "p") -> str:
+        """`` AND`` clause keeping photos the user hid (``albumsort hide``) out of a list."""
+        if not self.has_corrections:
+            return ""
+        return f" AND {alias}.hash NOT IN (SELECT hash FROM corrections WHERE face = 0 AND hidden = 1)"
+
+    def corrections(self, content_hash: str | None = None) -> list[dict]:
+        """The user's corrections (of one content, or all), photo-level first."""
+        if not self.has_corrections:
+            return []
+        if content_hash is None:
+            return self.query("SELECT * FROM corrections ORDER BY at, hash, face")
+        return self.query("SELECT * FROM corrections WHERE hash = ? ORDER BY face", [content_hash])
+
+    def corrected_faces(self, content_hash: str, faces: list[dict] | None = None) -> list[dict]:
+        """The faces of ``content_hash`` as ranking reads them (``faces_sql`` in Python)."""
+        from albumsort.corrections import apply
+
+        faces = self.faces(content_hash) if faces is None else faces
+        return apply(faces, self.corrections(content_hash))
+
+    def resolve_corrections(self, content_hash: str, faces: list[dict]) -> None:
+        """Point each face correction of ``content_hash`` at the face it was made on, among ``faces`` (new
+        detections after a detector change), by the box it recorded; NULL when no face overlaps it."""
+        from albumsort.corrections import match
+
+        for c in self.corrections(content_hash):
+            if c["face"] > 0:
+                self.conn.execute("UPDATE corrections SET face_idx = ? WHERE hash = ? AND face = ?",
+                                  [match(c, faces), content_hash, c["face"]])
+
+    def rerank(self, content_hash: str) -> None:
+        """Recompute a result's precomputed ranking columns from its faces with the corrections applied."""
+        from albumsort.ranking import ranking_columns
+
+        if self.result(content_hash) is not None:
+            self.db["results"].update(content_hash, ranking_columns(self.corrected_faces(content_hash)))
 
     @property
     def expressions(self) -> tuple[str, ...]:
@@ -472,7 +546,7 @@ class Index:
             sums = ", ".join(f"sum(CASE WHEN confidence >= ? THEN confidence * p_{e} ELSE 0 END) AS score_{e}"
                              for e in exprs)
             sql = (f"WITH s AS (SELECT hash, count(*) AS n_faces, sum(confidence >= ?) AS n_kept, {sums} "
-                   "FROM faces GROUP BY hash) "
+                   f"FROM {self.faces_sql()} GROUP BY hash) "
                    f"SELECT CASE WHEN coalesce(s.n_kept, 0) = 0 THEN '' ELSE {photo_emotion_sql('s', exprs)} END "
                    "AS e, count(*), coalesce(sum(s.n_faces), 0), coalesce(sum(s.n_kept), 0) "
                    f"FROM photos p LEFT JOIN s ON s.hash = p.hash WHERE 1{where} GROUP BY 1")

@@ -366,7 +366,8 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
                     "det_score": f.det_score, **{f"p_{e}": float(p[j]) for j, e in enumerate(EXPRESSIONS)},
                     "readability": r, "confidence": face_confidence(f.det_score, p, r),
                 })
-            ranks = ranking_columns(faces)
+            index.resolve_corrections(res.hash, faces)  # the user's corrections follow re-detected faces
+            ranks = ranking_columns(index.corrected_faces(res.hash, faces))
             index.put_result(res.hash, {
                 "width": res.width, "height": res.height, "model_version": versions[0],
                 "detector_version": versions[1], "n_faces": len(faces), "n_small": res.n_small,

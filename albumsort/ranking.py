@@ -216,12 +216,13 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
     if everyone:
         # Rank by the least-E face; every kept face must show E (unless --any).
         where, params = filters.sql(n_faces="s.n_faces")
+        where += index.not_hidden_sql("p")
         floor = "" if any_ else " AND s.shows = s.n_faces"
         sql = f"""
             WITH s AS (
                 SELECT hash, min(p_{e}) AS score, count(*) AS n_faces, max(p_{e}) AS best,
                        sum(CASE WHEN {is_top} THEN 1 ELSE 0 END) AS shows
-                FROM faces WHERE confidence >= ? GROUP BY hash HAVING count(*) >= 2)
+                FROM {index.faces_sql()} WHERE confidence >= ? GROUP BY hash HAVING count(*) >= 2)
             SELECT p.path, p.raw, p.hash, p.taken, p.taken_from, r.dhash, s.score, s.n_faces
             FROM s JOIN photos p ON p.hash = s.hash JOIN results r ON r.hash = s.hash
             WHERE 1 {floor}{where}
@@ -229,6 +230,7 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
         return index.conn.execute(sql, [min_confidence] + params)
     if abs(min_confidence - DEFAULT_MIN_CONFIDENCE) < 1e-12:
         where, params = filters.sql()
+        where += index.not_hidden_sql("p")
         floor = "" if any_ else f" AND {_shows_sql(f'r.shows_{e}', 'r.n_kept')}"
         sql = f"""
             SELECT p.path, p.raw, r.hash, p.taken, p.taken_from, r.dhash, r.score_{e} AS score,
@@ -238,12 +240,13 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
             ORDER BY r.score_{e} DESC, r.n_kept DESC, r.best_{e} DESC, p.path, p.raw"""
         return index.conn.execute(sql, params)
     where, params = filters.sql(n_faces="s.n_faces")
+    where += index.not_hidden_sql("p")
     floor = "" if any_ else f" AND {_shows_sql('s.shows', 's.n_faces')}"
     sql = f"""
         WITH s AS (
             SELECT hash, (sum(confidence * p_{e}) + ?) / (sum(confidence) + ?) AS score,
                    count(*) AS n_faces, max(p_{e}) AS best, sum(CASE WHEN {is_top} THEN 1 ELSE 0 END) AS shows
-            FROM faces WHERE confidence >= ? GROUP BY hash)
+            FROM {index.faces_sql()} WHERE confidence >= ? GROUP BY hash)
         SELECT p.path, p.raw, s.hash, p.taken, p.taken_from, r.dhash, s.score, s.n_faces
         FROM s JOIN photos p ON p.hash = s.hash JOIN results r ON r.hash = s.hash
         WHERE 1 {floor}{where}
@@ -285,7 +288,7 @@ def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT
         if with_keys:
             item |= {"raw": r["raw"], "hash": r["hash"]}
         if with_faces:
-            item["faces"] = [face_json(f) for f in index.faces(r["hash"]) if f["confidence"] >= min_confidence]
+            item["faces"] = [face_json(f) for f in index.corrected_faces(r["hash"]) if f["confidence"] >= min_confidence]
         out.append(item)
     return out
 
@@ -302,17 +305,18 @@ def no_faces(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, with_
     """
     f = filters or Filters()
     where, params = Filters(f.folders, f.since, f.until).sql()
+    where += index.not_hidden_sql("p")
     small = "(SELECT r.n_small FROM results r WHERE r.hash = p.hash)" if index.has_column("results", "n_small") \
         else "NULL"
     sql = f"""
         SELECT p.path, p.raw, p.hash, {small} AS n_small FROM photos p
-        WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.hash = p.hash AND f.confidence >= ?){where}"""
+        WHERE NOT EXISTS (SELECT 1 FROM {index.faces_sql()} f WHERE f.hash = p.hash AND f.confidence >= ?){where}"""
     rows = index.query(sql, [min_confidence] + params)
     faces: dict[str, list] = {}
     hashes = list({r["hash"] for r in rows})
     for i in range(0, len(hashes), 500):
         chunk = hashes[i:i + 500]
-        for fr in index.query(f"SELECT hash, w, h, readability, confidence FROM faces WHERE hash IN "
+        for fr in index.query(f"SELECT hash, w, h, readability, confidence FROM {index.faces_sql()} WHERE hash IN "
                               f"({', '.join('?' * len(chunk))})", chunk):
             faces.setdefault(fr["hash"], []).append(fr)
     out = []
@@ -347,4 +351,4 @@ def face_json(f: dict) -> dict:
         "confidence": round(float(f["confidence"]), 4),
         "detector_score": round(float(f["det_score"]), 4),
         "landmarks": json.loads(f["landmarks"]) if f.get("landmarks") else None,
-    }
+    } | ({"corrected": f["corrected"]} if f.get("corrected") else {})
