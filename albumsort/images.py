@@ -13,6 +13,8 @@ from typing import IO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from albumsort import stages
+
 EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif",
                         ".heic", ".heif"})
 """File name endings albumsort opens (compared lower-case)."""
@@ -198,7 +200,8 @@ def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pi
                     im = im.reduce(max(im.size) // max_side)
                 # The orientation read before draft(): draft() can drop the EXIF block.
                 if orientation in _TRANSPOSE:
-                    im = im.transpose(_TRANSPOSE[orientation])
+                    with stages.stage("exif_orientation"):
+                        im = im.transpose(_TRANSPOSE[orientation])
                 if im.mode != "RGB":
                     im = _to_rgb(im)
                 if max_side and max(im.size) > max_side:

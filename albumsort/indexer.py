@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from albumsort.index import Index, Stats, path_key, path_text
 from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
+from albumsort import stages
 from albumsort.labels import EXPRESSIONS
 from albumsort.ranking import face_confidence, ranking_columns
 from albumsort.scan import Failure, walk
@@ -303,11 +304,15 @@ def _process(index: Index, todo: _Todo, executor: Executor, job, run: int, summa
         return
     pending: list[tuple[tuple, object]] = []  # results waiting to be written
     state = {"done": 0, "last_flush": time.time()}
+    profile = {"photos": [], "store_ms": [], "start": time.time()} if stages.enabled() else None
 
     def flush(force: bool = False) -> None:
         if pending and (force or len(pending) >= 64
                         or time.time() - state["last_flush"] >= 1.0):  # commit at least every second
+            t0 = time.perf_counter()
             _store(index, pending, job.versions, run, summary)
+            if profile is not None:
+                profile["store_ms"] += [(time.perf_counter() - t0) * 1000.0 / len(pending)] * len(pending)
             state["done"] += len(pending)
             pending.clear()
             state["last_flush"] = time.time()
@@ -318,8 +323,19 @@ def _process(index: Index, todo: _Todo, executor: Executor, job, run: int, summa
     with closing(executor.run(tasks, len(todo), job)) as results:
         for done in results:
             pending.extend((task.ref, res) for task, res in done)
+            if profile is not None:
+                now = time.time()
+                for _, res in done:
+                    if getattr(res, "timings", None):
+                        t = dict(res.timings)
+                        t["ipc"] = (now - t.pop("end")) * 1000.0  # from the worker's end to the driver
+                        profile["photos"].append(t)
             flush()
     flush(force=True)
+    if profile is not None:
+        stages.write(os.environ[stages.ENV], {"photos": profile["photos"], "store_ms": profile["store_ms"],
+                                              "wall_s": time.time() - profile["start"],
+                                              "workers": executor.workers})
 
 
 def _store(index: Index, pending: list, versions, run: int, summary: Summary) -> None:

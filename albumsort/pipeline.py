@@ -33,23 +33,32 @@ and tests call this module directly.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 import numpy as np
 
+from albumsort import stages
 from albumsort.labels import EXPRESSIONS
 
 DECODE_SIDE = 1000
 """Photos are decoded with their long side at most this for detection (``faces.DETECT_SIDE``):
 libjpeg decodes a 4000x3000 JPEG at 1/4 scale to exactly 1000x750."""
 
-REREAD = "reread-small"
-"""Tag of the crop policy in the detector version (small faces cut from a larger decode)."""
+REREAD = "reread-small-x1.5"
+"""Tag of the crop policy in the detector version (small faces cut from a larger decode, when it is at least
+``MIN_REREAD_GAIN`` times larger)."""
+
+MIN_REREAD_GAIN = 1.5
+"""A second decode is made only when it gives a small face at least this many times the pixels per side:
+a 1024 px photo decoded at 1000 px for detection is never decoded again for 2% more detail (the profile,
+``benchmarks/index_speed.py --profile``, found 7 in 8 of WIDER's 1024 px photos decoded twice for it)."""
 
 NOT_REMEMBERED = ("permission denied", "cannot read", "image too large:", "not enough memory",
                   "corrupt image: [Errno")
@@ -85,6 +94,8 @@ class Analysed:
     faces: tuple[FaceResult, ...]
     n_small: int = 0
     """Faces the detector was sure of but that were too small to read (``faces`` holds none of them)."""
+    timings: Optional[dict] = field(default=None, compare=False)
+    """Stage timings in ms when profiling (``albumsort.stages``), else None."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ class Known:
     """A photo whose content is already scored with the current versions: nothing was decoded."""
 
     hash: str
+    timings: Optional[dict] = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,7 @@ class Failed:
     reason: str
     remember: bool = False
     hash: Optional[str] = None
+    timings: Optional[dict] = field(default=None, compare=False)
 
     @classmethod
     def of(cls, reason: str, content_hash: str | None = None) -> "Failed":
@@ -161,9 +174,10 @@ def reread_side(full_side: int, seen_side: int, smallest: float, size: int) -> i
     """Long side to decode again at so a face ``smallest`` px at ``seen_side`` becomes at least ``size`` px.
 
     Rounded up to one of libjpeg's scales of the full photo (1/8, 1/4, 1/2, 1), which decode as fast as
-    anything smaller; None when the detection decode is already the full photo.
+    anything smaller; None when the detection decode is already the full photo or nearly
+    (``MIN_REREAD_GAIN``).
     """
-    if full_side <= seen_side:
+    if full_side < MIN_REREAD_GAIN * seen_side:
         return None
     need = seen_side * size / max(smallest, 1e-6)
     for d in (8, 4, 2):
@@ -196,24 +210,31 @@ def find_faces(rgb: np.ndarray, detector, model,
     one definition of "the faces in a photo".
     """
     seen = max(rgb.shape[:2])
-    found = detector.detect(rgb, photo_scale=full_side / seen if full_side else 1.0)  # detectors.Detections
+    with stages.stage("detect"):
+        found = detector.detect(rgb, photo_scale=full_side / seen if full_side else 1.0)  # detectors.Detections
+    stages.note("faces", len(found))
     if not found:
         return FacesFound(small=found.small)
     cands = list(found)
     size, channels = model.input_size, model.channels
-    crops = crops_for(rgb, cands, size, channels)
+    with stages.stage("crop"):
+        crops = crops_for(rgb, cands, size, channels)
     scales = [1.0] * len(cands)
     under = [i for i, f in enumerate(cands) if max(f.box[2], f.box[3]) < size]  # under S: read from more pixels
     if under and larger is not None and full_side:
         side = reread_side(full_side, seen, min(max(cands[i].box[2], cands[i].box[3]) for i in under), size)
-        big = larger(side) if side else None
+        with stages.stage("second_decode"):
+            big = larger(side) if side else None
         if big is not None:
             s = max(big.shape[:2]) / seen
+            stages.note("second_decode_scale", round(s, 3))
             if s > 1:
-                crops[under] = crops_for(big, [cands[i] for i in under], size, channels, s)
+                with stages.stage("crop"):
+                    crops[under] = crops_for(big, [cands[i] for i in under], size, channels, s)
                 for i in under:
                     scales[i] = s
-    probs, readability = model.score_crops(crops)
+    with stages.stage("emotion_model"):
+        probs, readability = model.score_crops(crops)
     t = detector.thresholds
     keep = [i for i, f in enumerate(cands) if t.confirmed(f.score, float(readability[i]))]
     return FacesFound([cands[i] for i in keep], probs[keep], readability[keep], [scales[i] for i in keep],
@@ -249,12 +270,29 @@ class Pipeline:
         chunks.  ``known(hash)`` true: the content is scored already, nothing
         is decoded.
         """
+        with stages.photo() as timings:
+            start = time.perf_counter()
+            res = self._analyse(path, data, known)
+            if timings is None:
+                return res
+            import pickle
+
+            timings["total"] = (time.perf_counter() - start) * 1000.0
+            t0 = time.perf_counter()
+            pickle.dumps(res)
+            timings["pickle"] = (time.perf_counter() - t0) * 1000.0
+            timings["end"] = time.time()
+            return dataclasses.replace(res, timings=dict(timings))
+
+    def _analyse(self, path: str, data: bytes | None, known) -> Result:
         checked = self.check(path, data)
         if isinstance(checked, Failed):
             return checked
         content_hash, taken = checked
-        if known is not None and known(content_hash):
-            return Known(content_hash)
+        if known is not None:
+            with stages.stage("known_lookup"):
+                if known(content_hash):
+                    return Known(content_hash)
         return self.score(path, content_hash, taken, data)
 
     def check(self, path: str, data: bytes | None = None) -> tuple[str, Optional[float]] | Failed:
@@ -263,14 +301,18 @@ class Pipeline:
 
         try:
             if data is None:
-                taken = check_header(path, self.max_pixels)[3]
-                h = hashlib.blake2b(digest_size=16)
-                with open(path, "rb") as f:
-                    while chunk := f.read(1 << 20):
-                        h.update(chunk)
+                with stages.stage("header"):
+                    taken = check_header(path, self.max_pixels)[3]
+                with stages.stage("read_hash"):
+                    h = hashlib.blake2b(digest_size=16)
+                    with open(path, "rb") as f:
+                        while chunk := f.read(1 << 20):
+                            h.update(chunk)
             else:
-                taken = check_header(io.BytesIO(data), self.max_pixels, name=path)[3]
-                h = hashlib.blake2b(data, digest_size=16)
+                with stages.stage("header"):
+                    taken = check_header(io.BytesIO(data), self.max_pixels, name=path)[3]
+                with stages.stage("read_hash"):
+                    h = hashlib.blake2b(data, digest_size=16)
         except ImageError as e:
             return Failed.of(str(e))
         except OSError as e:
@@ -290,7 +332,9 @@ class Pipeline:
             return path if data is None else io.BytesIO(data)
 
         try:
-            rgb, (full_w, full_h) = load_rgb(source(), max_side=DECODE_SIDE, max_pixels=self.max_pixels, name=path)
+            with stages.stage("reduced_decode"):
+                rgb, (full_w, full_h) = load_rgb(source(), max_side=DECODE_SIDE, max_pixels=self.max_pixels,
+                                                 name=path)
         except ImageError as e:
             return Failed.of(str(e), content_hash)
 
@@ -302,8 +346,10 @@ class Pipeline:
 
         found = self.find_faces(rgb, larger, max(full_w, full_h))
         s = full_w / rgb.shape[1]
+        with stages.stage("dhash"):
+            dhash = difference_hash(rgb)
         return Analysed(
-            hash=content_hash, width=full_w, height=full_h, dhash=difference_hash(rgb), exif_time=taken,
+            hash=content_hash, width=full_w, height=full_h, dhash=dhash, exif_time=taken,
             n_small=found.small,
             faces=tuple(FaceResult(box=tuple(v * s for v in f.box), det_score=f.score,
                                    p=tuple(float(v) for v in p), readability=float(r),

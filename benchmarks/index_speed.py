@@ -1,6 +1,7 @@
 """Indexing speed, measured side by side in one run.
 
     python benchmarks/index_speed.py [--photos 200] [--kinds camera,smooth] [--small 10000] [--fer-photos 40]
+    python benchmarks/index_speed.py --profile [--photos 200] [--kinds camera]   # where the time goes
 
 1. Builds (once, cached in benchmarks/out/) two albums of large photos: the
    shared WIDER FACE photos upscaled to 4000x3000 JPEGs with an EXIF block
@@ -21,6 +22,11 @@
    compares the peak memory of indexing N and 4N small photos.
 
 Medians of ``--repeats`` runs where a step is cheap enough to repeat.
+
+``--profile`` instead runs one index of each album with ``ALBUMSORT_PROFILE``
+(``albumsort.stages``) and prints, per photo, the median and 90th percentile
+milliseconds of every stage, how often a second decode happens and at which
+scale, and the share of the wall time the workers were busy.
 """
 
 from __future__ import annotations
@@ -173,6 +179,46 @@ def run_index(album: Path, db: Path) -> tuple[float, str, int]:
     return wall, p.stdout.strip(), max(peak, before)
 
 
+STAGES = (("header", "header check"), ("read_hash", "read + hash the file"), ("known_lookup", "known-content look-up"),
+          ("reduced_decode", "reduced decode (incl. orientation)"), ("exif_orientation", "  of it: EXIF orientation"),
+          ("detect", "detection"), ("second_decode", "second decode (small faces)"), ("crop", "cropping"),
+          ("emotion_model", "emotion model"), ("dhash", "difference hash"), ("pickle", "pickling the result"),
+          ("ipc", "worker end -> driver (IPC, queue)"), ("store", "driver's SQLite write"),
+          ("total", "worker total per photo"))
+
+
+def profile(album: Path, db: Path) -> None:
+    """One index run with stage timings; prints the table."""
+    import json
+
+    out = db.with_suffix(".profile.json")
+    env = dict(os.environ, ALBUMSORT_PROFILE=str(out))
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "albumsort", "--db", str(db), "index", str(album)],
+                       capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    if p.returncode not in (0, 1):
+        sys.exit(p.stderr)
+    rec = json.loads(out.read_text())
+    photos = rec["photos"]
+    for ph, st in zip(photos, rec["store_ms"]):
+        ph["store"] = st
+    n = len(photos)
+    print(f"{'stage (ms per photo)':38}{'median':>9}{'p90':>9}{'mean':>9}  photos with it")
+    for key, name in STAGES:
+        vals = np.array([ph.get(key, 0.0) for ph in photos], float)
+        has = sum(1 for ph in photos if key in ph)
+        print(f"{name:38}{np.median(vals):9.1f}{np.percentile(vals, 90):9.1f}{vals.mean():9.1f}  {has}/{n}")
+    scales = [ph["second_decode_scale"] for ph in photos if "second_decode_scale" in ph]
+    faces = np.array([ph.get("faces", 0) for ph in photos])
+    print(f"second decode on {len(scales)} of {n} photos; scales (x the 1000 px decode): "
+          + ", ".join(f"{s:g}: {scales.count(s)}" for s in sorted(set(scales))))
+    print(f"faces per photo (candidates): median {np.median(faces):.0f}, mean {faces.mean():.1f}")
+    busy = sum(ph.get("total", 0.0) for ph in photos) / 1000.0
+    print(f"workers busy: {busy:.1f} s of {rec['wall_s']:.1f} s x {rec['workers']} workers in the driver's "
+          f"loop = {busy / (rec['wall_s'] * rec['workers']):.0%}; whole command {wall:.1f} s")
+
+
 def peak_rss_of(album: Path, db: Path) -> int:
     code = ("import resource, subprocess, sys; "
             f"subprocess.run([sys.executable, '-m', 'albumsort', '--db', {str(db)!r}, 'index', {str(album)!r}], "
@@ -187,8 +233,16 @@ def main() -> int:
     ap.add_argument("--kinds", default="camera,smooth", help="albums to time: camera (noisy, q92), smooth")
     ap.add_argument("--small", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--profile", action="store_true", help="only the per-stage profile of one index run per album")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
+    if args.profile:
+        with tempfile.TemporaryDirectory() as tmp:
+            for kind in args.kinds.split(","):
+                large = build_large(args.photos, kind)
+                print(f"\n{kind} album: {args.photos} photos of 4000x3000; {cores} cores")
+                profile(large, Path(tmp) / f"{kind}.db")
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         idx = None

@@ -112,6 +112,8 @@ def test_reread_side_picks_the_smallest_jpeg_scale_that_is_enough():
     assert pipeline.reread_side(4000, 1000, 20, 48) == 4000  # 1/2 gives 40 < 48: full size
     assert pipeline.reread_side(4000, 1000, 10, 96) == 4000  # capped at the photo
     assert pipeline.reread_side(800, 800, 10, 48) is None  # already the full photo
+    assert pipeline.reread_side(1024, 1000, 10, 96) is None  # nearly: 2% more detail is not worth a decode
+    assert pipeline.reread_side(1500, 1000, 10, 96) == 1500
 
 
 def test_large_faces_need_no_second_decode(monkeypatch, tmp_path):
