@@ -22,6 +22,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from albumsort.index import DEFAULT_MIN_CONFIDENCE
 from albumsort.labels import EMOTIONS
+from albumsort.wording import plural
 
 try:  # Typer 0.29 and later carry their own copy of Click: its errors are the ones raised
     from typer._click import core as _click_core
@@ -212,6 +213,13 @@ class Mode(str, Enum):
 MIN_CONF_HELP = ("Ignore faces whose confidence (detector score x readability x top emotion probability) is "
                  "below X, 0..1. Confidence tops out near 0.9, so a threshold above that leaves every photo "
                  "\"No face\".")
+
+
+def cannot_write(dest: Path, e: OSError) -> str:
+    """The one line ``export`` and ``report`` give for a destination they cannot write."""
+    from albumsort.export import write_advice
+
+    return f"cannot write to {dest}: {write_advice(e)}"
 
 
 def fail(message: str, code: int = ExitStatus.USAGE) -> None:
@@ -428,6 +436,18 @@ class ListQuery:
             return f" with at most {self.max_faces} kept faces"
         return ""
 
+    def check_folders(self, idx) -> None:
+        """A usage error for an ``--in`` FOLDER that does not exist and holds no indexed photo (a typo).
+
+        A folder that is gone but still has indexed photos (an unplugged drive) is a valid filter.
+        """
+        from albumsort.index import path_key
+        from albumsort.ranking import Filters, count_photos
+
+        for f in self.folders:
+            if not os.path.exists(f) and not count_photos(idx, Filters(folders=[path_key(os.path.abspath(f))])):
+                raise UsageLine(f"--in {f}: no such folder, and no indexed photo under it")
+
     def nothing_indexed(self, idx) -> Optional[str]:
         """The line to print when no indexed photo lies in the folders and dates asked for, else None."""
         from albumsort.ranking import count_photos
@@ -457,6 +477,8 @@ def open_index(ctx: typer.Context, create: bool = False):
     path = Path(given).expanduser() if given else default_db_path()
     if path.is_dir():
         fail(f"{ctx.obj.get('db_name', '--db')} must name a file (the index), not a folder: {path} is a folder")
+    if create:
+        _check_writable(path, ctx.obj.get("db_name", "--db"))
     try:
         idx = Index(path, create=create)
     except IndexChanged as e:
@@ -469,6 +491,23 @@ def open_index(ctx: typer.Context, create: bool = False):
         fail(f"cannot open the index {path}: {e.strerror or e}")
     _state["index"] = idx
     return idx
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """A usage error, before anything is opened, when the index at ``path`` could not be written.
+
+    ``index`` writes the file, its ``-wal`` journal and a ``.lock`` beside it, so the folder must be
+    writable too; a read-only folder (a backup drive) still serves every read command.
+    """
+    folder = path.absolute().parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent  # the first folder that exists: the index's folder is made inside it
+    if not os.access(folder, os.W_OK):
+        fail(f"cannot write the index {path}: the folder {folder} is not writable; choose another {option} "
+             "(read commands still work on it)")
+    if path.exists() and not os.access(path, os.W_OK):
+        fail(f"cannot write the index {path}: the file is read-only; choose another {option} "
+             "(read commands still work on it)")
 
 
 # -- output: one emit() for every listing -------------------------------------------------------------
@@ -618,6 +657,7 @@ def index(
                                 detector_name=detector.value if detector else None,
                                 max_pixels=max_pixels, progress=progress, on_total=on_total, exclude=exclude,
                                 executor=executor, on_workers=lambda k: bar.update(task, workers=k))
+            empty = [p for p in paths if not summary.interrupted and os.path.isdir(p) and not _held_under(idx, p)]
         except IndexLocked as e:
             fail(str(e), code=ExitStatus.LOCKED)
         except DetectorUnavailable as e:
@@ -635,12 +675,32 @@ def index(
         err.print(f"[yellow]failed:[/yellow] {escape(path)}: {escape(reason)}", highlight=False)
     if len(summary.failures) > 20:
         err.print(f"... and {len(summary.failures) - 20} more: see `albumsort errors`")
-    console.print(summary.line(), highlight=False)
+    for p in empty:
+        note(f"no photos found in {p}: albumsort reads {_extensions()} files (hidden folders, "
+             ".albumsortignore and --exclude paths skipped)")
+    note(summary.line())  # a message, not data: on stderr, as the README says
     if summary.interrupted:
         err.print("interrupted: the work done so far is saved; run the same command again to continue")
         raise typer.Exit(ExitStatus.INTERRUPTED)
     if summary.failed:
         raise typer.Exit(ExitStatus.FAILED)
+
+
+def _held_under(idx, path: Path) -> int:
+    """How many photos and failures the index holds at ``path`` or under it (what a run there found)."""
+    from albumsort.index import path_key
+
+    raw = path_key(os.path.abspath(path))
+    prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
+    return sum(idx.conn.execute(f"SELECT count(*) FROM {t} WHERE raw = ? OR substr(raw, 1, ?) = ?",
+                                [raw, len(prefix), prefix]).fetchone()[0] for t in ("photos", "errors"))
+
+
+def _extensions() -> str:
+    from albumsort.images import EXTENSIONS
+
+    names = sorted(e.lstrip(".").upper() for e in EXTENSIONS)
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 TOP_COLUMNS = [Column("rank", lambda r, i: i), Column("score", lambda r, i: float(r["score"])),
@@ -716,10 +776,10 @@ def top(
     fmt = _format(as_json, fmt)
     q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
     idx = open_index(ctx)
+    q.check_folders(idx)
     items = q.ranked(idx, emotion, with_faces=fmt in (Format.json, Format.ndjson))
     emit(items, fmt, TOP_COLUMNS, f"top {len(items)} {emotion}")
-    if fmt is Format.table:  # machine formats: the data alone
-        _say_why_short(idx, q, emotion, items)
+    _say_why_short(idx, q, emotion, items)  # on stderr in every format: stdout holds the data alone
 
 
 @command()
@@ -744,9 +804,10 @@ def nofaces(
     fmt = _format(as_json, fmt)
     q = _list_query(n, min_confidence, folders=folders, since=since, until=until)
     idx = open_index(ctx)
+    q.check_folders(idx)
     items = no_faces(idx, min_confidence, filters=q.filters)[:n]
     emit(items, fmt, NOFACE_COLUMNS, "no face")
-    if not items and fmt is Format.table:
+    if not items:
         note(q.nothing_indexed(idx) or f"every photo{q.where()} has a face at confidence >= {min_confidence:g}")
 
 
@@ -884,7 +945,7 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
         if ok:
             kept.append(f)
     if res.get("n_small"):
-        out.append(f"{res['n_small']} more face(s) too small to read: found, not scored")
+        out.append(f"{plural(res['n_small'], 'more face')} too small to read: found, not scored")
     reason = no_face_reason(faces, min_confidence, res.get("n_small"))
     if reason:
         out.append(f"No face: {reason}")
@@ -911,11 +972,11 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
         else:
             where = "not in the list (its burst is shown by a better shot)"
         out.append(f"{e}: score {score:.3f} = (sum c*p {num:.3f} + {PRIOR_WEIGHT} x {PRIOR}) / "
-                   f"(sum c {total:.3f} + {PRIOR_WEIGHT}); {shows} face(s) show it; {where}")
+                   f"(sum c {total:.3f} + {PRIOR_WEIGHT}); {plural(shows, 'face shows', 'faces show')} it; {where}")
     members = burst_members(idx, {"hash": row["hash"], "taken": row.get("taken"), "taken_from": row.get("taken_from"),
                                   "dhash": res.get("dhash")})
     out.append("")
-    out.append(f"moment: {len(members)} shot(s)" + "".join(f"\n  {m['path']}" for m in members))
+    out.append(f"moment: {plural(len(members), 'shot')}" + "".join(f"\n  {m['path']}" for m in members))
     return out
 
 
@@ -955,9 +1016,28 @@ def status_rows(idx) -> list[tuple[str, str]]:
     return rows
 
 
+def version_name(version: str | None) -> str:
+    """The name in a recorded model or detector version: ``emotion-1a2b3c4d5e6f`` -> ``emotion``,
+    ``scrfd-int8-<12 hex>-s640-...`` -> ``scrfd-int8``; a version without a file hash is its own name."""
+    import re
+
+    m = re.match(r"(.+?)-[0-9a-f]{12}(?:-|$)", version or "")
+    return m.group(1) if m else (version or "unknown")
+
+
+def _day(seconds: float | None) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d") if seconds else "an unknown date"
+
+
 @command()
-def status(ctx: typer.Context) -> None:
-    """What the index holds: photos, faces, failures, models, last run.
+def status(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", metavar="",
+                                 help="Also show the version hashes of the model and the detector."),
+) -> None:
+    """What the index holds: photos, faces, failures, photos missing on disk, models, last run.
 
     Each photo with a kept face counts once, under the emotion of its
     highest score ("mostly happy"); the others are no-face photos, so the
@@ -965,9 +1045,25 @@ def status(ctx: typer.Context) -> None:
     """
     idx = open_index(ctx)
     rows = status_rows(idx)
-    for r in idx.query("SELECT r.model_version, r.detector_version, count(*) AS n FROM photos p "
-                       "JOIN results r ON r.hash = p.hash GROUP BY 1, 2 ORDER BY n DESC"):
-        rows.append(("scored by", f"{r['model_version']} + {r['detector_version']} ({r['n']:,} photos)"))
+    gone = idx.missing()
+    rows.append(("missing on disk", plural(len(gone), "photo") + (
+        " (a deleted or unplugged folder: `albumsort forget PATH` drops them from the index, "
+        "`albumsort index` on a parent folder notices deletions)" if gone else "")))
+    if idx.has_column("results", "truncated"):
+        cut = idx.conn.execute("SELECT count(*) FROM photos p JOIN results r ON r.hash = p.hash "
+                               "WHERE r.truncated IS NOT NULL").fetchone()[0]
+        if cut:
+            rows.append(("truncated files", plural(cut, "photo") + " read as far as the file goes "
+                         "(see `albumsort show`)"))
+    for r in idx.query("SELECT r.model_version, r.detector_version, count(*) AS n, min(r.scored_at) AS first, "
+                       "max(r.scored_at) AS last FROM photos p JOIN results r ON r.hash = p.hash "
+                       "GROUP BY 1, 2 ORDER BY n DESC"):
+        first, last = _day(r["first"]), _day(r["last"])
+        when = f"scored {first}" if first == last else f"scored {first} to {last}"
+        what = f"{version_name(r['model_version'])} model + {version_name(r['detector_version'])} detector"
+        if verbose:
+            what += f" ({r['model_version']} + {r['detector_version']})"
+        rows.append(("scored by", f"{what}, {when} ({plural(r['n'], 'photo')})"))
     last = list(idx.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
     if last:
         import datetime
@@ -1044,6 +1140,7 @@ def export(
         jobs = [(emotion_name(what), dest)]
     q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
     idx = open_index(ctx)
+    q.check_folders(idx)
     status_code = ExitStatus.OK
     for kind, target in jobs:
         if kind == "no-face":
@@ -1053,9 +1150,10 @@ def export(
         try:
             res = export_ranked(items, target, mode.value)
         except OSError as e:
-            fail(f"cannot export to {target}: {e.strerror or e}", code=ExitStatus.FAILED)
+            fail(cannot_write(target, e), code=ExitStatus.FAILED)
         aside = f", {len(res.set_aside)} set aside" if res.set_aside else ""
-        console.print(f"{kind}: {res.written + res.kept} of {len(items)} photos in {target} ({res.written} written, "
+        console.print(f"{kind}: {res.written + res.kept} of {plural(len(items), 'photo')} in {target} "
+                      f"({res.written} written, "
                       f"{res.kept} up to date, {res.removed} removed{aside})", highlight=False, markup=False)
         for s in res.notes:
             note(f"note: {s}")
@@ -1086,15 +1184,17 @@ def report(
     from albumsort.report import ForeignPage, build_report
 
     q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
+    idx = open_index(ctx)
+    q.check_folders(idx)
     try:
-        res = build_report(open_index(ctx), dest, n, min_confidence, any_=any_, everyone=everyone,
+        res = build_report(idx, dest, n, min_confidence, any_=any_, everyone=everyone,
                            all_shots=all_shots, filters=q.filters)
     except ForeignPage as e:
         fail(str(e), code=ExitStatus.FAILED)
     except OSError as e:
-        fail(f"cannot write the report to {dest}: {e}", code=ExitStatus.FAILED)
-    console.print(f"report: {res.path} ({res.photos} photos; {res.thumbs_made} thumbnails made, "
-                  f"{res.thumbs_reused} reused)", highlight=False, markup=False)
+        fail(cannot_write(dest, e), code=ExitStatus.FAILED)
+    console.print(f"report: {res.path} ({plural(res.photos, 'photo')}; {plural(res.thumbs_made, 'thumbnail')} "
+                  f"made, {res.thumbs_reused:,} reused)", highlight=False, markup=False)
     for reason in res.thumb_failures:
         err.print(f"thumbnail failed: {reason}", highlight=False, markup=False)
     if open_:

@@ -468,6 +468,36 @@ class Index:
         failed = self.conn.execute("SELECT count(*) FROM errors").fetchone()[0]
         return Stats(photos, faces, kept, no_face, by, failed, min_confidence)
 
+    def missing(self, under: bytes | None = None) -> list[str]:
+        """Printable paths of indexed photos (under the folder ``under``) whose file is not on disk now.
+
+        A deleted, renamed or unplugged folder's photos stay in the index until ``index`` runs on a folder
+        above them or ``forget`` drops them.  One listing per folder, not one stat per photo, and a folder
+        that is gone answers for all its photos at once; a folder that cannot be listed (permission
+        denied) is not called missing.
+        """
+        import errno
+
+        sql, params = "SELECT raw, path FROM photos", []
+        if under is not None:
+            prefix = under.rstrip(os.sep.encode()) + os.sep.encode()
+            sql, params = sql + " WHERE raw = ? OR substr(raw, 1, ?) = ?", [under, len(prefix), prefix]
+        listed: dict[bytes, set | None] = {}
+        out = []
+        for raw, path in self.conn.execute(sql + " ORDER BY raw", params):
+            folder, name = os.path.split(raw)
+            if folder not in listed:
+                if len(listed) > 256:
+                    listed.clear()
+                try:
+                    listed[folder] = set(os.listdir(folder))
+                except OSError as e:
+                    listed[folder] = set() if e.errno in (errno.ENOENT, errno.ENOTDIR) else None
+            names = listed[folder]
+            if names is not None and name not in names:
+                out.append(path)
+        return out
+
     def meta(self, key: str) -> str | None:
         rows = self.query("SELECT value FROM meta WHERE key = ?", [key])
         return rows[0]["value"] if rows else None

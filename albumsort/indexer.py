@@ -91,18 +91,20 @@ class Summary:
 
     def line(self) -> str:
         """What this run did, then what the index holds (``Index.stats``, as ``status`` counts it)."""
+        from albumsort.wording import plural
+
         parts = [f"{self.indexed:,} indexed", f"{self.unchanged:,} unchanged", f"{self.moved:,} moved",
                  f"{self.removed:,} removed", f"{self.failed:,} failed"]
         if self.rescored:
             parts.insert(1, f"{self.rescored:,} re-scored for a new model or index format")
         if self.copied:
-            parts.insert(3, f"{self.copied:,} copies")
+            parts.insert(3, plural(self.copied, "copy"))
         if self.known_failed:
-            parts.append(f"{self.known_failed:,} known failures (see `albumsort errors`)")
+            parts.append(plural(self.known_failed, "known failure") + " (see `albumsort errors`)")
         end = " (interrupted)" if self.interrupted else ""
         t = self.totals
-        held = (f"; the index holds {t.photos:,} photos, {t.kept_faces:,} kept faces, {t.no_face:,} no-face photos"
-                if t else "")
+        held = (f"; the index holds {plural(t.photos, 'photo')}, {plural(t.kept_faces, 'kept face')}, "
+                f"{plural(t.no_face, 'no-face photo')}" if t else "")
         return ", ".join(parts) + f" in {self.seconds:.1f} s" + end + held
 
 

@@ -28,9 +28,9 @@ def test_index_top_show_nofaces_status_errors(album, tmp_path):
     db = tmp_path / "cli.db"
     p = albumsort("index", album, db=db)
     assert p.returncode == 1, p.stderr  # one file failed
-    assert "5 indexed" in p.stdout and "1 failed" in p.stdout
-    assert p.stdout.strip().endswith("; the index holds 5 photos, 4 kept faces, 2 no-face photos"), p.stdout
-    rerun = albumsort("index", album, db=db).stdout  # this run's counts, then the index's: never mixed up
+    assert p.stdout == "" and "5 indexed" in p.stderr and "1 failed" in p.stderr  # messages: on stderr
+    assert p.stderr.strip().endswith("; the index holds 5 photos, 4 kept faces, 2 no-face photos"), p.stderr
+    rerun = albumsort("index", album, db=db).stderr  # this run's counts, then the index's: never mixed up
     assert "0 indexed, 5 unchanged" in rerun and rerun.strip().endswith("4 kept faces, 2 no-face photos")
     assert "notes.jpg" in p.stderr and "\n" not in p.stderr.strip().split("failed:")[1].strip()
 

@@ -1,0 +1,215 @@
+"""Issue 23, through the command line: keywords other tools read (2), folders that went away (3), nearly
+complete files (4) and messages that say what happened (5).  The test names carry the issue's points."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from albumsort.cli import ExitStatus, app
+from albumsort.index import Index
+from albumsort.labels import EMOTIONS
+from albumsort.ranking import ranking_columns
+from tests.conftest import astronaut, scenery
+from tests.test_cli_messages import face
+
+CLI = [sys.executable, "-m", "albumsort"]
+
+
+def run(db, *args):
+    r = CliRunner().invoke(app, ["--db", str(db), *[str(a) for a in args]])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def build(db: Path, photos: dict, versions=("m", "d"), scored_at=0.0) -> Path:
+    """An index of ``photos`` {path: (hash, faces)}; each path that does not exist yet is written as a small
+    file, unless its hash starts with "gone"."""
+    idx = Index(db)
+    with idx.transaction():
+        for i, (p, (h, faces)) in enumerate(photos.items()):
+            rows = [{"idx": j, "x": 1.0, "y": 2.0, "landmarks": None, **f} for j, f in enumerate(faces)]
+            idx.put_result(h, {"width": 400, "height": 300, "model_version": versions[0],
+                               "detector_version": versions[1], "n_faces": len(faces), "n_small": 0,
+                               "scored_at": scored_at, "dhash": i * 977, "exif_time": None,
+                               **ranking_columns(faces)}, rows)
+            idx.put_photo(os.fsencode(p), 1, 1, h, 1)
+            if not h.startswith("gone") and not Path(p).exists():
+                Path(p).parent.mkdir(parents=True, exist_ok=True)
+                Path(p).write_bytes(f"photo {p}".encode())
+    idx.close()
+    return db
+
+
+def read_only(tmp_path: Path, folder: Path, setup: list[str], commands: list[list]) -> list[tuple[int, str]]:
+    """Run albumsort ``commands`` with ``folder`` read-only (a tmpfs remounted ro in a user namespace when
+    we are root, where chmod stops nothing; else chmod 555) after the shell lines ``setup`` filled it.
+
+    Returns (exit status, stderr) per command.
+    """
+    q = shlex.quote
+    out = tmp_path / "ro-out"
+    out.mkdir(exist_ok=True)
+    folder.mkdir(exist_ok=True)
+    root = os.geteuid() == 0
+    if root and not shutil.which("unshare"):
+        pytest.skip("root without unshare cannot make a read-only folder")
+    lines = ([f"mount -t tmpfs none {q(str(folder))}"] if root else []) + setup
+    lines.append(f"mount -o remount,ro {q(str(folder))}" if root else f"chmod 555 {q(str(folder))}")
+    for i, args in enumerate(commands):
+        cmd = " ".join(q(str(a)) for a in CLI + list(args))
+        lines.append(f"{cmd} >/dev/null 2>{q(str(out))}/err{i}; echo $? > {q(str(out))}/rc{i}")
+    script = "set -e\n" + "\n".join(lines[:len(lines) - len(commands)]) + "\nset +e\n" + \
+        "\n".join(lines[len(lines) - len(commands):])
+    wrap = ["unshare", "-rm", "bash", "-c", script] if root else ["bash", "-c", script]
+    p = subprocess.run(wrap, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1],
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    if root and p.returncode != 0 and "mount" in p.stderr:
+        pytest.skip(f"cannot mount here: {p.stderr.strip()[:200]}")
+    if not root:
+        os.chmod(folder, 0o755)
+    assert p.returncode == 0, p.stderr
+    return [(int((out / f"rc{i}").read_text()), (out / f"err{i}").read_text()) for i in range(len(commands))]
+
+
+# -- 5: messages that say what happened ------------------------------------------------------------------
+def test_5_an_empty_folder_says_no_photos_were_found(tmp_path):
+    empty = tmp_path / "Empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a photo")
+    code, out, err = run(tmp_path / "i.db", "index", empty)
+    assert code == 0 and out == ""  # the summary is a message: stderr, as the README says
+    assert f"no photos found in {empty}: albumsort reads" in err and "JPG" in err and "HEIC" in err
+    assert err.strip().splitlines()[-1].startswith("0 indexed")
+
+
+def test_5_one_photo_and_one_known_failure_are_singular(tmp_path):
+    album = tmp_path / "album"
+    album.mkdir()
+    scenery(3).save(album / "field.jpg")
+    (album / "broken.jpg").write_text("not a picture")
+    db = tmp_path / "i.db"
+    code, out, err = run(db, "index", album, "-j", "1")
+    assert code == ExitStatus.FAILED and "the index holds 1 photo, 0 kept faces, 1 no-face photo" in err, err
+    code, out, err = run(db, "index", album, "-j", "1")
+    assert code == 0 and "1 known failure (see `albumsort errors`)" in err, err
+    code, out, err = run(db, "export", "--all", tmp_path / "out", "-n", "1")
+    assert code == 0 and "no-face: 1 of 1 photo in" in out, out
+    code, out, err = run(db, "report", tmp_path / "rep")
+    assert code == 0 and "(1 photo; 1 thumbnail made, 0 reused)" in out, out
+
+
+def test_5_top_in_a_folder_that_does_not_exist_says_so(tmp_path):
+    a = tmp_path / "al"
+    db = build(tmp_path / "i.db", {a / "x.jpg": ("h1", [face(happy=0.9)]), tmp_path / "card" / "y.jpg":
+                                   ("gone1", [face(happy=0.8)])})
+    for args in (["top", "happy"], ["nofaces"], ["export", "happy", tmp_path / "out"], ["report", tmp_path / "r"]):
+        code, out, err = run(db, *args, "--in", tmp_path / "NoSuchFolder")
+        assert code == ExitStatus.USAGE and out == "", args
+        assert err == f"error: --in {tmp_path / 'NoSuchFolder'}: no such folder, and no indexed photo under it\n"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "r").exists()
+    code, out, err = run(db, "top", "happy", "--in", tmp_path / "card")  # gone, but indexed: a valid filter
+    assert code == 0 and out.strip().endswith(str(tmp_path / "card" / "y.jpg"))
+
+
+def test_5_report_and_export_into_a_folder_they_cannot_write_say_the_same_line(tmp_path):
+    a = tmp_path / "al"
+    db = build(tmp_path / "i.db", {a / "x.jpg": ("h1", [face(happy=0.9)])})
+    ro = tmp_path / "ro"
+    (rc_r, err_r), (rc_e, err_e) = read_only(tmp_path, ro, [], [
+        ["--db", db, "report", ro / "rep"], ["--db", db, "export", "happy", ro / "best"]])
+    assert rc_r == rc_e == ExitStatus.FAILED
+    for err, dest in ((err_r, ro / "rep"), (err_e, ro / "best")):
+        assert err.startswith(f"error: cannot write to {dest}: the destination is not writable ("), err
+        assert err.count("\n") == 1 and "Errno" not in err
+    assert err_r.split(": ", 2)[2] == err_e.split(": ", 2)[2]  # the same reason, word for word
+
+
+def test_5_db_in_a_folder_that_cannot_be_written_says_so(tmp_path):
+    a = tmp_path / "al"
+    built = build(tmp_path / "i.db", {a / "x.jpg": ("h1", [face(happy=0.9)])})
+    ro = tmp_path / "ro"
+    results = read_only(tmp_path, ro, [f"cp {shlex.quote(str(built))} {shlex.quote(str(ro))}/i.db"], [
+        ["--db", ro / "new.db", "index", a], ["--db", ro / "i.db", "index", a], ["--db", ro / "i.db", "top", "happy"],
+        ["--db", ro / "sub" / "new.db", "index", a]])
+    for code, err in results[:2] + results[3:]:
+        assert code == ExitStatus.USAGE and err.count("\n") == 1, err
+        assert f"the folder {ro} is not writable" in err and "not an albumsort index" not in err, err
+    assert results[2][0] == 0  # reading it there still works
+
+
+def test_5_status_names_the_model_and_detector_with_a_date_and_hashes_only_when_verbose(tmp_path):
+    import datetime
+
+    when = datetime.datetime(2026, 11, 30, 12).timestamp()
+    db = build(tmp_path / "i.db", {tmp_path / "x.jpg": ("h1", [face(happy=0.9)])},
+               versions=("emotion-0123456789ab", "scrfd-int8-ba9876543210-s640-t0.4-reread-small"), scored_at=when)
+    code, out, _ = run(db, "status")
+    rows = dict(line.split("\t", 1) for line in out.splitlines())
+    assert rows["scored by"] == "emotion model + scrfd-int8 detector, scored 2026-11-30 (1 photo)"
+    code, out, _ = run(db, "status", "--verbose")
+    rows = dict(line.split("\t", 1) for line in out.splitlines())
+    assert "(emotion-0123456789ab + scrfd-int8-ba9876543210-s640-t0.4-reread-small)" in rows["scored by"]
+
+
+def test_5_a_crowd_of_small_unreadable_faces_is_too_small_not_masked():
+    from albumsort.ranking import NO_FACE_REASONS as R
+    from albumsort.ranking import no_face_reason
+
+    crowd = [face(w=16, h=21, readability=0.01, happy=0.4)] * 6  # scored, unreadable, all under 32 px
+    assert no_face_reason(crowd) == R[1]
+    big_masked = face(w=200, h=260, readability=0.02, happy=0.5)
+    assert no_face_reason([big_masked]) == R[2]  # one large unreadable face: masked or turned away
+    assert no_face_reason([big_masked] * 3 + crowd[:2]) == R[2]  # most faces large: they decide
+    assert no_face_reason([big_masked] + crowd[:2], n_small=1) == R[1]
+
+
+def test_5_a_real_crowd_whose_faces_were_scored_but_are_small_says_too_small(tmp_path):
+    from tests.conftest import shared
+
+    parade = shared("wider-face-val-sample", "images", "0--Parade", "0_Parade_Parade_0_137.jpg")
+    album = tmp_path / "album"
+    album.mkdir()
+    shutil.copy(parade, album / "parade.jpg")
+    db = tmp_path / "i.db"
+    assert run(db, "index", album, "-j", "1")[0] == 0
+    item = json.loads(run(db, "nofaces", "--json")[1])[0]
+    # SCRFD finds about six faces of 19-22 px here and the model reads none of them.
+    assert item["n_faces"] >= 3 and item["reason"] == "faces too small to read", item
+    assert "No face: faces too small to read" in run(db, "show", album / "parade.jpg")[1]
+
+
+def test_5_report_labels_are_whole_words_inside_the_photo_and_apart():
+    from albumsort.report import LABEL_CHAR_PX, LABEL_HEIGHT_PX, LABEL_PAD_PX, label_layout
+
+    def f(x, y, w, h, e="happy"):
+        return {"box": (x, y, w, h), "probabilities": {k: (0.9 if k == e else 0.1 / 3) for k in EMOTIONS}}
+
+    # A 1600x1200 group photo (shown 320x240): a row of 20 px faces, two close large ones, one at the edge.
+    faces = [f(60 + 90 * i, 900, 20, 26, EMOTIONS[i % 4]) for i in range(16)]
+    faces += [f(100, 100, 300, 360), f(420, 120, 280, 340, "neutral"), f(1560, 500, 40, 50, "sad")]
+    layout = label_layout(faces, 1600, 1200)
+    rects = []
+    for face_, label in zip(faces, layout):
+        if label is None:
+            continue
+        text, left, top = label
+        word = text.split()[0]
+        assert word == max(face_["probabilities"], key=face_["probabilities"].get), text  # never "h" or "ha"
+        x, y = face_["box"][0] / 5 + 2 + left, face_["box"][1] / 5 + 2 + top
+        w = len(text) * LABEL_CHAR_PX + LABEL_PAD_PX
+        assert 0 <= x and x + w <= 320 and 0 <= y and y + LABEL_HEIGHT_PX <= 240, (text, x, y)
+        rects.append((x, y, w))
+    for i, (x, y, w) in enumerate(rects):
+        for x2, y2, w2 in rects[i + 1:]:
+            assert x + w <= x2 or x2 + w2 <= x or y + LABEL_HEIGHT_PX <= y2 or y2 + LABEL_HEIGHT_PX <= y
+    assert layout[16] and layout[17] and layout[16][0] == "happy 90%"  # large faces: the whole label
+    assert layout[18] and layout[18][0].startswith("sad")  # at the right edge: moved left, not cut
+    assert sum(label is not None for label in layout) >= 10
