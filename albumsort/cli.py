@@ -618,7 +618,7 @@ def index(
         raise UsageLine(f"--max-pixels must be a positive number, not {max_pixels}")
     for p in paths:
         if not os.path.lexists(p):
-            fail(f"no such file or folder: {p}")
+            fail(f"no such file or folder: {p}{_gone_hint(ctx, p)}")
     executor = None
     if ray_ship_bytes and not ray:
         fail("--ray-ship-bytes goes with --ray")
@@ -690,10 +690,22 @@ def _held_under(idx, path: Path) -> int:
     """How many photos and failures the index holds at ``path`` or under it (what a run there found)."""
     from albumsort.index import path_key
 
-    raw = path_key(os.path.abspath(path))
-    prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
-    return sum(idx.conn.execute(f"SELECT count(*) FROM {t} WHERE raw = ? OR substr(raw, 1, ?) = ?",
-                                [raw, len(prefix), prefix]).fetchone()[0] for t in ("photos", "errors"))
+    return sum(idx.held_under(path_key(os.path.abspath(path))))
+
+
+def _gone_hint(ctx: typer.Context, path: Path) -> str:
+    """For a PATH that does not exist: how many indexed photos are under it and how to drop them, if any."""
+    from albumsort.index import Index, default_db_path, path_key
+
+    given = ctx.obj["db"]
+    try:
+        idx = Index(Path(given).expanduser() if given else default_db_path(), create=False)
+        photos = idx.held_under(path_key(os.path.abspath(path)))[0]
+        idx.close()
+    except Exception:  # no index yet, or not one: nothing to add
+        return ""
+    return (f"; the index holds {plural(photos, 'photo')} under it: `albumsort forget {path}` drops them"
+            if photos else "")
 
 
 def _extensions() -> str:
@@ -1082,6 +1094,50 @@ def status(
 
 
 @command()
+def forget(
+    ctx: typer.Context,
+    paths: List[Path] = typer.Argument(..., metavar="PATH...", show_default=False,
+                                       help="Photos or folders, which need not exist any more."),
+) -> None:
+    """Drop from the index the photos and failures at or under each PATH: a deleted, renamed or unplugged folder.
+
+    Only the index changes: no file is touched.  A PATH that still exists is
+    indexed again by the next `albumsort index` of a folder above it (use
+    --exclude or an .albumsortignore to keep it out).  Exit status 2, with
+    nothing dropped, when a PATH holds nothing indexed; 3 when an `index`
+    run holds the index.
+    """
+    from filelock import FileLock, Timeout
+
+    from albumsort.index import path_key
+
+    raws = [(p, path_key(os.path.abspath(p))) for p in paths]
+    idx = open_index(ctx)  # read-only first: nothing is created or changed when there is nothing to forget
+    for p, raw in raws:
+        if not any(idx.held_under(raw)):
+            fail(f"nothing indexed at or under {p}: nothing was forgotten (see `albumsort status`)")
+    idx.close()
+    idx = open_index(ctx, create=True)
+    lock = FileLock(str(idx.path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        idx.close()
+        fail(f"another `albumsort index` is updating {idx.path}; wait for it to finish, then run again",
+             code=ExitStatus.LOCKED)
+    try:
+        with idx.transaction():
+            done = [(p, *idx.forget(raw)) for p, raw in raws]
+    finally:
+        idx.close()
+        lock.release()
+    for p, photos, failures in done:
+        there = "on disk" if os.path.lexists(p) else "gone from disk"
+        note(f"forgot {plural(photos, 'photo')} and {plural(failures, 'failure')} under {p} ({there}; "
+             "no file was touched)")
+
+
+@command()
 def errors(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print a JSON array of {path, reason}."),
@@ -1144,9 +1200,15 @@ def export(
     status_code = ExitStatus.OK
     for kind, target in jobs:
         if kind == "no-face":
-            items = [dict(it, score=0.0) for it in no_faces(idx, min_confidence, with_keys=True, filters=q.filters)[:n]]
+            found = [dict(it, score=0.0) for it in no_faces(idx, min_confidence, with_keys=True, filters=q.filters)]
+            items, gone = _on_disk(found, n)
         else:
-            items = q.ranked(idx, kind, with_keys=True)
+            items, gone = _ranked_on_disk(lambda k, kind=kind: q.ranked(idx, kind, k, with_keys=True), n)
+        for path in gone[:20]:
+            note(f"skipped: {path}: missing on disk (deleted, or on a drive not plugged in); "
+                 "`albumsort forget PATH` drops it from the index")
+        if len(gone) > 20:
+            note(f"... and {plural(len(gone) - 20, 'more photo')} missing on disk")
         try:
             res = export_ranked(items, target, mode.value)
         except OSError as e:
@@ -1161,6 +1223,39 @@ def export(
             err.print(f"failed: {s}", highlight=False, markup=False)
             status_code = ExitStatus.FAILED
     raise typer.Exit(int(status_code))
+
+
+def _missing(item: dict) -> bool:
+    """Whether an indexed photo's file is gone (its folder too, perhaps); an unreadable one is not missing."""
+    import errno
+
+    try:
+        os.stat(os.fsdecode(item["raw"]) if item.get("raw") else item["path"])
+    except OSError as e:
+        return e.errno in (errno.ENOENT, errno.ENOTDIR)
+    return False
+
+
+def _on_disk(items: list[dict], n: int) -> tuple[list[dict], list[str]]:
+    """The first ``n`` items whose file is on disk, and the paths of the missing ones met on the way."""
+    present, gone = [], []
+    for it in items:
+        if len(present) >= n:
+            break
+        (gone.append(it["path"]) if _missing(it) else present.append(it))
+    return present, gone
+
+
+def _ranked_on_disk(fetch: Callable[[int], list[dict]], n: int) -> tuple[list[dict], list[str]]:
+    """``n`` ranked photos on disk: ``fetch(k)`` gives the first k of the list; more are asked for as
+    many as were missing, so an unplugged folder does not shorten the export."""
+    want = n
+    while True:
+        got = fetch(want)
+        present, gone = _on_disk(got, n)
+        if len(present) >= n or len(got) < want:
+            return present, gone
+        want = len(got) + n - len(present)
 
 
 @command()

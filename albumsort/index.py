@@ -559,5 +559,25 @@ class Index:
         self.conn.execute(f"DELETE FROM faces WHERE hash IN ({orphans})")
         self.conn.execute(f"DELETE FROM results WHERE hash IN ({orphans})")
 
+    def held_under(self, raw: bytes) -> tuple[int, int]:
+        """(photos, failures) the index holds at the path ``raw`` or under it as a folder."""
+        prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
+        return tuple(self.conn.execute(f"SELECT count(*) FROM {t} WHERE raw = ? OR substr(raw, 1, ?) = ?",
+                                       [raw, len(prefix), prefix]).fetchone()[0] for t in ("photos", "errors"))
+
+    def forget(self, raw: bytes) -> tuple[int, int]:
+        """Drop the photos and failures at ``raw`` or under it, and results no photo uses any more.
+
+        Returns (photos, failures) dropped.  Only the index changes: no file is opened or touched.
+        """
+        prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
+        counts = []
+        for table in ("photos", "errors"):
+            cur = self.conn.execute(f"DELETE FROM {table} WHERE raw = ? OR substr(raw, 1, ?) = ?",
+                                    [raw, len(prefix), prefix])
+            counts.append(cur.rowcount)
+        self.drop_orphans()
+        return counts[0], counts[1]
+
     def remove_photo(self, raw: bytes) -> None:
         self.conn.execute("DELETE FROM photos WHERE raw = ?", [raw])

@@ -213,3 +213,80 @@ def test_5_report_labels_are_whole_words_inside_the_photo_and_apart():
     assert layout[16] and layout[17] and layout[16][0] == "happy 90%"  # large faces: the whole label
     assert layout[18] and layout[18][0].startswith("sad")  # at the right edge: moved left, not cut
     assert sum(label is not None for label in layout) >= 10
+
+
+# -- 3: folders that went away ---------------------------------------------------------------------------
+def _status(db) -> dict:
+    return dict(line.split("\t", 1) for line in run(db, "status")[1].splitlines())
+
+
+def test_3_forget_drops_a_folder_that_no_longer_exists_and_status_counts_the_missing(tmp_path):
+    a, card = tmp_path / "al", tmp_path / "card"
+    db = build(tmp_path / "i.db", {a / "x.jpg": ("h1", [face(happy=0.9)]), card / "y.jpg": ("h2", [face(sad=0.8)]),
+                                   card / "sub" / "z.jpg": ("h3", [])})
+    shutil.rmtree(card)  # unplugged
+    s = _status(db)
+    assert s["photos"] == "3" and s["missing on disk"].startswith("2 photos (a deleted or unplugged folder: "
+                                                                   "`albumsort forget PATH`")
+    before = (a / "x.jpg").read_bytes()
+    code, out, err = run(db, "forget", card)
+    assert code == 0 and out == "" and err == f"forgot 2 photos and 0 failures under {card} (gone from disk; no " \
+        "file was touched)\n"
+    s = _status(db)
+    assert s["photos"] == "1" and s["missing on disk"] == "0 photos" and s["mostly sad"] == "0"
+    assert (a / "x.jpg").read_bytes() == before
+    idx = Index(db, create=False)
+    assert idx.result("h2") is None and idx.faces("h2") == []  # results no photo uses are gone too
+    idx.close()
+    code, out, err = run(db, "forget", card)  # again: nothing there, said in one line, nothing changed
+    assert code == ExitStatus.USAGE and err == f"error: nothing indexed at or under {card}: nothing was forgotten " \
+        "(see `albumsort status`)\n"
+    code, out, err = run(db, "forget", a / "x.jpg")  # a single photo, still on disk
+    assert code == 0 and "forgot 1 photo and 0 failures" in err and "(on disk;" in err
+    assert (a / "x.jpg").read_bytes() == before
+
+
+def test_3_forget_creates_no_index_and_waits_for_no_running_index(tmp_path):
+    from filelock import FileLock
+
+    code, out, err = run(tmp_path / "none.db", "forget", tmp_path / "x")
+    assert code == ExitStatus.USAGE and "no index at" in err and not (tmp_path / "none.db").exists()
+    db = build(tmp_path / "i.db", {tmp_path / "gone" / "y.jpg": ("gone1", [])})
+    with FileLock(str(db) + ".lock"):
+        code, out, err = run(db, "forget", tmp_path / "gone")
+    assert code == ExitStatus.LOCKED and "another `albumsort index`" in err
+    assert _status(db)["photos"] == "1"
+
+
+def test_3_index_on_a_parent_notices_a_deleted_folder_and_a_gone_path_points_to_forget(tmp_path):
+    album = tmp_path / "album"
+    for i, sub in enumerate(["a", "b", "b"]):
+        (album / sub).mkdir(parents=True, exist_ok=True)
+        scenery(10 + i).save(album / sub / f"p{i}.jpg")
+    db = tmp_path / "i.db"
+    assert run(db, "index", album, "-j", "1")[0] == 0
+    shutil.rmtree(album / "b")
+    assert _status(db)["missing on disk"].startswith("2 photos")
+    code, out, err = run(db, "index", album / "b")
+    assert code == ExitStatus.USAGE and err == f"error: no such file or folder: {album / 'b'}; the index holds 2 " \
+        f"photos under it: `albumsort forget {album / 'b'}` drops them\n"
+    code, out, err = run(db, "index", album, "-j", "1")
+    assert code == 0 and err.startswith("0 indexed, 1 unchanged, 0 moved, 2 removed"), err
+    assert _status(db)["missing on disk"] == "0 photos" and _status(db)["photos"] == "1"
+
+
+def test_3_export_skips_a_missing_file_with_one_line_and_still_fills_the_list(tmp_path):
+    a, card = tmp_path / "al", tmp_path / "card"
+    db = build(tmp_path / "i.db", {card / "best.jpg": ("h1", [face(happy=0.95)]),
+                                   a / "copy-of-best.jpg": ("h1", [face(happy=0.95)]),
+                                   a / "second.jpg": ("h2", [face(happy=0.9)]), a / "third.jpg": ("h3", [face(happy=0.8)])})
+    shutil.rmtree(card)
+    out = tmp_path / "out"
+    code, stdout, err = run(db, "export", "happy", out, "--all-shots", "-n", "3")
+    assert code == 0, err
+    assert err == f"skipped: {card / 'best.jpg'}: missing on disk (deleted, or on a drive not plugged in); " \
+        "`albumsort forget PATH` drops it from the index\n"
+    assert "happy: 3 of 3 photos in" in stdout
+    assert sorted(p.name for p in out.glob("0*")) == ["001_copy-of-best.jpg", "002_second.jpg", "003_third.jpg"]
+    code, stdout, err = run(db, "export", "--all", tmp_path / "all", "--all-shots")
+    assert code == 0 and err.count("skipped: ") == 1, err
