@@ -870,7 +870,15 @@ def _photo_json(idx, row: dict, min_confidence: float) -> dict:
             "model": res.get("model_version"), "detector": res.get("detector_version"),
             "taken": _when(row.get("taken")), "taken_from": row.get("taken_from"),
             "no_face": no_face_reason(faces, min_confidence, res.get("n_small")), "n_small": res.get("n_small"),
+            "truncated": res.get("truncated") is not None,
             "faces": [face_json(f) | {"kept": f["confidence"] >= min_confidence} for f in faces]}
+
+
+def truncated_line(share: float) -> str:
+    """What ``show`` and ``explain`` say of a file that ends early and was read as far as it goes."""
+    held = f": the file holds about {share:.0%} of the picture" if share < 0.995 else ""
+    return (f"truncated{held}; the rest is grey, as a viewer shows it (an interrupted copy? copy the photo "
+            "again and rerun `albumsort index`)")
 
 
 def _when(seconds: float | None) -> str | None:
@@ -919,10 +927,12 @@ def show(
         print(json.dumps(objs[0] if one else objs, indent=2, ensure_ascii=False))
         _report_failed(failed, to_stdout=False)
         return
-    for obj in objs:
+    for row, obj in zip(rows, objs):
         console.print(f"[bold]{escape(obj['path'])}[/bold]  {obj['width']}x{obj['height']}  "
                       f"taken {obj['taken']} ({'EXIF' if obj['taken_from'] == 'exif' else 'file time'})",
                       highlight=False)
+        if obj["truncated"]:
+            console.print(truncated_line(idx.result(row["hash"])["truncated"]), highlight=False, markup=False)
         faces = obj["faces"]
         if obj["no_face"]:
             ignored = f"; {len(faces)} ignored below confidence {min_confidence:g}" if faces else ""
@@ -940,7 +950,10 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
     faces = idx.faces(row["hash"])
     out = [f"{row['path']}  {res.get('width')}x{res.get('height')}  taken {_when(row.get('taken'))} "
            f"({'EXIF' if row.get('taken_from') == 'exif' else 'file time'})",
-           f"scored by {res.get('model_version')} + {res.get('detector_version')}", ""]
+           f"scored by {res.get('model_version')} + {res.get('detector_version')}"]
+    if res.get("truncated") is not None:
+        out.append(truncated_line(res["truncated"]))
+    out.append("")
     kept = []
     for i, f in enumerate(faces, 1):
         probs = ", ".join(f"{e} {f[f'p_{e}']:.2f}" for e in EMOTIONS)

@@ -39,8 +39,13 @@ APPLICATION_ID = 0x616C6273
 DEFAULT_MIN_CONFIDENCE = 0.20
 """Faces below this confidence are ignored unless a command is given ``--min-confidence``."""
 
-ADDED_COLUMNS = {"results": {"n_small": "INTEGER"}}
+ADDED_COLUMNS = {"results": {"n_small": "INTEGER", "truncated": "REAL"}}
 """Columns newer than schema 3: added to an older index in place, NULL until its photos are read again."""
+
+ON_ADDED = {("results", "truncated"):
+            "UPDATE errors SET size = NULL, mtime_ns = NULL WHERE reason LIKE 'truncated file%'"}
+"""What adding a column changes besides: files that failed only because they end early (the old reason
+``images.OLD_TRUNCATED``) are read again by the next run, which reads them as far as they go."""
 
 OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs"})
 LEGACY_SCHEMAS = ("1", "2")
@@ -337,7 +342,7 @@ class Index:
             db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
             db["results"].create({
                 "hash": str, "width": int, "height": int, "model_version": str,
-                "detector_version": str, "n_faces": int, "n_small": int, "scored_at": float,
+                "detector_version": str, "n_faces": int, "n_small": int, "truncated": float, "scored_at": float,
                 **{f"score_{e}": float for e in EMOTIONS}, "n_kept": int,
                 **{f"best_{e}": float for e in EMOTIONS}, **{f"shows_{e}": int for e in EMOTIONS},
                 "dhash": int, "exif_time": float,
@@ -375,6 +380,8 @@ class Index:
                 for col, kind in cols.items():
                     if col not in have:
                         self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
+                        if (table, col) in ON_ADDED:
+                            self.conn.execute(ON_ADDED[(table, col)])
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether the file has ``column`` (a read-only open of an older index may lack an added one)."""

@@ -372,7 +372,7 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
             index.put_result(res.hash, {
                 "width": res.width, "height": res.height, "model_version": versions[0],
                 "detector_version": versions[1], "n_faces": len(faces), "n_small": res.n_small,
-                "scored_at": time.time(),
+                "truncated": res.truncated, "scored_at": time.time(),
                 "dhash": res.dhash, "exif_time": res.exif_time, **ranks}, faces)
             index.put_photo(raw, size, mtime_ns, res.hash, run)
             summary.indexed += 1

@@ -85,6 +85,9 @@ class Analysed:
     faces: tuple[FaceResult, ...]
     n_small: int = 0
     """Faces the detector was sure of but that were too small to read (``faces`` holds none of them)."""
+    truncated: Optional[float] = None
+    """The file ends early (an interrupted copy) and was read as far as it goes: the share of the picture it
+    held (``images.load_rgb``); None for a whole file."""
 
 
 @dataclass(frozen=True)
@@ -289,8 +292,10 @@ class Pipeline:
         def source():
             return path if data is None else io.BytesIO(data)
 
+        read: dict = {}
         try:
-            rgb, (full_w, full_h) = load_rgb(source(), max_side=DECODE_SIDE, max_pixels=self.max_pixels, name=path)
+            rgb, (full_w, full_h) = load_rgb(source(), max_side=DECODE_SIDE, max_pixels=self.max_pixels, name=path,
+                                             info=read)
         except ImageError as e:
             return Failed.of(str(e), content_hash)
 
@@ -304,7 +309,7 @@ class Pipeline:
         s = full_w / rgb.shape[1]
         return Analysed(
             hash=content_hash, width=full_w, height=full_h, dhash=difference_hash(rgb), exif_time=taken,
-            n_small=found.small,
+            n_small=found.small, truncated=read.get("truncated"),
             faces=tuple(FaceResult(box=tuple(v * s for v in f.box), det_score=f.score,
                                    p=tuple(float(v) for v in p), readability=float(r),
                                    landmarks=tuple(round(v * s, 1) for v in f.landmarks) if f.landmarks else None,
