@@ -1177,6 +1177,9 @@ def export(
                               help="Every emotion into DEST/<emotion>/, plus DEST/no-face/: export --all DEST."),
     n: int = _n_opt("How many photos per emotion."),
     mode: Mode = typer.Option(Mode.copy, "--mode", metavar="MODE", help="copy, hardlink or symlink."),
+    xmp: bool = typer.Option(False, "--xmp", metavar="",
+                             help="Beside each exported photo, an XMP sidecar (001_IMG.jpg.xmp) with the keyword "
+                                  "albumsort|<emotion>, for digiKam, darktable, Immich and Lightroom."),
     min_confidence: float = MIN_CONF_OPT,
     any_: bool = ANY_OPT,
     everyone: bool = EVERYONE_OPT,
@@ -1188,6 +1191,9 @@ def export(
     max_faces: Optional[int] = MAX_FACES_OPT,
 ) -> None:
     """Write the ranked photos into DEST as 001_<name>, 002_<name>, ... with a manifest; reruns update it.
+
+    With --xmp each exported photo gets an XMP sidecar with its keyword; a
+    rerun removes the sidecars of photos that left DEST.
 
     Exit status 0 when every photo is in place (files kept aside are
     reported, not failures), 1 when a photo could not be written.
@@ -1235,7 +1241,69 @@ def export(
         for s in res.failed:
             err.print(f"failed: {s}", highlight=False, markup=False)
             status_code = ExitStatus.FAILED
+        if xmp or os.path.isdir(target):
+            status_code = max(status_code, _export_sidecars(target, kind, xmp))
     raise typer.Exit(int(status_code))
+
+
+def _export_sidecars(target: Path, kind: str, write: bool) -> int:
+    """Bring the XMP sidecars in an export folder up to date (``sidecars.sync_export``); the exit status."""
+    from albumsort.sidecars import sync_export
+
+    res = sync_export(target, kind, write)
+    if write:
+        console.print(f"{kind}: XMP sidecars in {target} ({res.written} written, {res.kept} up to date, "
+                      f"{res.removed} removed, {len(res.skipped)} skipped)", highlight=False, markup=False)
+    elif res.removed:
+        note(f"{kind}: {plural(res.removed, 'XMP sidecar')} of photos no longer in {target} removed")
+    return _sidecar_notes(res)
+
+
+def _sidecar_notes(res) -> int:
+    for s in res.skipped:
+        note(f"skipped: {s}")
+    for s in res.failed:
+        err.print(f"failed: {s}", highlight=False, markup=False)
+    return ExitStatus.FAILED if res.failed else ExitStatus.OK
+
+
+@command()
+def tag(
+    ctx: typer.Context,
+    photos: List[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
+                                        help="Indexed photos, or folders (every indexed photo under them)."),
+    beside_originals: bool = typer.Option(False, "--beside-originals", metavar="",
+                                          help="Write the sidecars beside your original photos (required)."),
+) -> None:
+    """XMP sidecars beside your original photos, with the keywords albumsort|<emotion> other tools read.
+
+    Each photo gets IMG.jpg.xmp with every emotion it shows (the lists it is
+    in), or albumsort|no face.  Only where the photo has no sidecar yet
+    (IMG.jpg.xmp or IMG.xmp): an existing one is never changed, and each is
+    reported as skipped.  No photo is changed.  Exit status 1 when a
+    sidecar could not be written.
+    """
+    from albumsort.ranking import shows_emotion
+    from albumsort.sidecars import SidecarResult, tags_for, write_beside
+
+    if not beside_originals:
+        raise UsageLine("tag writes beside your original photos only when asked: add --beside-originals "
+                        "(export --xmp tags exported copies instead)")
+    idx = open_index(ctx)
+    rows, failed = _photo_rows(idx, photos)
+    result = SidecarResult()
+    gone = 0
+    for row in rows:
+        res = idx.result(row["hash"]) or {}
+        kinds = [e for e in EMOTIONS if res.get("n_kept") and shows_emotion(res.get(f"shows_{e}") or 0, res["n_kept"])]
+        if _missing(row):
+            gone += 1
+            note(f"skipped: {row['path']}: missing on disk")
+            continue
+        write_beside(row["raw"], tags_for(kinds or ["no-face"]), result)
+    console.print(f"tag: XMP sidecars for {plural(len(rows), 'photo')} ({result.written} written, {result.kept} "
+                  f"up to date, {len(result.skipped) + gone} skipped)", highlight=False, markup=False)
+    raise typer.Exit(int(_sidecar_notes(result)))
 
 
 def _missing(item: dict) -> bool:

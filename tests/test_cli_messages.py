@@ -553,7 +553,7 @@ def test_12_an_immutable_read_torn_by_a_writer_is_not_called_damage(album, monke
 
 # -- 13 -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("command", ["index", "top", "nofaces", "show", "explain", "status", "errors", "export",
-                                     "report"])
+                                     "report", "forget", "tag"])
 def test_13_help_uses_plain_metavars_and_states_defaults(command):
     r = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "250"})
     assert r.exit_code == 0
@@ -575,6 +575,8 @@ def test_13_usage_lines_name_what_to_give():
     assert "index [OPTIONS] PATH..." in usage["index"]
     assert "show [OPTIONS] PHOTO..." in usage["show"] and "explain [OPTIONS] PHOTO..." in usage["explain"]
     assert "export [OPTIONS] EMOTION [DEST]" in usage["export"]
+    assert "forget [OPTIONS] PATH..." in CliRunner().invoke(app, ["forget", "--help"]).stdout
+    assert "tag [OPTIONS] PHOTO..." in CliRunner().invoke(app, ["tag", "--help"]).stdout
 
 
 # -- 14 and the exit statuses -------------------------------------------------------------------------

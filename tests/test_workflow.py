@@ -353,3 +353,107 @@ def test_4_a_file_that_failed_as_truncated_before_is_read_again_once(tmp_path):
     assert code == 0 and err.startswith("1 indexed"), err
     assert run(db, "errors")[2] == "no failures\n"
     assert "truncated" in run(db, "show", cut)[1]
+
+
+# -- 2: keywords other tools read ------------------------------------------------------------------------
+def _keywords(path: Path) -> dict:
+    from albumsort.sidecars import read_keywords
+
+    return read_keywords(path.read_bytes())
+
+
+@pytest.fixture
+def tagged(tmp_path):
+    a = tmp_path / "al"
+    return build(tmp_path / "i.db", {a / "a.jpg": ("h1", [face(happy=0.9)]), a / "b.jpg": ("h2", [face(happy=0.8)]),
+                                     a / "pair.jpg": ("h3", [face(happy=0.9), face(angry=0.85)]),
+                                     a / "empty.jpg": ("h4", [])}), a
+
+
+def test_2_export_xmp_writes_sidecars_that_exiv2_reads_beside_the_copies(tagged, tmp_path):
+    db, a = tagged
+    out = tmp_path / "best"
+    code, stdout, err = run(db, "export", "happy", out, "--xmp")
+    assert code == 0 and err == "", err
+    assert f"happy: XMP sidecars in {out} (3 written, 0 up to date, 0 removed, 0 skipped)" in stdout
+    copies = sorted(p for p in out.glob("00*") if p.suffix == ".jpg")
+    assert [p.name for p in copies] == ["001_a.jpg", "002_b.jpg", "003_pair.jpg"]
+    for p in copies:
+        assert _keywords(Path(f"{p}.xmp")) == {"Xmp.dc.subject": ["albumsort", "happy"],
+                                               "Xmp.lr.hierarchicalSubject": ["albumsort|happy"],
+                                               "Xmp.digiKam.TagsList": ["albumsort/happy"]}
+    assert not list(a.glob("*.xmp"))  # nothing beside the originals
+    code, stdout, err = run(db, "export", "happy", out, "--xmp")
+    assert code == 0 and "(0 written, 3 up to date, 0 removed, 0 skipped)" in stdout
+    code, stdout, err = run(db, "export", "--all", tmp_path / "all", "--xmp")
+    assert code == 0, err
+    assert _keywords(tmp_path / "all" / "no-face" / "001_empty.jpg.xmp")["Xmp.lr.hierarchicalSubject"] == [
+        "albumsort|no face"]
+    assert _keywords(tmp_path / "all" / "angry" / "001_pair.jpg.xmp")["Xmp.digiKam.TagsList"] == ["albumsort/angry"]
+
+
+def test_2_a_sidecar_albumsort_did_not_write_is_never_replaced_and_is_reported(tagged, tmp_path):
+    db, a = tagged
+    out = tmp_path / "best"
+    out.mkdir()
+    (out / "001_a.jpg.xmp").write_bytes(b"<x:xmpmeta>the user's own</x:xmpmeta>")
+    (out / "002_b.xmp").write_bytes(b"Lightroom's")
+    code, stdout, err = run(db, "export", "happy", out, "--xmp")
+    assert code == 0 and "(1 written, 0 up to date, 0 removed, 2 skipped)" in stdout, stdout
+    assert f"skipped: {out / '001_a.jpg'}: has a sidecar already (001_a.jpg.xmp); left alone" in err
+    assert f"skipped: {out / '002_b.jpg'}: has a sidecar already (002_b.xmp); left alone" in err
+    assert (out / "001_a.jpg.xmp").read_bytes() == b"<x:xmpmeta>the user's own</x:xmpmeta>"
+    assert (out / "002_b.xmp").read_bytes() == b"Lightroom's" and not (out / "002_b.jpg.xmp").exists()
+    assert (out / "003_pair.jpg.xmp").exists()
+    # pair drops out of the list: its copy goes, so does albumsort's sidecar; the user's files stay.
+    code, stdout, err = run(db, "export", "happy", out, "-n", "2")  # without --xmp: only its own orphans go
+    assert code == 0 and not (out / "003_pair.jpg").exists() and not (out / "003_pair.jpg.xmp").exists()
+    assert "1 XMP sidecar of photos no longer in" in err
+    assert (out / "001_a.jpg.xmp").exists() and (out / "002_b.xmp").exists()
+
+
+def test_2_a_sidecar_is_created_whole_and_never_over_a_file(tmp_path):
+    from albumsort.sidecars import _create, packet
+
+    target = tmp_path / "x.jpg.xmp"
+    target.write_bytes(b"appeared meanwhile")
+    with pytest.raises(FileExistsError):
+        _create(os.fsencode(target), packet(["happy"]))
+    assert target.read_bytes() == b"appeared meanwhile" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "x.jpg.xmp"]  # no temporary file left behind
+
+
+def test_2_tag_writes_beside_originals_only_when_asked_and_only_where_none_exists(tagged, tmp_path):
+    db, a = tagged
+    originals = {p.name: p.read_bytes() for p in a.iterdir()}
+    code, out, err = run(db, "tag", a)
+    assert code == ExitStatus.USAGE and err == "error: tag writes beside your original photos only when asked: add " \
+        "--beside-originals (export --xmp tags exported copies instead)\n"
+    assert not list(a.glob("*.xmp"))
+    (a / "b.XMP").write_bytes(b"darktable's")  # another tool's sidecar, Lightroom's naming, upper case
+    code, out, err = run(db, "tag", a, "--beside-originals")
+    assert code == 0 and out == "tag: XMP sidecars for 4 photos (3 written, 0 up to date, 1 skipped)\n", out
+    assert err == f"skipped: {a / 'b.jpg'}: has a sidecar already (b.XMP); left alone\n"
+    assert (a / "b.XMP").read_bytes() == b"darktable's" and not (a / "b.jpg.xmp").exists()
+    assert _keywords(a / "pair.jpg.xmp")["Xmp.lr.hierarchicalSubject"] == ["albumsort|angry", "albumsort|happy"]
+    assert _keywords(a / "empty.jpg.xmp")["Xmp.dc.subject"] == ["albumsort", "no face"]
+    assert {p.name: p.read_bytes() for p in a.iterdir() if p.name in originals} == originals  # photos untouched
+    (a / "a.jpg.xmp").write_bytes(b"edited in digiKam")
+    code, out, err = run(db, "tag", a, "--beside-originals")
+    assert code == 0 and "(0 written, 2 up to date, 2 skipped)" in out
+    assert (a / "a.jpg.xmp").read_bytes() == b"edited in digiKam"  # even albumsort's own, once changed
+
+
+@pytest.mark.skipif(not shutil.which("exiftool"), reason="exiftool not installed (apt-get install "
+                    "libimage-exiftool-perl; .ci/run installs it as root)")
+def test_2_exiftool_reads_the_keywords_lightroom_digikam_and_immich_look_for(tagged, tmp_path):
+    db, a = tagged
+    out = tmp_path / "best"
+    assert run(db, "export", "happy", out, "--xmp", "-n", "1")[0] == 0
+    p = subprocess.run(["exiftool", "-j", "-struct", "-XMP-dc:Subject", "-XMP-lr:HierarchicalSubject",
+                        "-XMP-digiKam:TagsList", str(out / "001_a.jpg.xmp")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)[0]
+    assert got["Subject"] == ["albumsort", "happy"]
+    assert got["HierarchicalSubject"] in ("albumsort|happy", ["albumsort|happy"])
+    assert got["TagsList"] in ("albumsort/happy", ["albumsort/happy"])
