@@ -1328,15 +1328,15 @@ def _on_disk(items: list[dict], n: int) -> tuple[list[dict], list[str]]:
 
 
 def _ranked_on_disk(fetch: Callable[[int], list[dict]], n: int) -> tuple[list[dict], list[str]]:
-    """``n`` ranked photos on disk: ``fetch(k)`` gives the first k of the list; more are asked for as
-    many as were missing, so an unplugged folder does not shorten the export."""
+    """``n`` ranked photos on disk: ``fetch(k)`` gives the first k of the list; while some are missing, twice
+    as many are asked for, so an unplugged folder neither shortens the export nor makes it slow."""
     want = n
     while True:
         got = fetch(want)
         present, gone = _on_disk(got, n)
         if len(present) >= n or len(got) < want:
             return present, gone
-        want = len(got) + n - len(present)
+        want = max(2 * want, len(got) + n - len(present))
 
 
 @command()

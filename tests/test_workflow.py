@@ -279,7 +279,8 @@ def test_3_export_skips_a_missing_file_with_one_line_and_still_fills_the_list(tm
     a, card = tmp_path / "al", tmp_path / "card"
     db = build(tmp_path / "i.db", {card / "best.jpg": ("h1", [face(happy=0.95)]),
                                    a / "copy-of-best.jpg": ("h1", [face(happy=0.95)]),
-                                   a / "second.jpg": ("h2", [face(happy=0.9)]), a / "third.jpg": ("h3", [face(happy=0.8)])})
+                                   a / "second.jpg": ("h2", [face(happy=0.9)]),
+                                   a / "third.jpg": ("h3", [face(happy=0.8)])})
     shutil.rmtree(card)
     out = tmp_path / "out"
     code, stdout, err = run(db, "export", "happy", out, "--all-shots", "-n", "3")
