@@ -349,7 +349,7 @@ def test_moves_copies_and_deletes_are_counted_apart(album, tmp_path):
     (album / "places" / "sky.webp").unlink()
     s = run_index([str(album)], idx, workers=2)
     assert (s.moved, s.copied, s.removed) == (2, 1, 1), s.line()
-    assert "2 moved" in s.line() and "1 copies" in s.line() and "1 removed" in s.line()
+    assert "2 moved" in s.line() and "1 copy," in s.line() and "1 removed" in s.line()
 
 
 def test_show_answers_from_the_index_when_the_file_is_gone(album, tmp_path):
