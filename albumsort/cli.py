@@ -22,6 +22,8 @@ from typer.core import TyperCommand, TyperGroup
 
 from albumsort.index import DEFAULT_MIN_CONFIDENCE
 from albumsort.labels import BEYOND, EMOTIONS, EXPRESSIONS
+from albumsort.wording import plural
+
 
 try:  # Typer 0.29 and later carry their own copy of Click: its errors are the ones raised
     from typer._click import core as _click_core
@@ -212,6 +214,13 @@ class Mode(str, Enum):
 MIN_CONF_HELP = ("Ignore faces whose confidence (detector score x readability x top emotion probability) is "
                  "below X, 0..1. Confidence tops out near 0.9, so a threshold above that leaves every photo "
                  "\"No face\".")
+
+
+def cannot_write(dest: Path, e: OSError) -> str:
+    """The one line ``export`` and ``report`` give for a destination they cannot write."""
+    from albumsort.export import write_advice
+
+    return f"cannot write to {dest}: {write_advice(e)}"
 
 
 def fail(message: str, code: int = ExitStatus.USAGE) -> None:
@@ -430,6 +439,18 @@ class ListQuery:
             return f" with at most {self.max_faces} kept faces"
         return ""
 
+    def check_folders(self, idx) -> None:
+        """A usage error for an ``--in`` FOLDER that does not exist and holds no indexed photo (a typo).
+
+        A folder that is gone but still has indexed photos (an unplugged drive) is a valid filter.
+        """
+        from albumsort.index import path_key
+        from albumsort.ranking import Filters, count_photos
+
+        for f in self.folders:
+            if not os.path.exists(f) and not count_photos(idx, Filters(folders=[path_key(os.path.abspath(f))])):
+                raise UsageLine(f"--in {f}: no such folder, and no indexed photo under it")
+
     def nothing_indexed(self, idx) -> Optional[str]:
         """The line to print when no indexed photo lies in the folders and dates asked for, else None."""
         from albumsort.ranking import count_photos
@@ -459,6 +480,8 @@ def open_index(ctx: typer.Context, create: bool = False):
     path = Path(given).expanduser() if given else default_db_path()
     if path.is_dir():
         fail(f"{ctx.obj.get('db_name', '--db')} must name a file (the index), not a folder: {path} is a folder")
+    if create:
+        _check_writable(path, ctx.obj.get("db_name", "--db"))
     try:
         idx = Index(path, create=create)
     except IndexChanged as e:
@@ -471,6 +494,23 @@ def open_index(ctx: typer.Context, create: bool = False):
         fail(f"cannot open the index {path}: {e.strerror or e}")
     _state["index"] = idx
     return idx
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """A usage error, before anything is opened, when the index at ``path`` could not be written.
+
+    ``index`` writes the file, its ``-wal`` journal and a ``.lock`` beside it, so the folder must be
+    writable too; a read-only folder (a backup drive) still serves every read command.
+    """
+    folder = path.absolute().parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent  # the first folder that exists: the index's folder is made inside it
+    if not os.access(folder, os.W_OK):
+        fail(f"cannot write the index {path}: the folder {folder} is not writable; choose another {option} "
+             "(read commands still work on it)")
+    if path.exists() and not os.access(path, os.W_OK):
+        fail(f"cannot write the index {path}: the file is read-only; choose another {option} "
+             "(read commands still work on it)")
 
 
 # -- output: one emit() for every listing -------------------------------------------------------------
@@ -581,7 +621,7 @@ def index(
         raise UsageLine(f"--max-pixels must be a positive number, not {max_pixels}")
     for p in paths:
         if not os.path.lexists(p):
-            fail(f"no such file or folder: {p}")
+            fail(f"no such file or folder: {p}{_gone_hint(ctx, p)}")
     executor = None
     if ray_ship_bytes and not ray:
         fail("--ray-ship-bytes goes with --ray")
@@ -620,6 +660,7 @@ def index(
                                 detector_name=detector.value if detector else None,
                                 max_pixels=max_pixels, progress=progress, on_total=on_total, exclude=exclude,
                                 executor=executor, on_workers=lambda k: bar.update(task, workers=k))
+            empty = [p for p in paths if not summary.interrupted and os.path.isdir(p) and not _held_under(idx, p)]
         except IndexLocked as e:
             fail(str(e), code=ExitStatus.LOCKED)
         except DetectorUnavailable as e:
@@ -637,12 +678,44 @@ def index(
         err.print(f"[yellow]failed:[/yellow] {escape(path)}: {escape(reason)}", highlight=False)
     if len(summary.failures) > 20:
         err.print(f"... and {len(summary.failures) - 20} more: see `albumsort errors`")
-    console.print(summary.line(), highlight=False)
+    for p in empty:
+        note(f"no photos found in {p}: albumsort reads {_extensions()} files (hidden folders, "
+             ".albumsortignore and --exclude paths skipped)")
+    note(summary.line())  # a message, not data: on stderr, as the README says
     if summary.interrupted:
         err.print("interrupted: the work done so far is saved; run the same command again to continue")
         raise typer.Exit(ExitStatus.INTERRUPTED)
     if summary.failed:
         raise typer.Exit(ExitStatus.FAILED)
+
+
+def _held_under(idx, path: Path) -> int:
+    """How many photos and failures the index holds at ``path`` or under it (what a run there found)."""
+    from albumsort.index import path_key
+
+    return sum(idx.held_under(path_key(os.path.abspath(path))))
+
+
+def _gone_hint(ctx: typer.Context, path: Path) -> str:
+    """For a PATH that does not exist: how many indexed photos are under it and how to drop them, if any."""
+    from albumsort.index import Index, default_db_path, path_key
+
+    given = ctx.obj["db"]
+    try:
+        idx = Index(Path(given).expanduser() if given else default_db_path(), create=False)
+        photos = idx.held_under(path_key(os.path.abspath(path)))[0]
+        idx.close()
+    except Exception:  # no index yet, or not one: nothing to add
+        return ""
+    return (f"; the index holds {plural(photos, 'photo')} under it: `albumsort forget {path}` drops them"
+            if photos else "")
+
+
+def _extensions() -> str:
+    from albumsort.images import EXTENSIONS
+
+    names = sorted(e.lstrip(".").upper() for e in EXTENSIONS)
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 TOP_COLUMNS = [Column("rank", lambda r, i: i), Column("score", lambda r, i: float(r["score"])),
@@ -718,10 +791,10 @@ def top(
     fmt = _format(as_json, fmt)
     q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
     idx = open_index(ctx)
+    q.check_folders(idx)
     items = q.ranked(idx, emotion, with_faces=fmt in (Format.json, Format.ndjson))
     emit(items, fmt, TOP_COLUMNS, f"top {len(items)} {emotion}")
-    if fmt is Format.table:  # machine formats: the data alone
-        _say_why_short(idx, q, emotion, items)
+    _say_why_short(idx, q, emotion, items)  # on stderr in every format: stdout holds the data alone
 
 
 @command()
@@ -746,9 +819,10 @@ def nofaces(
     fmt = _format(as_json, fmt)
     q = _list_query(n, min_confidence, folders=folders, since=since, until=until)
     idx = open_index(ctx)
+    q.check_folders(idx)
     items = no_faces(idx, min_confidence, filters=q.filters)[:n]
     emit(items, fmt, NOFACE_COLUMNS, "no face")
-    if not items and fmt is Format.table:
+    if not items:
         note(q.nothing_indexed(idx) or f"every photo{q.where()} has a face at confidence >= {min_confidence:g}")
 
 
@@ -801,9 +875,18 @@ def _photo_json(idx, row: dict, min_confidence: float) -> dict:
             "model": res.get("model_version"), "detector": res.get("detector_version"),
             "taken": _when(row.get("taken")), "taken_from": row.get("taken_from"),
             "no_face": no_face_reason(read, min_confidence, res.get("n_small")), "n_small": res.get("n_small"),
+            "truncated": res.get("truncated") is not None,
             "hidden": hidden,
             "faces": [face_json(f) | {"kept": r["confidence"] >= min_confidence}
                       | ({"corrected": r["corrected"]} if r.get("corrected") else {}) for f, r in zip(faces, read)]}
+
+
+
+def truncated_line(share: float) -> str:
+    """What ``show`` and ``explain`` say of a file that ends early and was read as far as it goes."""
+    held = f": the file holds about {share:.0%} of the picture" if share < 0.995 else ""
+    return (f"truncated{held}; the rest is grey, as a viewer shows it (an interrupted copy? copy the photo "
+            "again and rerun `albumsort index`)")
 
 
 def _when(seconds: float | None) -> str | None:
@@ -855,10 +938,12 @@ def show(
         print(json.dumps(objs[0] if one else objs, indent=2, ensure_ascii=False))
         _report_failed(failed, to_stdout=False)
         return
-    for obj in objs:
+    for row, obj in zip(rows, objs):
         console.print(f"[bold]{escape(obj['path'])}[/bold]  {obj['width']}x{obj['height']}  "
                       f"taken {obj['taken']} ({'EXIF' if obj['taken_from'] == 'exif' else 'file time'})",
                       highlight=False)
+        if obj["truncated"]:
+            console.print(truncated_line(idx.result(row["hash"])["truncated"]), highlight=False, markup=False)
         faces = obj["faces"]
         if obj["hidden"]:
             console.print("hidden: kept out of every list (albumsort unhide to undo)", highlight=False, markup=False)
@@ -880,9 +965,13 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
     faces = idx.corrected_faces(row["hash"], model_faces)
     out = [f"{row['path']}  {res.get('width')}x{res.get('height')}  taken {_when(row.get('taken'))} "
            f"({'EXIF' if row.get('taken_from') == 'exif' else 'file time'})",
-           f"scored by {res.get('model_version')} + {res.get('detector_version')}", ""]
+           f"scored by {res.get('model_version')} + {res.get('detector_version')}"]
     if any(c["face"] == 0 and c["hidden"] for c in idx.corrections(row["hash"])):
-        out.insert(2, "hidden by you: kept out of every list (albumsort unhide to undo)")
+        out.append("hidden by you: kept out of every list (albumsort unhide to undo)")
+    if res.get("truncated") is not None:
+        out.append(truncated_line(res["truncated"]))
+    out.append("")
+
     kept = []
     for i, (m, f) in enumerate(zip(model_faces, faces), 1):
         probs = ", ".join(f"{e} {p(m, e):.2f}" for e in EXPRESSIONS)
@@ -903,7 +992,7 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
         if ok:
             kept.append(f)
     if res.get("n_small"):
-        out.append(f"{res['n_small']} more face(s) too small to read: found, not scored")
+        out.append(f"{plural(res['n_small'], 'more face')} too small to read: found, not scored")
     reason = no_face_reason(faces, min_confidence, res.get("n_small"))
     if reason:
         out.append(f"No face: {reason}")
@@ -930,11 +1019,12 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
         else:
             where = "not in the list (its burst is shown by a better shot)"
         out.append(f"{e}: score {score:.3f} = (sum c*p {num:.3f} + {PRIOR_WEIGHT} x {PRIOR:.4g}) / "
-                   f"(sum c {total:.3f} + {PRIOR_WEIGHT}); {shows} face(s) show it; {where}")
+                   f"(sum c {total:.3f} + {PRIOR_WEIGHT}); {plural(shows, 'face shows', 'faces show')} it; {where}")
+
     members = burst_members(idx, {"hash": row["hash"], "taken": row.get("taken"), "taken_from": row.get("taken_from"),
                                   "dhash": res.get("dhash")})
     out.append("")
-    out.append(f"moment: {len(members)} shot(s)" + "".join(f"\n  {m['path']}" for m in members))
+    out.append(f"moment: {plural(len(members), 'shot')}" + "".join(f"\n  {m['path']}" for m in members))
     return out
 
 
@@ -974,9 +1064,28 @@ def status_rows(idx) -> list[tuple[str, str]]:
     return rows
 
 
+def version_name(version: str | None) -> str:
+    """The name in a recorded model or detector version: ``emotion-1a2b3c4d5e6f`` -> ``emotion``,
+    ``scrfd-int8-<12 hex>-s640-...`` -> ``scrfd-int8``; a version without a file hash is its own name."""
+    import re
+
+    m = re.match(r"(.+?)-[0-9a-f]{12}(?:-|$)", version or "")
+    return m.group(1) if m else (version or "unknown")
+
+
+def _day(seconds: float | None) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d") if seconds else "an unknown date"
+
+
 @command()
-def status(ctx: typer.Context) -> None:
-    """What the index holds: photos, faces, failures, models, last run.
+def status(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", metavar="",
+                                 help="Also show the version hashes of the model and the detector."),
+) -> None:
+    """What the index holds: photos, faces, failures, photos missing on disk, models, last run.
 
     Each photo with a kept face counts once, under the emotion of its
     highest score ("mostly happy"); the others are no-face photos, so the
@@ -984,9 +1093,25 @@ def status(ctx: typer.Context) -> None:
     """
     idx = open_index(ctx)
     rows = status_rows(idx)
-    for r in idx.query("SELECT r.model_version, r.detector_version, count(*) AS n FROM photos p "
-                       "JOIN results r ON r.hash = p.hash GROUP BY 1, 2 ORDER BY n DESC"):
-        rows.append(("scored by", f"{r['model_version']} + {r['detector_version']} ({r['n']:,} photos)"))
+    gone = idx.missing()
+    rows.append(("missing on disk", plural(len(gone), "photo") + (
+        " (a deleted or unplugged folder: `albumsort forget PATH` drops them from the index, "
+        "`albumsort index` on a parent folder notices deletions)" if gone else "")))
+    if idx.has_column("results", "truncated"):
+        cut = idx.conn.execute("SELECT count(*) FROM photos p JOIN results r ON r.hash = p.hash "
+                               "WHERE r.truncated IS NOT NULL").fetchone()[0]
+        if cut:
+            rows.append(("truncated files", plural(cut, "photo") + " read as far as the file goes "
+                         "(see `albumsort show`)"))
+    for r in idx.query("SELECT r.model_version, r.detector_version, count(*) AS n, min(r.scored_at) AS first, "
+                       "max(r.scored_at) AS last FROM photos p JOIN results r ON r.hash = p.hash "
+                       "GROUP BY 1, 2 ORDER BY n DESC"):
+        first, last = _day(r["first"]), _day(r["last"])
+        when = f"scored {first}" if first == last else f"scored {first} to {last}"
+        what = f"{version_name(r['model_version'])} model + {version_name(r['detector_version'])} detector"
+        if verbose:
+            what += f" ({r['model_version']} + {r['detector_version']})"
+        rows.append(("scored by", f"{what}, {when} ({plural(r['n'], 'photo')})"))
     last = list(idx.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
     if last:
         import datetime
@@ -1123,6 +1248,50 @@ def corrections(
 
 
 @command()
+def forget(
+    ctx: typer.Context,
+    paths: List[Path] = typer.Argument(..., metavar="PATH...", show_default=False,
+                                       help="Photos or folders, which need not exist any more."),
+) -> None:
+    """Drop from the index the photos and failures at or under each PATH: a deleted, renamed or unplugged folder.
+
+    Only the index changes: no file is touched.  A PATH that still exists is
+    indexed again by the next `albumsort index` of a folder above it (use
+    --exclude or an .albumsortignore to keep it out).  Exit status 2, with
+    nothing dropped, when a PATH holds nothing indexed; 3 when an `index`
+    run holds the index.
+    """
+    from filelock import FileLock, Timeout
+
+    from albumsort.index import path_key
+
+    raws = [(p, path_key(os.path.abspath(p))) for p in paths]
+    idx = open_index(ctx)  # read-only first: nothing is created or changed when there is nothing to forget
+    for p, raw in raws:
+        if not any(idx.held_under(raw)):
+            fail(f"nothing indexed at or under {p}: nothing was forgotten (see `albumsort status`)")
+    idx.close()
+    idx = open_index(ctx, create=True)
+    lock = FileLock(str(idx.path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        idx.close()
+        fail(f"another `albumsort index` is updating {idx.path}; wait for it to finish, then run again",
+             code=ExitStatus.LOCKED)
+    try:
+        with idx.transaction():
+            done = [(p, *idx.forget(raw)) for p, raw in raws]
+    finally:
+        idx.close()
+        lock.release()
+    for p, photos, failures in done:
+        there = "on disk" if os.path.lexists(p) else "gone from disk"
+        note(f"forgot {plural(photos, 'photo')} and {plural(failures, 'failure')} under {p} ({there}; "
+             "no file was touched)")
+
+
+@command()
 def errors(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print a JSON array of {path, reason}."),
@@ -1152,6 +1321,9 @@ def export(
                                          help="With --all: also surprise, fear and disgust."),
     n: int = _n_opt("How many photos per emotion."),
     mode: Mode = typer.Option(Mode.copy, "--mode", metavar="MODE", help="copy, hardlink or symlink."),
+    xmp: bool = typer.Option(False, "--xmp", metavar="",
+                             help="Beside each exported photo, an XMP sidecar (001_IMG.jpg.xmp) with the keyword "
+                                  "albumsort|<emotion>, for digiKam, darktable, Immich and Lightroom."),
     min_confidence: float = MIN_CONF_OPT,
     any_: bool = ANY_OPT,
     everyone: bool = EVERYONE_OPT,
@@ -1163,6 +1335,9 @@ def export(
     max_faces: Optional[int] = MAX_FACES_OPT,
 ) -> None:
     """Write the ranked photos into DEST as 001_<name>, 002_<name>, ... with a manifest; reruns update it.
+
+    With --xmp each exported photo gets an XMP sidecar with its keyword; a
+    rerun removes the sidecars of photos that left DEST.
 
     Exit status 0 when every photo is in place (files kept aside are
     reported, not failures), 1 when a photo could not be written.
@@ -1184,25 +1359,128 @@ def export(
         jobs = [(emotion_name(what), dest)]
     q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
     idx = open_index(ctx)
+    q.check_folders(idx)
     status_code = ExitStatus.OK
     for kind, target in jobs:
         if kind == "no-face":
-            items = [dict(it, score=0.0) for it in no_faces(idx, min_confidence, with_keys=True, filters=q.filters)[:n]]
+            found = [dict(it, score=0.0) for it in no_faces(idx, min_confidence, with_keys=True, filters=q.filters)]
+            items, gone = _on_disk(found, n)
         else:
-            items = q.ranked(idx, kind, with_keys=True)
+            items, gone = _ranked_on_disk(lambda k, kind=kind: q.ranked(idx, kind, k, with_keys=True), n)
+        for path in gone[:20]:
+            note(f"skipped: {path}: missing on disk (deleted, or on a drive not plugged in); "
+                 "`albumsort forget PATH` drops it from the index")
+        if len(gone) > 20:
+            note(f"... and {plural(len(gone) - 20, 'more photo')} missing on disk")
         try:
             res = export_ranked(items, target, mode.value)
         except OSError as e:
-            fail(f"cannot export to {target}: {e.strerror or e}", code=ExitStatus.FAILED)
+            fail(cannot_write(target, e), code=ExitStatus.FAILED)
         aside = f", {len(res.set_aside)} set aside" if res.set_aside else ""
-        console.print(f"{kind}: {res.written + res.kept} of {len(items)} photos in {target} ({res.written} written, "
+        console.print(f"{kind}: {res.written + res.kept} of {plural(len(items), 'photo')} in {target} "
+                      f"({res.written} written, "
                       f"{res.kept} up to date, {res.removed} removed{aside})", highlight=False, markup=False)
         for s in res.notes:
             note(f"note: {s}")
         for s in res.failed:
             err.print(f"failed: {s}", highlight=False, markup=False)
             status_code = ExitStatus.FAILED
+        if xmp or os.path.isdir(target):
+            status_code = max(status_code, _export_sidecars(target, kind, xmp))
     raise typer.Exit(int(status_code))
+
+
+def _export_sidecars(target: Path, kind: str, write: bool) -> int:
+    """Bring the XMP sidecars in an export folder up to date (``sidecars.sync_export``); the exit status."""
+    from albumsort.sidecars import sync_export
+
+    res = sync_export(target, kind, write)
+    if write:
+        console.print(f"{kind}: XMP sidecars in {target} ({res.written} written, {res.kept} up to date, "
+                      f"{res.removed} removed, {len(res.skipped)} skipped)", highlight=False, markup=False)
+    elif res.removed:
+        note(f"{kind}: {plural(res.removed, 'XMP sidecar')} of photos no longer in {target} removed")
+    return _sidecar_notes(res)
+
+
+def _sidecar_notes(res) -> int:
+    for s in res.skipped:
+        note(f"skipped: {s}")
+    for s in res.failed:
+        err.print(f"failed: {s}", highlight=False, markup=False)
+    return ExitStatus.FAILED if res.failed else ExitStatus.OK
+
+
+@command()
+def tag(
+    ctx: typer.Context,
+    photos: List[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
+                                        help="Indexed photos, or folders (every indexed photo under them)."),
+    beside_originals: bool = typer.Option(False, "--beside-originals", metavar="",
+                                          help="Write the sidecars beside your original photos (required)."),
+) -> None:
+    """XMP sidecars beside your original photos, with the keywords albumsort|<emotion> other tools read.
+
+    Each photo gets IMG.jpg.xmp with every emotion it shows (the lists it is
+    in), or albumsort|no face.  Only where the photo has no sidecar yet
+    (IMG.jpg.xmp or IMG.xmp): an existing one is never changed, and each is
+    reported as skipped.  No photo is changed.  Exit status 1 when a
+    sidecar could not be written.
+    """
+    from albumsort.ranking import shows_emotion
+    from albumsort.sidecars import SidecarResult, tags_for, write_beside
+
+    if not beside_originals:
+        raise UsageLine("tag writes beside your original photos only when asked: add --beside-originals "
+                        "(export --xmp tags exported copies instead)")
+    idx = open_index(ctx)
+    rows, failed = _photo_rows(idx, photos)
+    result = SidecarResult()
+    gone = 0
+    for row in rows:
+        res = idx.result(row["hash"]) or {}
+        kinds = [e for e in EXPRESSIONS if res.get("n_kept") and shows_emotion(res.get(f"shows_{e}") or 0, res["n_kept"])]
+        if _missing(row):
+            gone += 1
+            note(f"skipped: {row['path']}: missing on disk")
+            continue
+        write_beside(row["raw"], tags_for(kinds or ["no-face"]), result)
+    console.print(f"tag: XMP sidecars for {plural(len(rows), 'photo')} ({result.written} written, {result.kept} "
+                  f"up to date, {len(result.skipped) + gone} skipped)", highlight=False, markup=False)
+    raise typer.Exit(int(_sidecar_notes(result)))
+
+
+def _missing(item: dict) -> bool:
+    """Whether an indexed photo's file is gone (its folder too, perhaps); an unreadable one is not missing."""
+    import errno
+
+    try:
+        os.stat(os.fsdecode(item["raw"]) if item.get("raw") else item["path"])
+    except OSError as e:
+        return e.errno in (errno.ENOENT, errno.ENOTDIR)
+    return False
+
+
+def _on_disk(items: list[dict], n: int) -> tuple[list[dict], list[str]]:
+    """The first ``n`` items whose file is on disk, and the paths of the missing ones met on the way."""
+    present, gone = [], []
+    for it in items:
+        if len(present) >= n:
+            break
+        (gone.append(it["path"]) if _missing(it) else present.append(it))
+    return present, gone
+
+
+def _ranked_on_disk(fetch: Callable[[int], list[dict]], n: int) -> tuple[list[dict], list[str]]:
+    """``n`` ranked photos on disk: ``fetch(k)`` gives the first k of the list; while some are missing, twice
+    as many are asked for, so an unplugged folder neither shortens the export nor makes it slow."""
+    want = n
+    while True:
+        got = fetch(want)
+        present, gone = _on_disk(got, n)
+        if len(present) >= n or len(got) < want:
+            return present, gone
+        want = max(2 * want, len(got) + n - len(present))
 
 
 @command()
@@ -1228,16 +1506,19 @@ def report(
     from albumsort.report import ForeignPage, build_report
 
     q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
+    idx = open_index(ctx)
+    q.check_folders(idx)
     try:
-        res = build_report(open_index(ctx), dest, n, min_confidence, any_=any_, everyone=everyone,
+        res = build_report(idx, dest, n, min_confidence, any_=any_, everyone=everyone,
                            all_shots=all_shots, filters=q.filters,
                            expressions=EXPRESSIONS if all_expressions else EMOTIONS)
+
     except ForeignPage as e:
         fail(str(e), code=ExitStatus.FAILED)
     except OSError as e:
-        fail(f"cannot write the report to {dest}: {e}", code=ExitStatus.FAILED)
-    console.print(f"report: {res.path} ({res.photos} photos; {res.thumbs_made} thumbnails made, "
-                  f"{res.thumbs_reused} reused)", highlight=False, markup=False)
+        fail(cannot_write(dest, e), code=ExitStatus.FAILED)
+    console.print(f"report: {res.path} ({plural(res.photos, 'photo')}; {plural(res.thumbs_made, 'thumbnail')} "
+                  f"made, {res.thumbs_reused:,} reused)", highlight=False, markup=False)
     for reason in res.thumb_failures:
         err.print(f"thumbnail failed: {reason}", highlight=False, markup=False)
     if open_:

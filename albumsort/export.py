@@ -251,6 +251,13 @@ def _advice(e: OSError, mode: str) -> str:
     return e.strerror or str(e)
 
 
+def write_advice(e: OSError) -> str:
+    """Why a destination folder cannot be written, in words (``export`` and ``report`` say the same)."""
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"the destination is not writable ({e.strerror})"
+    return _advice(e, "copy")
+
+
 def export_ranked(items: list[dict], dest: str | Path, mode: str = "copy") -> ExportResult:
     """Make ``dest`` hold ``items`` (dicts with path and score), in order, as far as it can.
 

@@ -150,19 +150,77 @@ def _as_image_error(e: BaseException) -> BaseException:
         return ImageError("not enough memory to decode")
     if isinstance(e, (OSError, SyntaxError, ValueError, EOFError)):
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return ImageError(f"truncated file: {msg}" if "truncated" in msg else f"corrupt image: {msg}")
+        return ImageError(f"{CUT_SHORT}: {msg}" if "truncated" in msg.lower() else f"corrupt image: {msg}")
     return e
 
 
+CUT_SHORT = "cannot be decoded: the file is cut short"
+"""The reason of a file that ends before any of its picture (a JPEG that ends a little early is read)."""
+OLD_TRUNCATED = "truncated file"
+"""How failures of files that end early began before they were read as far as they go: such a known failure
+is read again (``index.ADDED_COLUMNS``' migration)."""
+
+
+def _is_truncation(e: BaseException) -> bool:
+    return isinstance(e, OSError) and "truncated" in str(e).lower()
+
+
+def _decoded_share(im: Image.Image, full_height: int) -> float:
+    """The share of rows the file held, for a JPEG that ends early: libjpeg fills a baseline JPEG's missing
+    rows with mid grey (128 in every channel), so the rows of pure 128 at the bottom are the part the file
+    did not hold.  Less than two rows of 16 px blocks is no picture (a file cut right after its headers
+    decodes its first blocks from nothing): 0.  A progressive JPEG shows its whole picture at a lower
+    quality, and other formats do not say: 1.0."""
+    if im.format not in ("JPEG", "MPO") or im.mode not in ("L", "RGB"):
+        return 1.0
+    a = np.asarray(im)
+    a = a.reshape(a.shape[0], -1)
+    grey = (a == 128).all(axis=1)
+    missing = int(np.argmin(grey[::-1])) if not grey.all() else len(grey)  # the grey rows at the bottom
+    held = len(grey) - missing
+    return 0.0 if held * full_height < 32 * len(grey) else held / len(grey)
+
+
 def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pixels: int = MAX_PIXELS,
-             name: str | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+             name: str | None = None, info: dict | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode ``source`` (a path or a binary file object named ``name``) upright (EXIF orientation applied) as RGB uint8.
 
     With ``max_side`` the result is shrunk so its long side is at most that,
     and JPEGs are decoded directly at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
     scaling through Pillow's ``draft``), which is most of the speed of an
     index run.  Returns (pixels, (width, height) of the full upright photo).
+
+    A file that ends early (an interrupted copy) is read as far as it goes,
+    as viewers show it: the rest of the picture is grey.  ``info``, when
+    given, then gets ``truncated``: the share of the picture's rows the file
+    held (1.0 when the decoder cannot tell, as for progressive JPEGs).  Only
+    a file with none of its picture fails (``CUT_SHORT``).
     """
+    try:
+        return _load_rgb(source, max_side, max_pixels, name)
+    except ImageError as e:
+        if not _is_truncation(e.__cause__):
+            raise
+    if hasattr(source, "seek"):
+        source.seek(0)
+    from PIL import ImageFile
+
+    measured: dict = {}
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        out = _load_rgb(source, max_side, max_pixels, name, measured)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
+    if measured.get("share", 1.0) <= 0.0:
+        raise ImageError(f"{CUT_SHORT} before any of the picture")
+    if info is not None:
+        info["truncated"] = measured.get("share", 1.0)
+    return out
+
+
+def _load_rgb(source, max_side, max_pixels, name, measured: dict | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """``load_rgb`` on one try; ``measured`` (a read of a file that ends early) gets the decoded ``share``."""
     name = str(name or source)
     if Path(name).suffix.lower() in {".heic", ".heif"}:
         _register_heif()
@@ -194,6 +252,8 @@ def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pi
                         im.draft("RGB", (max(1, round(w * s)), max(1, round(h * s))))
                 im.seek(0)  # first frame of GIFs and multi-page TIFFs
                 im.load()
+                if measured is not None:
+                    measured["share"] = _decoded_share(im, h)
                 if max_side and max(im.size) >= 2 * max_side and im.mode in ("L", "LA", "RGB", "RGBA", "RGBX", "I", "F"):
                     # Shrink by a whole factor in the stored mode before any conversion,
                     # so a large PNG or TIFF is held in memory once, not three times.

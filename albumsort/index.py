@@ -40,16 +40,22 @@ DEFAULT_MIN_CONFIDENCE = 0.20
 """Faces below this confidence are ignored unless a command is given ``--min-confidence``."""
 
 ADDED_COLUMNS = {
-    "results": {"n_small": "INTEGER",
+    "results": {"n_small": "INTEGER", "truncated": "REAL",
                 **{f"{k}_{e}": ("REAL" if k != "shows" else "INTEGER") + " NOT NULL DEFAULT 0"
                    for e in EXPRESSIONS[4:] for k in ("score", "best", "shows")}},
     "faces": {f"p_{e}": "REAL NOT NULL DEFAULT 0" for e in EXPRESSIONS[4:]},
 }
-"""Columns newer than schema 3: added to an older index in place.  ``n_small`` is NULL until its photos are
-read again; the expressions beyond the four read 0 ("not read by that model") until the next ``index``
-re-scores the photos with a seven-expression model."""
+"""Columns newer than schema 3: added to an older index in place.  ``n_small`` and ``truncated`` are NULL
+until its photos are read again; the expressions beyond the four read 0 ("not read by that model") until the
+next ``index`` re-scores the photos with a seven-expression model."""
+
+ON_ADDED = {("results", "truncated"):
+            "UPDATE errors SET size = NULL, mtime_ns = NULL WHERE reason LIKE 'truncated file%'"}
+"""What adding a column changes besides: files that failed only because they end early (the old reason
+``images.OLD_TRUNCATED``) are read again by the next run, which reads them as far as they go."""
 
 OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs", "corrections"})
+
 LEGACY_SCHEMAS = ("1", "2")
 """Schema versions albumsort wrote before its indexes carried an application_id."""
 
@@ -344,9 +350,10 @@ class Index:
             db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
             db["results"].create({
                 "hash": str, "width": int, "height": int, "model_version": str,
-                "detector_version": str, "n_faces": int, "n_small": int, "scored_at": float,
+                "detector_version": str, "n_faces": int, "n_small": int, "truncated": float, "scored_at": float,
                 **{f"score_{e}": float for e in EXPRESSIONS}, "n_kept": int,
                 **{f"best_{e}": float for e in EXPRESSIONS}, **{f"shows_{e}": int for e in EXPRESSIONS},
+
                 "dhash": int, "exif_time": float,
             }, pk="hash", if_not_exists=True)
             db["faces"].create({
@@ -395,6 +402,8 @@ class Index:
                 for col, kind in cols.items():
                     if col not in have:
                         self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
+                        if (table, col) in ON_ADDED:
+                            self.conn.execute(ON_ADDED[(table, col)])
             self._rank_indexes()
             self._create_corrections()
         self.__dict__.pop("expressions", None)
@@ -471,6 +480,7 @@ class Index:
             have = {r[1] for r in self.conn.execute("PRAGMA table_info(faces)")}
             self.__dict__["expressions"] = tuple(e for e in EXPRESSIONS if f"p_{e}" in have)
         return self.__dict__["expressions"]
+
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether the file has ``column`` (a read-only open of an older index may lack an added one)."""
@@ -565,6 +575,36 @@ class Index:
         failed = self.conn.execute("SELECT count(*) FROM errors").fetchone()[0]
         return Stats(photos, faces, kept, no_face, by, failed, min_confidence)
 
+    def missing(self, under: bytes | None = None) -> list[str]:
+        """Printable paths of indexed photos (under the folder ``under``) whose file is not on disk now.
+
+        A deleted, renamed or unplugged folder's photos stay in the index until ``index`` runs on a folder
+        above them or ``forget`` drops them.  One listing per folder, not one stat per photo, and a folder
+        that is gone answers for all its photos at once; a folder that cannot be listed (permission
+        denied) is not called missing.
+        """
+        import errno
+
+        sql, params = "SELECT raw, path FROM photos", []
+        if under is not None:
+            prefix = under.rstrip(os.sep.encode()) + os.sep.encode()
+            sql, params = sql + " WHERE raw = ? OR substr(raw, 1, ?) = ?", [under, len(prefix), prefix]
+        listed: dict[bytes, set | None] = {}
+        out = []
+        for raw, path in self.conn.execute(sql + " ORDER BY raw", params):
+            folder, name = os.path.split(raw)
+            if folder not in listed:
+                if len(listed) > 256:
+                    listed.clear()
+                try:
+                    listed[folder] = set(os.listdir(folder))
+                except OSError as e:
+                    listed[folder] = set() if e.errno in (errno.ENOENT, errno.ENOTDIR) else None
+            names = listed[folder]
+            if names is not None and name not in names:
+                out.append(path)
+        return out
+
     def meta(self, key: str) -> str | None:
         rows = self.query("SELECT value FROM meta WHERE key = ?", [key])
         return rows[0]["value"] if rows else None
@@ -628,6 +668,26 @@ class Index:
         orphans = "SELECT hash FROM results WHERE hash NOT IN (SELECT hash FROM photos WHERE hash IS NOT NULL)"
         self.conn.execute(f"DELETE FROM faces WHERE hash IN ({orphans})")
         self.conn.execute(f"DELETE FROM results WHERE hash IN ({orphans})")
+
+    def held_under(self, raw: bytes) -> tuple[int, int]:
+        """(photos, failures) the index holds at the path ``raw`` or under it as a folder."""
+        prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
+        return tuple(self.conn.execute(f"SELECT count(*) FROM {t} WHERE raw = ? OR substr(raw, 1, ?) = ?",
+                                       [raw, len(prefix), prefix]).fetchone()[0] for t in ("photos", "errors"))
+
+    def forget(self, raw: bytes) -> tuple[int, int]:
+        """Drop the photos and failures at ``raw`` or under it, and results no photo uses any more.
+
+        Returns (photos, failures) dropped.  Only the index changes: no file is opened or touched.
+        """
+        prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
+        counts = []
+        for table in ("photos", "errors"):
+            cur = self.conn.execute(f"DELETE FROM {table} WHERE raw = ? OR substr(raw, 1, ?) = ?",
+                                    [raw, len(prefix), prefix])
+            counts.append(cur.rowcount)
+        self.drop_orphans()
+        return counts[0], counts[1]
 
     def remove_photo(self, raw: bytes) -> None:
         self.conn.execute("DELETE FROM photos WHERE raw = ?", [raw])

@@ -92,18 +92,20 @@ class Summary:
 
     def line(self) -> str:
         """What this run did, then what the index holds (``Index.stats``, as ``status`` counts it)."""
+        from albumsort.wording import plural
+
         parts = [f"{self.indexed:,} indexed", f"{self.unchanged:,} unchanged", f"{self.moved:,} moved",
                  f"{self.removed:,} removed", f"{self.failed:,} failed"]
         if self.rescored:
             parts.insert(1, f"{self.rescored:,} re-scored for a new model or index format")
         if self.copied:
-            parts.insert(3, f"{self.copied:,} copies")
+            parts.insert(3, plural(self.copied, "copy"))
         if self.known_failed:
-            parts.append(f"{self.known_failed:,} known failures (see `albumsort errors`)")
+            parts.append(plural(self.known_failed, "known failure") + " (see `albumsort errors`)")
         end = " (interrupted)" if self.interrupted else ""
         t = self.totals
-        held = (f"; the index holds {t.photos:,} photos, {t.kept_faces:,} kept faces, {t.no_face:,} no-face photos"
-                if t else "")
+        held = (f"; the index holds {plural(t.photos, 'photo')}, {plural(t.kept_faces, 'kept face')}, "
+                f"{plural(t.no_face, 'no-face photo')}" if t else "")
         return ", ".join(parts) + f" in {self.seconds:.1f} s" + end + held
 
 
@@ -387,7 +389,7 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
             index.put_result(res.hash, {
                 "width": res.width, "height": res.height, "model_version": versions[0],
                 "detector_version": versions[1], "n_faces": len(faces), "n_small": res.n_small,
-                "scored_at": time.time(),
+                "truncated": res.truncated, "scored_at": time.time(),
                 "dhash": res.dhash, "exif_time": res.exif_time, **ranks}, faces)
             index.put_photo(raw, size, mtime_ns, res.hash, run)
             summary.indexed += 1

@@ -94,8 +94,12 @@ class Analysed:
     faces: tuple[FaceResult, ...]
     n_small: int = 0
     """Faces the detector was sure of but that were too small to read (``faces`` holds none of them)."""
+    truncated: Optional[float] = None
+    """The file ends early (an interrupted copy) and was read as far as it goes: the share of the picture it
+    held (``images.load_rgb``); None for a whole file."""
     timings: Optional[dict] = field(default=None, compare=False)
     """Stage timings in ms when profiling (``albumsort.stages``), else None."""
+
 
 
 @dataclass(frozen=True)
@@ -331,10 +335,12 @@ class Pipeline:
         def source():
             return path if data is None else io.BytesIO(data)
 
+        read: dict = {}
         try:
             with stages.stage("reduced_decode"):
                 rgb, (full_w, full_h) = load_rgb(source(), max_side=DECODE_SIDE, max_pixels=self.max_pixels,
-                                                 name=path)
+                                                 name=path, info=read)
+
         except ImageError as e:
             return Failed.of(str(e), content_hash)
 
@@ -350,7 +356,8 @@ class Pipeline:
             dhash = difference_hash(rgb)
         return Analysed(
             hash=content_hash, width=full_w, height=full_h, dhash=dhash, exif_time=taken,
-            n_small=found.small,
+            n_small=found.small, truncated=read.get("truncated"),
+
             faces=tuple(FaceResult(box=tuple(v * s for v in f.box), det_score=f.score,
                                    p=tuple(float(v) for v in p), readability=float(r),
                                    landmarks=tuple(round(v * s, 1) for v in f.landmarks) if f.landmarks else None,

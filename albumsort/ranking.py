@@ -51,6 +51,10 @@ UNREADABLE = 0.5
 NO_FACE_REASONS = ("no face found", "faces too small to read", "faces not readable (masked, turned away)",
                    "faces below the confidence threshold")
 """Why a photo is "No face"."""
+SMALL_FACE_PX = 32
+"""An unreadable face shorter than this, in the photo's pixels, counts as too small to read (a crowd's faces),
+not as masked or turned away: the detection benchmarks count faces from 32 px as the ones to find, and under
+it readability falls off (23% of 16-20 px faces are readable, about half at 20-24 px: benchmarks/README.md)."""
 PRIOR_WEIGHT = 0.5
 PRIOR = 1.0 / len(EXPRESSIONS)
 BURST_SECONDS = 10.0
@@ -138,22 +142,32 @@ def no_face_reason(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFID
     """Why a photo is "No face" (one of NO_FACE_REASONS), or None when it has a kept face.
 
     ``n_small`` is how many faces the detector found but left out as too
-    small to read (``results.n_small``; None where not counted, as 0).
-    They decide when there is no other face, or when they outnumber the
-    faces found; otherwise the most confident face does: not readable, or
-    only below the threshold.
+    small to read (``results.n_small``; None where not counted, as 0);
+    faces that were scored but are unreadable and under ``SMALL_FACE_PX``
+    tall count with them.  Small faces decide when there is no other face,
+    or when they are at least as many as the other faces found (a crowd);
+    otherwise the most confident other face does: not readable, or only
+    below the threshold.
     """
-    small = n_small or 0
     if faces and max(f["confidence"] for f in faces) >= min_confidence:
         return None
-    if small and small >= len(faces):
+    # A face scored but unreadable and under SMALL_FACE_PX tall is a small face, not a masked one: in a
+    # crowd most found faces are such, and "masked, turned away" would say the wrong thing.
+    tiny = [f for f in faces if _unreadable(f) and f.get("h") is not None and f["h"] < SMALL_FACE_PX]
+    small = (n_small or 0) + len(tiny)
+    if small and small >= len(faces) - len(tiny):
         return NO_FACE_REASONS[1]
     if not faces:
         return NO_FACE_REASONS[0]
+    faces = [f for f in faces if not any(f is t for t in tiny)]
     best = max(faces, key=lambda f: f["confidence"])
     if best.get("readability") is not None and best["readability"] < UNREADABLE:
         return NO_FACE_REASONS[2]
     return NO_FACE_REASONS[3]
+
+
+def _unreadable(f: dict) -> bool:
+    return f.get("readability") is not None and f["readability"] < UNREADABLE
 
 
 def ranking_columns(faces: list[dict]) -> dict:

@@ -45,8 +45,8 @@ figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:
 .photo{position:relative;display:block;line-height:0}
 .photo img{display:block;max-width:320px;max-height:320px}
 .box{position:absolute;border:2px solid;box-sizing:border-box}
-.box span{position:absolute;left:0;top:0;max-width:100%;overflow:hidden;font:10px/1.25 system-ui,sans-serif;
-color:#fff;padding:0 2px;white-space:nowrap;box-sizing:border-box}
+.box span{position:absolute;font:10px/1.25 system-ui,sans-serif;color:#fff;padding:0 2px;white-space:nowrap;
+box-sizing:border-box;z-index:1}
 .photo{overflow:hidden}.shots{color:#a60;font-weight:bold}
 figcaption{font-size:12px;margin-top:6px;line-height:1.35;word-break:break-all;max-width:320px}
 .rank{font-weight:bold}.score{color:#555}.why{color:#777;font-style:italic}.empty{color:#777;font-style:italic}
@@ -105,21 +105,67 @@ def check_page_is_ours(dest: Path) -> None:
                           "refusing to overwrite it: choose another folder or move that file")
 
 
+LABEL_CHAR_PX = 6.5
+"""Width allowed per character of a face label (10 px system-ui, digits and '%' included, with room to spare)."""
+LABEL_PAD_PX = 4
+LABEL_HEIGHT_PX = 13
+BORDER_PX = 2
+
+
+def label_layout(faces: list[dict], width: int, height: int) -> list[tuple[str, float, float] | None]:
+    """Where each face's label goes on the thumbnail, never cut and never over another label.
+
+    For each face (largest box first): the label "happy 93%", else "happy", at the box's top-left
+    corner inside it, else above the box, else below it, moved left where it would pass the photo's right
+    edge.  The first place that lies inside the photo and clear of the labels already placed wins;
+    with none, the face keeps its coloured box and the label as a tooltip (None).  Returns, per face in
+    the given order, (text, left, top) in CSS pixels from the box's inner corner, or None.
+    """
+    scale = min(1.0, THUMB_SIDE / max(width, height, 1))  # the thumbnail as shown: long side <= THUMB_SIDE
+    W, H = width * scale, height * scale
+    placed: list[tuple[float, float, float, float]] = []
+    out: list[tuple[str, float, float] | None] = [None] * len(faces)
+    order = sorted(range(len(faces)), key=lambda i: -faces[i]["box"][2] * faces[i]["box"][3])
+    for i in order:
+        bx, by, bw, bh = (v * scale for v in faces[i]["box"])
+        probs = faces[i]["probabilities"]
+        e = max(probs, key=probs.get)
+        for text in (f"{e} {probs[e]:.0%}", e):
+            lw, lh = len(text) * LABEL_CHAR_PX + LABEL_PAD_PX, LABEL_HEIGHT_PX
+            spot = None
+            for y in (by, by - lh, by + bh):
+                x = min(bx, W - lw)
+                if x < 0 or y < 0 or y + lh > H:
+                    continue
+                if all(x + lw <= px or px + pw <= x or y + lh <= py or py + ph <= y for px, py, pw, ph in placed):
+                    spot = (x, y)
+                    break
+            if spot:
+                placed.append((spot[0], spot[1], lw, lh))
+                out[i] = (text, spot[0] - bx - BORDER_PX, spot[1] - by - BORDER_PX)
+                break
+    return out
+
+
 def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) -> str:
     uri = Path(os.fsdecode(item["raw"])).as_uri() if item.get("raw") else Path(item["path"]).as_uri()
     name = html.escape(os.path.basename(item["path"]))
-    boxes = []
+    boxes, clipped = [], []
     for f in item.get("faces", []):
         x, y, w, h = f["box"]
-        # Clip to the photo: a detector box may reach past its edge, and its label must stay inside.
+        # Clip to the photo: a detector box may reach past its edge.
         x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
-        x, y, w, h = x0, y0, max(0.0, min(x + w, width) - x0), max(0.0, min(y + h, height) - y0)
+        clipped.append(dict(f, box=(x0, y0, max(0.0, min(x + w, width) - x0), max(0.0, min(y + h, height) - y0))))
+    for f, label in zip(clipped, label_layout(clipped, width, height)):
+        x, y, w, h = f["box"]
         probs = f["probabilities"]
         e = max(EXPRESSIONS, key=lambda k: probs.get(k, 0.0))  # the first on a tie, as the lists count
         style = (f"left:{100 * x / width:.2f}%;top:{100 * y / height:.2f}%;width:{100 * w / width:.2f}%;"
                  f"height:{100 * h / height:.2f}%;border-color:{COLOURS[e]}")
-        boxes.append(f'<div class="box" style="{style}"><span style="background:{COLOURS[e]}">'
-                     f"{e} {probs[e]:.0%}</span></div>")
+        tip = f"{e} {probs[e]:.0%}"
+        span = (f'<span style="background:{COLOURS[e]};left:{label[1]:.1f}px;top:{label[2]:.1f}px">'
+                f"{label[0]}</span>" if label else "")
+        boxes.append(f'<div class="box" title="{tip}" style="{style}">{span}</div>')
     caption = []
     if rank is not None:
         caption.append(f'<span class="rank">#{rank}</span> <span class="score">score {item["score"]:.3f}</span>')

@@ -30,11 +30,12 @@ def test_index_top_show_nofaces_status_errors(album, tmp_path):
     db = tmp_path / "cli.db"
     p = albumsort("index", album, db=db)
     assert p.returncode == 1, p.stderr  # one file failed
-    assert "5 indexed" in p.stdout and "1 failed" in p.stdout
-    assert p.stdout.strip().endswith("; the index holds 5 photos, 4 kept faces, 2 no-face photos"), p.stdout
-    rerun = albumsort("index", album, db=db).stdout  # this run's counts, then the index's: never mixed up
+    assert p.stdout == "" and "5 indexed" in p.stderr and "1 failed" in p.stderr  # messages: on stderr
+    assert p.stderr.strip().endswith("; the index holds 5 photos, 4 kept faces, 2 no-face photos"), p.stderr
+    rerun = albumsort("index", album, db=db).stderr  # this run's counts, then the index's: never mixed up
     assert "0 indexed, 5 unchanged" in rerun and rerun.strip().endswith("4 kept faces, 2 no-face photos")
-    assert "notes.jpg" in p.stderr and "\n" not in p.stderr.strip().split("failed:")[1].strip()
+    failed = [line for line in p.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "notes.jpg: not an image" in failed[0]  # one line, then the summary line
 
     items = json.loads(albumsort("top", "happy", "-n", "10", "--json", db=db, check=True).stdout)
     assert items and all(Path(i["path"]).is_absolute() for i in items)
@@ -162,5 +163,5 @@ def test_killed_run_resumes_to_the_same_index(tmp_path, sig):
     done = full_snapshot(db)[0]
     assert 0 < len(done) < 48  # a consistent partial index
     p = albumsort("index", album, db=db, check=True)
-    assert f"{48 - len(done)} indexed" in p.stdout and f"{len(done)} unchanged" in p.stdout, p.stdout
+    assert f"{48 - len(done)} indexed" in p.stderr and f"{len(done)} unchanged" in p.stderr, p.stderr
     assert full_snapshot(db) == full_snapshot(reference)

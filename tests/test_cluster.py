@@ -200,7 +200,7 @@ def test_the_command_on_a_two_node_cluster_equals_a_local_run_also_after_ctrl_c(
     # The broken file fails on the run that reaches it; after that it is a known failure.
     assert p.returncode == (0 if broken_seen else 1), p.stderr
     assert ("broken.jpg" in p.stderr) != broken_seen and "Traceback" not in p.stderr
-    assert f"{40 - done} indexed, {done} unchanged" in p.stdout, p.stdout  # resumed where it stopped
+    assert f"{40 - done} indexed, {done} unchanged" in p.stderr, p.stderr  # resumed where it stopped
     assert rows(db) == rows(tmp_path / "local.db")
 
 

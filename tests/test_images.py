@@ -107,12 +107,29 @@ def test_not_an_image(tmp_path):
         load_rgb(p)
 
 
-def test_truncated_jpeg(tmp_path):
+def test_truncated_jpeg_is_read_as_far_as_it_goes(tmp_path):
+    """Cut short (an interrupted copy): read as viewers read it, grey below what the file holds (issue 23)."""
     buf = io.BytesIO()
     marked(800, 600).save(buf, "JPEG", quality=95)
+    data = buf.getvalue()
     p = tmp_path / "cut.jpg"
-    p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    with pytest.raises(ImageError, match="truncated|corrupt"):
+    p.write_bytes(data[:-2])  # only the end-of-image marker is missing: Pillow alone refuses this
+    info = {}
+    rgb, size = load_rgb(p, info=info)
+    assert size == (800, 600) and rgb[10, 10, 0] > 200 and info == {"truncated": 1.0}
+    p.write_bytes(data[: len(data) // 2])
+    info = {}
+    rgb, _ = load_rgb(p, max_side=400, info=info)  # at a reduced DCT scale too
+    assert 0.3 < info["truncated"] < 0.8 and rgb[5, 5, 0] > 200 and (rgb[-1] == 128).all()
+    whole = {}
+    load_rgb(io.BytesIO(data), info=whole)
+    assert whole == {}
+    sos = data.index(b"\xff\xda")
+    p.write_bytes(data[: sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")])  # headers, no picture at all
+    with pytest.raises(ImageError, match="^cannot be decoded: the file is cut short before any of the picture$"):
+        load_rgb(p)
+    p.write_bytes(data[:300])  # cut inside its headers
+    with pytest.raises(ImageError, match="^cannot be decoded: the file is cut short"):
         load_rgb(p)
 
 

@@ -87,7 +87,7 @@ def test_unchanged_files_are_not_opened(album, tmp_path, monkeypatch):
     s, _ = run(album, db)
     # The broken file failed before and has not changed: counted, not opened again.
     assert s.unchanged == 5 and opened == [] and s.failed == 0 and s.known_failed == 1
-    assert "1 known failures (see `albumsort errors`)" in s.line()
+    assert "1 known failure (see `albumsort errors`)" in s.line()
     notes = album / "places" / "notes.jpg"
     os.utime(notes, ns=(notes.stat().st_atime_ns, notes.stat().st_mtime_ns + 10**9))
     s, _ = run(album, db)

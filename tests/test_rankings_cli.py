@@ -99,7 +99,10 @@ def test_everyone_ranks_by_the_least_smiling_face(db):
 
 def test_formats_and_conventions(db):
     p = albumsort("top", "happy", "--format", "csv", db=db)
-    assert p.stdout.splitlines()[0] == "rank,score,faces,shots,path" and p.stderr == ""
+    assert p.stdout.splitlines()[0] == "rank,score,faces,shots,path" and len(p.stdout.splitlines()) == 4
+    assert p.stderr == "only 3 photos show happy (-n 20)\n"  # as the table says it (issue 23)
+    p = albumsort("top", "happy", "--format", "csv", "-n", "3", db=db)
+    assert len(p.stdout.splitlines()) == 4 and p.stderr == ""  # a full list: nothing to say
     p = albumsort("top", "happy", db=db)  # a table piped: one whole path per line
     assert all(line.count("\t") == 4 for line in p.stdout.splitlines())
     assert albumsort("--version", db=db).stdout.startswith("albumsort ")
@@ -115,11 +118,12 @@ def test_explain_and_show_several(db):
     assert "face 2:" in out and "shows angry" in out and "kept" in out
     assert "happy: score" in out and "sad: score" in out and "; rank 3" in out
     # The prior is the uninformed 1/7 of seven expressions: (0.578 + 0.5/7) / (1.579 + 0.5) = 0.312.
-    assert "angry: score 0.312 = (sum c*p 0.578 + 0.5 x 0.1429) / (sum c 1.579 + 0.5); 1 face(s) show it; rank 2" in out
+    assert "angry: score 0.312 = (sum c*p 0.578 + 0.5 x 0.1429) / (sum c 1.579 + 0.5); 1 face shows it; rank 2" in out
+
     assert "not in the list: no kept face shows it" in out  # sad
-    assert "moment: 1 shot(s)" in out
+    assert "moment: 1 shot" in out
     burst = albumsort("explain", "/al/trip/smile2.jpg", db=db).stdout
-    assert "moment: 3 shot(s)" in burst and "its burst is shown by a better shot" in burst
+    assert "moment: 3 shots" in burst and "its burst is shown by a better shot" in burst
     one = json.loads(albumsort("show", "/al/home/angry.jpg", "--json", db=db).stdout)
     assert isinstance(one, dict) and one["path"] == "/al/home/angry.jpg" and one["taken_from"] == "exif"
     several = json.loads(albumsort("show", "/al/home/angry.jpg", "/al/trip", "--json", db=db).stdout)

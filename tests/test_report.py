@@ -112,6 +112,13 @@ def test_report_in_headless_chromium(indexed, tmp_path):
             }
             return out;""")
         assert bad == []
+        # Labels are whole ("happy 93%" or "happy", never "h" or "ha"), no wider than the layout allows for.
+        from albumsort.report import LABEL_CHAR_PX, LABEL_PAD_PX
+
+        spans = drv.execute_script("return [...document.querySelectorAll('.box span')].map("
+                                   "s => [s.textContent, s.getBoundingClientRect().width, s.scrollWidth])")
+        assert spans and all(t.split()[0] in EMOTIONS for t, _, _ in spans), spans
+        assert all(w <= len(t) * LABEL_CHAR_PX + LABEL_PAD_PX and sw <= w + 0.5 for t, w, sw in spans), spans
         # A moment's thumbnail says how many shots it stands for.
         shots = drv.execute_script("return [...document.querySelectorAll('#happy figure')].map("
                                    "f => [f.dataset.path, (f.querySelector('.shots') || {}).textContent])")
