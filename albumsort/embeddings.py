@@ -51,8 +51,8 @@ STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 
 MIN_EYES = 12.0
 """A face whose eyes are under this many pixels apart, in the image it is cut from, gets no embedding.
-Shrinking deepface's portraits until the eyes are 16, 12 and 8 px apart left 88%, 67% and 4% of their
-same-person pairs within ``THRESHOLD`` (32 px: 93%, as unshrunk): under 12 px identification collapses, and
+Shrinking deepface's portraits until the eyes are 16, 12 and 8 px apart left 87%, 68% and 3% of their
+same-person pairs within ``THRESHOLD`` (32 px: 94%; as photographed: 93%): under 12 px identification collapses, and
 such a face would only add a person of one face (``benchmarks/people.py --sweep``; benchmarks/README.md)."""
 
 MIN_NORM = 12.0
@@ -60,7 +60,7 @@ MIN_NORM = 12.0
 faces give short vectors (deepface's and CK+'s portraits: 14-24; WIDER crowd faces: median 11), and such
 faces gather into persons of strangers.  On the training half of the WIDER sample's crowds (eyes >= 12 px),
 floors of 10, 12 and 14 left 8.5%, 4.3% and 2.2% of the embedded faces in a person with a face of another
-photo, and 2.0%, 1.2% and 1.2% of the different-person pairs of one photo within ``THRESHOLD``; 12 keeps
+photo, and 2.0%, 1.2% and 1.0% of the different-person pairs of one photo within ``THRESHOLD``; 12 keeps
 88% of the crowd faces whose eyes are 40 px or more apart (14: 73%)."""
 
 THRESHOLD = 0.575
