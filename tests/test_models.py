@@ -47,6 +47,7 @@ def test_files_on_disk_match_the_table():
 def test_non_commercial_terms_are_stated():
     rows = provenance()
     assert "non-commercial" in rows["scrfd_2.5g.onnx"]["licence"]
+    assert "non-commercial" in rows["mobilefacenet.onnx"]["licence"]
     for doc in (ROOT / "README.md", MODELS / "README.md"):
         text = doc.read_text()
         assert re.search(r"SCRFD[^.]*non-commercial", text, re.S), doc
@@ -59,7 +60,10 @@ def test_wheel_ships_the_runtime_model_files():
     from albumsort.detectors import REGISTRY, names
 
     names()
-    needed = {f"models/{cls.file}" for cls in REGISTRY.values()} | {"models/emotion.onnx", "models/emotion.json"}
+    from albumsort.embeddings import MODEL_NAME
+
+    needed = {f"models/{cls.file}" for cls in REGISTRY.values()} | {"models/emotion.onnx", "models/emotion.json",
+                                                                    f"models/{MODEL_NAME}"}
     assert needed <= set(shipped)
     assert all(dst == f"albumsort/_models/{Path(src).name}" for src, dst in shipped.items())
     assert set(shipped) <= {f"models/{n}" for n in provenance()}
