@@ -94,7 +94,9 @@ def test_small_faces_are_read_from_a_larger_decode(group_photo, monkeypatch):
     for f in matched:
         at_detection = max(f.box[2:]) * 1000 / 4000  # the face in the 1000 px decode
         assert at_detection < size  # small where it was detected...
-        assert at_detection * f.read_scale >= size  # ...but cut from a decode where it is >= S
+        # ...but cut from a decode where it is >= S, or from the full photo when even that holds fewer pixels
+        # (a face 95 px tall in the 4000 px photo: the int8 detector's boxes differ by a pixel between CPUs)
+        assert at_detection * f.read_scale >= size or f.read_scale == 4.0
     assert res.n_small == 0  # 16 px at SCRFD's 640 but 100 px in the photo: read, not "too small"
 
 
