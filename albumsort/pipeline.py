@@ -51,9 +51,10 @@ DECODE_SIDE = 1000
 """Photos are decoded with their long side at most this for detection (``faces.DETECT_SIDE``):
 libjpeg decodes a 4000x3000 JPEG at 1/4 scale to exactly 1000x750."""
 
-REREAD = "reread-small-x1.5"
-"""Tag of the crop policy in the detector version (small faces cut from a larger decode, when it is at least
-``MIN_REREAD_GAIN`` times larger)."""
+REREAD = "reread-small"
+"""Tag of the crop policy in the detector version (small faces cut from a larger decode).  Not changed by
+``MIN_REREAD_GAIN``: a photo scored before it differs by at most 1.5x the detail of a face's crop, not worth
+re-scoring a whole library for."""
 
 MIN_REREAD_GAIN = 1.5
 """A second decode is made only when it gives a small face at least this many times the pixels per side:
