@@ -82,7 +82,7 @@ def readability_metrics(faces: np.ndarray, nonfaces: np.ndarray | None = None, t
 
 
 def predict(model_path: str | Path, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (N, 4), readability (N,)) for uint8 crops from an .onnx, .tflite or .keras model.
+    """(probabilities (N, 7), readability (N,)) for uint8 crops from an .onnx, .tflite or .keras model.
 
     An .onnx or .tflite model is run through albumsort's own runtime (no Keras import),
     so the figures are the ones the album pipeline gets.  A .keras model gets

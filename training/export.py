@@ -1,8 +1,8 @@
-"""The one export of a trained model into what albumsort runs: an ONNX file (and the older TFLite one).
+"""The one export of a trained model into what albumsort runs: an ONNX file.
 
-Both files hold the calibrated heads (``training.model.with_heads``): input
-``face`` (N, S, S, C) float32 in [0, 1], output ``probabilities`` (N, 5) =
-four emotion probabilities, then readability.  ONNX Runtime runs the ONNX
+The file holds the calibrated heads (``training.model.with_heads``): input
+``face`` (N, S, S, C) float32 in [0, 1], output ``probabilities`` (N, 8) =
+the seven expression probabilities, then readability.  ONNX Runtime runs the ONNX
 file on every OS; the input side and channel count are read from the file by
 the album pipeline, never assumed.
 """
@@ -43,14 +43,6 @@ def export_onnx(wrapped, path: Path) -> None:
     proto.graph.output[0].name = OUTPUT_NAME
     onnx.checker.check_model(proto)
     Path(path).write_bytes(proto.SerializeToString())
-
-
-def export_tflite(wrapped, path: Path) -> None:
-    """Write ``wrapped`` as a float32 TFLite file (kept while benchmarks compare runtimes)."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(wrapped)
-    Path(path).write_bytes(converter.convert())
 
 
 def max_difference(wrapped, onnx_path: Path, inputs: np.ndarray) -> float:
