@@ -110,7 +110,14 @@ def kept_faces(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
 
 def top_emotion(face: dict) -> str:
+    """The face's most probable emotion; on a tie the first of EMOTIONS (``_is_top_sql`` counts alike)."""
     return max(EMOTIONS, key=lambda e: face[f"p_{e}"])
+
+
+def _is_top_sql(e: str) -> str:
+    """SQL: E is the face's ``top_emotion``: above every emotion before it in EMOTIONS, at least every other."""
+    before = EMOTIONS[:EMOTIONS.index(e)]
+    return " AND ".join(f"p_{e} {'>' if o in before else '>='} p_{o}" for o in EMOTIONS if o != e)
 
 
 def shows_emotion(shows: int, n_kept: int) -> bool:
@@ -192,8 +199,7 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
                  filters: Filters):
     """A cursor over candidate photos, best first: path, raw, hash, taken, dhash, score, n_faces."""
     e = emotion
-    others = [x for x in EMOTIONS if x != e]
-    is_top = " AND ".join(f"p_{e} >= p_{o}" for o in others)
+    is_top = _is_top_sql(e)
     if everyone:
         # Rank by the least-E face; every kept face must show E (unless --any).
         where, params = filters.sql(n_faces="s.n_faces")
