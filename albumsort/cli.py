@@ -593,7 +593,12 @@ def index(
             executor = RayPool(ray, ship_bytes=ray_ship_bytes, workers=workers)
         except (RayUnavailable, ClusterUnreachable) as e:
             fail(str(e))
-    idx = open_index(ctx, create=True)
+    try:
+        idx = open_index(ctx, create=True)
+    except BaseException:
+        if executor is not None:
+            executor.close()  # the cluster's actors and the Ray session made above end with the command
+        raise
     columns = [TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} photos/s"), TextColumn("ETA"), TimeRemainingColumn(),
                TextColumn("{task.fields[workers]} workers")]

@@ -1,4 +1,5 @@
-"""Issue 21: a worker process killed during `index` costs nothing; only a photo that kills its worker fails."""
+"""Issue 21: a worker process killed during `index` costs nothing; only a photo that kills its worker fails;
+a pool made for a run ends with it, also when the index cannot be opened or locked."""
 
 import os
 import random
@@ -176,3 +177,44 @@ def test_workers_that_cannot_load_the_pipeline_stop_the_run_with_one_line(tmp_pa
     assert str(e.value) == ("a worker process could not load the photo pipeline: FileNotFoundError: "
                             "[Errno 2] No such file or directory: 'emotions.onnx'")
     assert idx.query("SELECT path FROM photos") == [] and idx.query("SELECT path FROM errors") == []
+
+
+class _FakeRayPool:
+    """Stands in for RayPool in the command: records that it was closed (a real one holds a cluster's actors
+    and, when it started one, a Ray session)."""
+
+    made: list = []
+
+    def __init__(self, address, ship_bytes=False, workers=None):
+        self.workers, self.closed = workers or 2, 0
+        _FakeRayPool.made.append(self)
+
+    def run(self, tasks, total, job):
+        raise AssertionError("nothing should run")
+
+    def close(self):
+        self.closed += 1
+
+
+def test_a_ray_pool_made_before_the_index_is_opened_or_locked_is_closed_when_that_fails(album, tmp_path,
+                                                                                          monkeypatch):
+    from filelock import FileLock
+    from typer.testing import CliRunner
+
+    from albumsort import executors
+    from albumsort.cli import app
+
+    monkeypatch.setattr(executors, "RayPool", _FakeRayPool)
+    foreign = tmp_path / "notes.db"
+    foreign.write_text("someone else's file")
+    folder = tmp_path / "folder.db"
+    folder.mkdir()
+    locked = tmp_path / "locked.db"
+    Index(locked).close()
+    for db, code in ((folder, 2), (foreign, 2), (locked, 3)):
+        _FakeRayPool.made.clear()
+        with FileLock(str(locked) + ".lock"):
+            r = CliRunner().invoke(app, ["--db", str(db), "index", str(album), "--ray", "auto"])
+        assert r.exit_code == code, r.output
+        assert [p.closed >= 1 for p in _FakeRayPool.made] == [True], db
+    assert foreign.read_text() == "someone else's file"
