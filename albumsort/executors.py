@@ -173,9 +173,11 @@ crashed (``CRASHED``, not remembered: the next run tries it again) only when it 
 One try would blame a photo for a kill from outside (the OOM killer choosing the largest process, a user's
 ``kill``) that came while it happened to be alone; a photo that really kills its worker does so twice."""
 
-START_TRIES = 3
+START_TRIES = 10
 """Worker processes in a row that may die while loading the networks (none getting ready in between)
-before the run stops with WorkersFailed instead of starting more."""
+before the run stops with WorkersFailed instead of starting more: enough that kills from outside (a few
+workers killed while a loaded machine is slow to start them) never stop a run, few enough that a machine
+where no worker can start says so in seconds."""
 
 
 class WorkersFailed(Exception):

@@ -51,7 +51,7 @@ def rankings(db) -> dict:
 
 
 KILLS = 3
-MIN_AGE = 2.0
+MIN_AGE = 4.0
 """Seconds a worker lives before it may be killed: a worker that has just started takes the photo its
 predecessor was working on, alone, and a kill then would rightly count against that photo."""
 
@@ -60,7 +60,7 @@ predecessor was working on, alone, and a kill then would rightly count against t
 def test_workers_killed_mid_run_cost_nothing(tmp_path):
     """Workers are killed by pid at random moments of a run that re-reads photos the index holds: the
     index, the rankings and the exit status equal a clean run's, right after the run and after a rerun."""
-    n = 40
+    n = 48
     album = big_album(tmp_path / "album", n)
     db, reference = tmp_path / "killed.db", tmp_path / "reference.db"
     # The index already holds every fourth photo; touched since, they are all read again in the run.
@@ -218,3 +218,16 @@ def test_a_ray_pool_made_before_the_index_is_opened_or_locked_is_closed_when_tha
         assert r.exit_code == code, r.output
         assert [p.closed >= 1 for p in _FakeRayPool.made] == [True], db
     assert foreign.read_text() == "someone else's file"
+
+
+def _serve_dying_at_start(conn, job):
+    os._exit(1)  # as a worker killed while it loads the networks
+
+
+def test_workers_that_always_die_while_starting_stop_the_run_instead_of_looping(tmp_path):
+    from albumsort.executors import START_TRIES, WorkersFailed
+    from albumsort.indexer import run_index
+
+    album = big_album(tmp_path / "album", 3)
+    with pytest.raises(WorkersFailed, match=f"^{START_TRIES} worker processes in a row died while loading"):
+        run_index([str(album)], Index(tmp_path / "i.db"), executor=LocalPool(2, serve=_serve_dying_at_start))
