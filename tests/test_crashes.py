@@ -5,6 +5,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,25 +22,30 @@ from tests.conftest import scenery
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds worker processes in /proc")
 
 
-def workers_of(pid: int) -> list[tuple[int, float]]:
-    """(pid, seconds alive) of the driver's worker processes: its children started by multiprocessing's spawn."""
-    tick = os.sysconf("SC_CLK_TCK")
-    with open("/proc/uptime") as f:
-        uptime = float(f.read().split()[0])
-    out = []
+def workers_of(pid: int) -> set[int]:
+    """The driver's worker processes: its children started by multiprocessing's spawn."""
+    out = set()
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{d}/cmdline", "rb") as f:
                 cmd = f.read()
         except OSError:
             continue
-        if int(fields[1]) == pid and b"spawn_main" in cmd:  # not multiprocessing's resource tracker
-            out.append((int(d), uptime - int(fields[19]) / tick))
+        if ppid == pid and b"spawn_main" in cmd:  # not multiprocessing's resource tracker
+            out.add(int(d))
     return out
+
+
+def photos_in(db) -> int:
+    c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return c.execute("SELECT count(*) FROM photos").fetchone()[0]
+    finally:
+        c.close()
 
 
 def rankings(db) -> dict:
@@ -51,16 +57,16 @@ def rankings(db) -> dict:
 
 
 KILLS = 3
-MIN_AGE = 4.0
-"""Seconds a worker lives before it may be killed: a worker that has just started takes the photo its
-predecessor was working on, alone, and a kill then would rightly count against that photo."""
+"""Workers killed per run.  Each kill waits for the pool to be back at full strength and for new rows in the
+index, then for a random moment, and spares the workers started since the previous kill: a fresh worker
+holds the photo its predecessor died on, alone, and two kills of it there would rightly blame that photo."""
 
 
 @linux_only
 def test_workers_killed_mid_run_cost_nothing(tmp_path):
     """Workers are killed by pid at random moments of a run that re-reads photos the index holds: the
     index, the rankings and the exit status equal a clean run's, right after the run and after a rerun."""
-    n = 48
+    n = 60
     album = big_album(tmp_path / "album", n)
     db, reference = tmp_path / "killed.db", tmp_path / "reference.db"
     # The index already holds every fourth photo; touched since, they are all read again in the run.
@@ -82,22 +88,30 @@ def test_workers_killed_mid_run_cost_nothing(tmp_path):
     rng = random.Random(seed)
     proc = subprocess.Popen(CLI + ["index", str(album), "-j", "2"], env=dict(os.environ, ALBUMSORT_DB=str(db)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = []
+    killed: list[int] = []
+    may_kill = None  # the workers alive at the previous kill (None: any)
     try:
+        rows = photos_in(db)
         while proc.poll() is None and len(killed) < KILLS:
-            time.sleep(rng.uniform(0.1, 1.0))
-            victims = [pid for pid, age in workers_of(proc.pid) if age >= MIN_AGE]
+            time.sleep(0.05)
+            alive = workers_of(proc.pid)
+            if len(alive) < 2 or photos_in(db) <= rows:
+                continue
+            time.sleep(rng.uniform(0.0, 0.5))
+            alive &= workers_of(proc.pid)
+            victims = sorted(alive if may_kill is None else alive & may_kill)
             if victims and proc.poll() is None:
                 killed.append(rng.choice(victims))
                 os.kill(killed[-1], signal.SIGKILL)
+                may_kill, rows = alive - {killed[-1]}, photos_in(db)
         out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
     why = f"seed {seed}, killed {killed}: {out}{err}"
-    assert len(killed) == KILLS, f"the run ended before {KILLS} workers were killed ({why})"
     assert proc.returncode == 0 and "crashed" not in err and ", 0 failed" in out, why
-    assert f"{n} indexed, 0 unchanged" in out, why  # each photo once: none lost, none counted twice
+    assert f"{n} indexed, 0 unchanged" in out and " 0 removed" in out, why  # each once: none lost or twice
+    assert len(killed) == KILLS, f"the run ended before {KILLS} workers were killed ({why})"
     assert full_snapshot(db) == full_snapshot(reference), why
     assert rankings(db) == rankings(reference), why
     assert albumsort("top", "happy", "--any", "--json", "-n", "1000", db=db, check=True).stdout == expected
