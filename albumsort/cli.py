@@ -635,7 +635,12 @@ def index(
             executor = RayPool(ray, ship_bytes=ray_ship_bytes, workers=workers)
         except (RayUnavailable, ClusterUnreachable) as e:
             fail(str(e))
-    idx = open_index(ctx, create=True)
+    try:
+        idx = open_index(ctx, create=True)
+    except BaseException:
+        if executor is not None:
+            executor.close()  # the cluster's actors and the Ray session made above end with the command
+        raise
     columns = [TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} photos/s"), TextColumn("ETA"), TimeRemainingColumn(),
                TextColumn("{task.fields[workers]} workers")]
@@ -957,7 +962,8 @@ def show(
 
 
 def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[str]:
-    from albumsort.ranking import (PRIOR, PRIOR_WEIGHT, burst_members, no_face_reason, p, shows_emotion, top,
+    from albumsort.ranking import (PRIOR, PRIOR_WEIGHT, Ranks, burst_members, no_face_reason, p, shows_emotion,
+
                                    top_emotion)
 
     res = idx.result(row["hash"]) or {}
@@ -1006,16 +1012,14 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
         score = (num + PRIOR_WEIGHT * PRIOR) / (total + PRIOR_WEIGHT)
         shows = sum(top_emotion(f) == e for f in kept)
         if e not in ranked:
-            ranked[e] = top(idx, e, 1000, min_confidence, with_faces=False, with_keys=True)
-        pos = next((i for i, it in enumerate(ranked[e], 1) if it["hash"] == row["hash"]), None)
+            ranked[e] = Ranks(idx, e, min_confidence)
+        pos = ranked[e].of(row["hash"])
         if pos:
             where = f"rank {pos}"
         elif not shows:
             where = "not in the list: no kept face shows it (see --any)"
         elif not shows_emotion(shows, len(kept)):
             where = f"not in the list: {shows} of {len(kept)} kept faces show it, fewer than a quarter (see --any)"
-        elif len(ranked[e]) == 1000:
-            where = "rank > 1000"
         else:
             where = "not in the list (its burst is shown by a better shot)"
         out.append(f"{e}: score {score:.3f} = (sum c*p {num:.3f} + {PRIOR_WEIGHT} x {PRIOR:.4g}) / "
@@ -1042,12 +1046,16 @@ def explain(
     """
     idx = open_index(ctx)
     rows, failed = _photo_rows(idx, photos)
-    ranked: dict = {}
-    for i, row in enumerate(rows):
-        if i:
-            console.print("")
-        for line in _explain_lines(idx, row, min_confidence, ranked):
-            console.print(line, highlight=False, markup=False)
+    ranked: dict = {}  # emotion: ranking.Ranks, shared by the photos explained
+    try:
+        for i, row in enumerate(rows):
+            if i:
+                console.print("")
+            for line in _explain_lines(idx, row, min_confidence, ranked):
+                console.print(line, highlight=False, markup=False)
+    finally:
+        for r in ranked.values():
+            r.close()
     if rows and failed:
         console.print("")
     _report_failed(failed, to_stdout=True)

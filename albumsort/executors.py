@@ -6,9 +6,10 @@ index in transactions and shows progress.  An executor only maps
 they complete, in lists, at least once a second (an empty list when nothing
 finished, so the driver can commit on time):
 
-* :class:`LocalPool`: worker processes on this machine (today's process
-  pool); a worker that crashes costs only the photos it held, and a new pool
-  takes the rest.
+* :class:`LocalPool`: worker processes on this machine, each holding at
+  most two photos; a worker that dies costs only the photo it was working
+  on, which is tried again alone in a fresh worker, and is blamed only when
+  it kills that worker too.
 * :class:`RayPool`: one Ray actor per CPU of a cluster, each holding one
   pipeline (the networks loaded once); batches of photos go to the actor with
   the least work; the engine restarts dead actors and retries their batches
@@ -25,14 +26,15 @@ Ray is imported only by :class:`RayPool`: no other command imports it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
+from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
@@ -133,74 +135,232 @@ def _analyse_local(path: str) -> Result:
     return _local["pipeline"].analyse(path, known=_local["known"])
 
 
-class LocalPool:
-    """Worker processes on this machine; a crashed worker costs only its own photos."""
+def _serve(conn, job: Job) -> None:
+    """A worker process: load the pipeline once, then analyse the paths the driver sends, one at a time.
 
-    def __init__(self, workers: int):
+    It says when it is ready and when it starts each photo, so that when it dies the driver knows which
+    photo it was working on (and which ones it had not touched yet).
+    """
+    try:
+        _init_local(job)
+    except Exception as e:
+        conn.send(("broken", (f"{type(e).__name__}: {e}".strip().splitlines() or ["?"])[0]))
+        return
+    conn.send(("ready",))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        n, path = msg
+        conn.send(("start", n))
+        try:
+            res = _analyse_local(path)
+        except Exception as e:
+            res = Failed(f"internal error: {type(e).__name__}: {e}")
+        conn.send(("done", n, res))
+
+
+QUEUED_PER_WORKER = 2
+"""Photos sent to a local worker at once: one it works on, one waiting, so no worker idles while the driver
+commits."""
+
+ALONE_TRIES = 2
+"""Times a photo whose worker died is tried again, each time alone in a fresh worker; it is recorded as
+crashed (``CRASHED``, not remembered: the next run tries it again) only when it killed every one of them.
+One try would blame a photo for a kill from outside (the OOM killer choosing the largest process, a user's
+``kill``) that came while it happened to be alone; a photo that really kills its worker does so twice."""
+
+START_TRIES = 10
+"""Worker processes in a row that may die while loading the networks (none getting ready in between)
+before the run stops with WorkersFailed instead of starting more: enough that kills from outside (a few
+workers killed while a loaded machine is slow to start them) never stop a run, few enough that a machine
+where no worker can start says so in seconds."""
+
+
+class WorkersFailed(Exception):
+    """No local worker process could load the photo pipeline; ``str()`` is one line."""
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Any
+    held: deque = field(default_factory=deque)  # (number, Task) sent and not answered, in order
+    alone: bool = False  # holds one photo whose earlier worker died, and nothing else
+    ready: bool = False
+    started: Optional[int] = None  # the number of the photo it said it started and has not answered
+    photos: int = 0
+
+
+class LocalPool:
+    """Worker processes on this machine; a crashed worker costs only the photo it was working on.
+
+    Each worker holds at most ``QUEUED_PER_WORKER`` photos and says which one
+    it starts, so when one dies (``kill -9``, the OOM killer) its siblings go
+    on, the photos it had not started go to the next free worker, and the one
+    it was working on is tried again alone in a fresh worker (``ALONE_TRIES``).
+    Nothing is dropped and nobody else is blamed: the driver sees results,
+    or ``Failed`` for a photo that killed its worker each time it was alone.
+    """
+
+    def __init__(self, workers: int, serve=_serve):
         self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
+        self.serve = serve  # what each worker process runs: _serve, or a stand-in with its protocol (tests)
+        self._procs: list[_Worker] = []
 
     def run(self, tasks: Iterable[Task], total: int, job: Job) -> Iterator[Done]:
-        import sys
-        from concurrent.futures.process import BrokenProcessPool
-
         ctx = get_context("spawn")
-        recycle = {"max_tasks_per_child": TASKS_PER_WORKER} if TASKS_PER_WORKER and sys.version_info >= (3, 11) \
-            else {}
         it = iter(tasks)
-        queue: deque[Task] = deque()  # taken from ``it``, not yet submitted (after a crashed pool)
+        numbers = itertools.count()
+        again: deque[tuple[int, Task]] = deque()  # held by a worker that died before starting them
+        suspects: deque[tuple[int, Task]] = deque()  # a worker died working on each: each is tried alone
+        alone_deaths: dict[int, int] = {}
+        state = {"exhausted": False, "start_deaths": 0}
+        limit = TASKS_PER_WORKER or float("inf")
+        procs = self._procs
 
-        def more() -> bool:
-            if not queue:
-                nxt = next(it, None)
-                if nxt is None:
-                    return False
-                queue.append(nxt)
-            return True
+        def take() -> tuple[int, Task] | None:
+            if again:
+                return again.popleft()
+            if state["exhausted"]:
+                return None
+            task = next(it, None)
+            if task is None:
+                state["exhausted"] = True
+                return None
+            return next(numbers), task
 
-        while more():
-            self._pool = pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_local,
-                                                    initargs=(job,), **recycle)
-            inflight: dict[Future, Task] = {}
+        def send(w: _Worker, item: tuple[int, Task]) -> None:
+            w.held.append(item)
             try:
-                while True:
-                    while len(inflight) < self.workers * 4 and more():
-                        task = queue.popleft()
-                        inflight[pool.submit(_analyse_local, task.path)] = task
-                    if not inflight:
-                        break
-                    finished, _ = wait(list(inflight), timeout=1.0, return_when=FIRST_COMPLETED)
-                    done: Done = []
-                    for fut in finished:
-                        task = inflight.pop(fut)
-                        try:
-                            res = fut.result()
-                        except BrokenProcessPool:
-                            res = Failed(CRASHED)
-                        except Exception as e:
-                            res = Failed(f"internal error: {type(e).__name__}: {e}")
-                        done.append((task, res))
-                    yield done
-                pool.shutdown()
-            except BrokenProcessPool:
-                # Submitting to a pool whose worker died: a new pool takes the rest.
-                pool.shutdown(wait=False, cancel_futures=True)
-                yield [(task, Failed(CRASHED)) for task in inflight.values()]
-            finally:
-                self._pool = None
-                if inflight and not pool._broken:  # Ctrl-C, or the driver stopped early
-                    self._terminate(pool)
+                w.conn.send((item[0], item[1].path))
+            except OSError:
+                pass  # it died: its sentinel says so, and the photo is handed on with the others it held
 
-    @staticmethod
-    def _terminate(pool: ProcessPoolExecutor) -> None:
-        for p in list((getattr(pool, "_processes", None) or {}).values()):
-            p.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        def spawn() -> None:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=self.serve, args=(child, job), daemon=True)
+            proc.start()
+            child.close()  # the worker's end lives in the worker alone, so its death reads as end of file
+            w = _Worker(proc, parent)
+            procs.append(w)
+            if suspects:
+                w.alone = True
+                send(w, suspects.popleft())
+
+        def receive(w: _Worker, done: Done) -> bool:
+            """Handle what ``w`` has sent; False once it is gone."""
+            while True:
+                try:
+                    if not w.conn.poll():
+                        if w.proc.is_alive():
+                            return True
+                        if not w.conn.poll(0.5):  # what it wrote before it died, then the end of file
+                            return False
+                    msg = w.conn.recv()
+                except Exception:  # end of file, or a message cut short by its death
+                    return False
+                if msg[0] == "start":
+                    w.started = msg[1]
+                elif msg[0] == "done":
+                    n, task = w.held.popleft()
+                    assert n == msg[1], (n, msg[1])
+                    w.started, w.alone = None, False
+                    w.photos += 1
+                    alone_deaths.pop(n, None)
+                    done.append((task, msg[2]))
+                elif msg[0] == "ready":
+                    w.ready = True
+                    state["start_deaths"] = 0
+                elif msg[0] == "broken":
+                    raise WorkersFailed(f"a worker process could not load the photo pipeline: {msg[1]}")
+
+        def bury(w: _Worker, done: Done) -> None:
+            """``w`` died: hand on what it held; only the photo it was working on is suspected."""
+            procs.remove(w)
+            _stop(w, kill=True)
+            if not w.ready:
+                state["start_deaths"] += 1
+                if state["start_deaths"] >= START_TRIES:
+                    raise WorkersFailed(f"{START_TRIES} worker processes in a row died while loading the photo "
+                                        "pipeline (out of memory?)")
+            untouched = []
+            for n, task in w.held:
+                if n != w.started:
+                    if w.alone:
+                        suspects.appendleft((n, task))  # it died before starting it: still owed a try alone
+                    else:
+                        untouched.append((n, task))
+                    continue
+                if w.alone:
+                    alone_deaths[n] = alone_deaths.get(n, 0) + 1
+                if alone_deaths.get(n, 0) >= ALONE_TRIES:
+                    alone_deaths.pop(n)
+                    done.append((task, Failed(CRASHED)))
+                else:
+                    suspects.append((n, task))
+            again.extendleft(reversed(untouched))
+
+        first = take()
+        if first is None:
+            return
+        again.append(first)
+        try:
+            while len(procs) < self.workers:
+                spawn()
+            while True:
+                done: Done = []
+                for w in list(procs):
+                    if w.photos >= limit and not w.held:  # TASKS_PER_WORKER: a fresh process takes over
+                        procs.remove(w)
+                        _stop(w)
+                        spawn()
+                for w in procs:
+                    while not w.alone and len(w.held) < QUEUED_PER_WORKER and w.photos + len(w.held) < limit:
+                        item = take()
+                        if item is None:
+                            break
+                        send(w, item)
+                if state["exhausted"] and not again and not suspects and not any(w.held for w in procs):
+                    break
+                ready = set(mp_wait([w.conn for w in procs] + [w.proc.sentinel for w in procs], timeout=1.0))
+                for w in list(procs):
+                    if (w.conn in ready or w.proc.sentinel in ready) and not receive(w, done):
+                        bury(w, done)
+                while suspects or len(procs) < self.workers:
+                    spawn()
+                yield done
+            for w in procs:
+                _stop(w)
+        finally:
+            for w in procs:
+                _stop(w, kill=True)
+            procs.clear()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._terminate(self._pool)
-            self._pool = None
+        for w in self._procs:
+            _stop(w, kill=True)
+        self._procs.clear()
+
+
+def _stop(w: _Worker, kill: bool = False) -> None:
+    """End a worker: asked to (it finishes nothing more), or at once with ``kill``."""
+    if not kill:
+        try:
+            w.conn.send(None)
+        except OSError:
+            pass
+        w.proc.join(timeout=10)
+    if w.proc.is_alive():
+        w.proc.terminate()
+        w.proc.join(timeout=5)
+    if w.proc.is_alive():
+        w.proc.kill()
+        w.proc.join()
+    w.conn.close()
 
 
 # --------------------------------------------------------------------------

@@ -153,6 +153,8 @@ def run_index(
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        if executor is not None:
+            executor.close()  # a pool made for this run (a Ray cluster's actors and session) ends with it
         raise IndexLocked(f"another `albumsort index` is updating {index.path}; "
                           "wait for it to finish, then run again") from None
     t0 = time.time()
@@ -191,6 +193,8 @@ def run_index(
         index.finish_run(run, summary.line())
         return summary
     finally:
+        if executor is not None:
+            executor.close()  # also when the run failed before it started (closing twice is harmless)
         lock.release()
 
 

@@ -128,6 +128,7 @@ def top_emotion(face: dict) -> str:
     return max(EXPRESSIONS, key=lambda e: p(face, e))
 
 
+
 def shows_emotion(shows: int, n_kept: int) -> bool:
     """Whether a photo shows E, given how many of its ``n_kept`` kept faces have E as their top emotion."""
     return shows > 0 and shows >= SHOWN_BY * n_kept
@@ -198,6 +199,29 @@ def same_moment(a: dict, b: dict) -> bool:
     return hamming(a.get("dhash"), b.get("dhash")) <= BURST_BITS
 
 
+class _Moments:
+    """The photos a list has chosen, looked up by content and by capture time, so that whether a row is of
+    a moment already shown (``same_moment``) takes a few comparisons however long the list grows."""
+
+    def __init__(self) -> None:
+        self.hashes: set = set()
+        self.by_time: dict[int, list[dict]] = {}  # camera-timed photos by BURST_SECONDS slot
+
+    def shown(self, r: dict) -> bool:
+        if r["hash"] in self.hashes:
+            return True
+        if r.get("taken_from") != "exif" or r.get("taken") is None:
+            return False
+        slot = int(r["taken"] // BURST_SECONDS)  # a photo within BURST_SECONDS is in this slot or a neighbour
+        return any(same_moment(c, r) for k in (slot - 1, slot, slot + 1) for c in self.by_time.get(k, ()))
+
+    def add(self, r: dict) -> None:
+        self.hashes.add(r["hash"])
+        if r.get("taken_from") == "exif" and r.get("taken") is not None:
+            self.by_time.setdefault(int(r["taken"] // BURST_SECONDS), []).append(
+                {k: r.get(k) for k in ("hash", "taken", "taken_from", "dhash")})
+
+
 def burst_members(index: Index, photo: dict) -> list[dict]:
     """Every indexed photo of ``photo``'s moment (itself included), by path."""
     rows = index.query(
@@ -227,6 +251,7 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
         return index.conn.execute("SELECT NULL AS path, NULL AS raw, NULL AS hash, NULL AS taken, "
                                   "NULL AS taken_from, NULL AS dhash, 0 AS score, 0 AS n_faces WHERE 0")
     is_top = is_top_sql(e, index.expressions)
+
     if everyone:
         # Rank by the least-E face; every kept face must show E (unless --any).
         where, params = filters.sql(n_faces="s.n_faces")
@@ -286,11 +311,13 @@ def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT
     cursor = _ranked_rows(index, emotion, min_confidence, any_, everyone, filters)
     cursor.row_factory = __import__("sqlite3").Row
     chosen: list[dict] = []
+    moments = _Moments()
     for row in cursor:
         r = dict(row)
-        if not all_shots and any(same_moment(c, r) for c in chosen):
+        if not all_shots and moments.shown(r):
             continue
         chosen.append(r)
+        moments.add(r)
         if len(chosen) >= n:
             break
     cursor.close()
@@ -305,6 +332,39 @@ def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT
             item["faces"] = [face_json(f) for f in index.corrected_faces(r["hash"]) if f["confidence"] >= min_confidence]
         out.append(item)
     return out
+
+
+class Ranks:
+    """Where photos stand in one emotion's list as ``top`` ranks it (default options), with no limit and no
+    query per photo: the list is walked once, only as far as the photos asked about (``explain``)."""
+
+    def __init__(self, index: Index, emotion: str, min_confidence: float = DEFAULT_MIN_CONFIDENCE):
+        _check(emotion)
+        self._cursor = _ranked_rows(index, emotion, min_confidence, False, False, Filters())
+        self._cursor.row_factory = __import__("sqlite3").Row
+        self._moments = _Moments()
+        self._rank: dict[str, int] = {}  # content hash: rank of the first photo of it the list shows
+        self._shown = 0
+
+    def of(self, content_hash: str) -> int | None:
+        """The rank of the photo with this content, or None when the list does not show it."""
+        while content_hash not in self._rank and self._cursor is not None:
+            row = self._cursor.fetchone()
+            if row is None:
+                self.close()
+                break
+            r = dict(row)
+            if self._moments.shown(r):
+                continue
+            self._moments.add(r)
+            self._shown += 1
+            self._rank.setdefault(r["hash"], self._shown)
+        return self._rank.get(content_hash)
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
 
 
 def no_faces(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, with_keys: bool = False,

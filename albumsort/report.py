@@ -194,14 +194,14 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
                        all_shots=all_shots, filters=filters) for e in expressions}
     nofaces = no_faces(index, min_confidence, with_keys=True, filters=filters)
     shown_nofaces = nofaces[:n]
-    rows = {}
+    rows = {}  # by raw path: two names can print alike (see index.path_text)
     for items in list(sections.values()) + [shown_nofaces]:
         for it in items:
-            if it["path"] not in rows:
-                rows[it["path"]] = index.photo(it["raw"])
+            if it["raw"] not in rows:
+                rows[it["raw"]] = index.photo(it["raw"])
     for items in list(sections.values()) + [shown_nofaces]:
         for it in items:
-            row = rows[it["path"]]
+            row = rows[it["raw"]]
             it["hash"], it["raw"] = row["hash"], row["raw"]
             res = index.result(row["hash"]) or {}
             it["width"], it["height"] = res.get("width") or 1, res.get("height") or 1

@@ -98,3 +98,30 @@ def test_json_shape(filled):
 def test_unknown_emotion(filled):
     with pytest.raises(ValueError):
         top(filled, "surprised")
+
+
+def test_a_tie_between_emotions_counts_once_on_every_path(tmp_path):
+    """Issue 21: a face tied between two emotions shows the first of EXPRESSIONS, in the precomputed columns
+    (default threshold) as in the SQL that aggregates faces (other thresholds, --everyone)."""
+    from albumsort.ranking import top_emotion
+
+    idx = Index(tmp_path / "t.db")
+    pairs = [(a, b) for i, a in enumerate(EXPRESSIONS) for b in EXPRESSIONS[i + 1:]]
+    with idx.transaction():
+        for k, (a, b) in enumerate(pairs):
+            rest = 0.2 / (len(EXPRESSIONS) - 2)
+            p = {e: 0.4 if e in (a, b) else rest for e in EXPRESSIONS}
+            f = {f"p_{e}": p[e] for e in EXPRESSIONS}
+            f |= {"det_score": 0.95, "confidence": face_confidence(0.95, list(p.values()))}
+            assert top_emotion(f) == a
+            for n in (1, 2):  # one face, and a pair for --everyone
+                rows = [{"idx": j, "x": 1.0, "y": 2.0, "w": 30.0, "h": 40.0, "landmarks": None, **f} for j in range(n)]
+                h = f"{a}-{b}-{n}"
+                idx.put_result(h, {"width": 100, "height": 100, "model_version": "m", "detector_version": "d",
+                                   "n_faces": n, "scored_at": 0.0, **ranking_columns(rows)}, rows)
+                idx.put_photo(f"/t/{h}.jpg".encode(), 1, 1, h, 1)
+    for e in EXPRESSIONS:
+        expected = {f"/t/{a}-{b}-{n}.jpg" for a, b in pairs if a == e for n in (1, 2)}
+        assert {r["path"] for r in top(idx, e, 100)} == expected  # precomputed shows_E
+        assert {r["path"] for r in top(idx, e, 100, min_confidence=0.2 - 1e-9)} == expected  # SQL over faces
+        assert {r["path"] for r in top(idx, e, 100, everyone=True)} == {p for p in expected if p.endswith("-2.jpg")}

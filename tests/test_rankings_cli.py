@@ -129,3 +129,32 @@ def test_explain_and_show_several(db):
     several = json.loads(albumsort("show", "/al/home/angry.jpg", "/al/trip", "--json", db=db).stdout)
     assert [o["path"].rsplit("/", 1)[1] for o in several] == [
         "angry.jpg", "copy-of-smile1.jpg", "sea.jpg", "smile1.jpg", "smile2.jpg"]
+
+
+def test_explain_ranks_past_a_thousand_without_a_query_per_ranked_photo(tmp_path, monkeypatch):
+    """Issue 21: explain said "rank > 1000" past the 1,000 photos it fetched per emotion, and counted the
+    shots of every one of them (a burst query each) to find one photo's rank."""
+    from typer.testing import CliRunner
+
+    from albumsort import ranking
+    from albumsort.cli import app
+
+    path = tmp_path / "many.db"
+    idx = Index(path)
+    n = 1100
+    with idx.transaction():
+        for i in range(n):  # happier first by file number; camera times 11 s apart: no bursts
+            faces = [face(happy=0.95 - 0.4 * i / n)]
+            rows = [{"idx": 0, "x": 1.0, "y": 2.0, "w": 30.0, "h": 40.0, "landmarks": None, **faces[0]}]
+            idx.put_result(f"h{i}", {"width": 100, "height": 100, "model_version": "m", "detector_version": "d",
+                                     "n_faces": 1, "scored_at": 0.0, "dhash": D, "exif_time": when(2024) + 11 * i,
+                                     **ranking_columns(faces)}, rows)
+            idx.put_photo(f"/many/{i:04d}.jpg".encode(), 1, 1, f"h{i}", 1)
+    idx.close()
+    calls = []
+    real = ranking.burst_members
+    monkeypatch.setattr(ranking, "burst_members", lambda *a: calls.append(1) or real(*a))
+    r = CliRunner().invoke(app, ["--db", str(path), "explain", "/many/1049.jpg", "/many/0000.jpg"])
+    assert r.exit_code == 0, r.output
+    assert "1 face(s) show it; rank 1050\n" in r.stdout and "1 face(s) show it; rank 1\n" in r.stdout
+    assert len(calls) == 2  # one per photo explained: its own moment

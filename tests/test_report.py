@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 import urllib.parse
 from pathlib import Path
 
@@ -131,3 +132,27 @@ def test_report_in_headless_chromium(indexed, tmp_path):
             shutil.copy(shot, ROOT / "docs" / "report.png")
     finally:
         drv.quit()
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs a file system that takes any bytes")
+def test_names_that_print_alike_keep_their_own_thumbnail_link_and_hash(album, tmp_path):
+    """Issue 21: ``p\\xff.jpg`` written literally and ``p<byte 0xff>.jpg`` print alike; each keeps its own."""
+    import html as html_
+
+    d = os.fsencode(str(album))
+    literal, byte = d + b"/p\\xff.jpg", d + b"/p\xff.jpg"
+    shutil.copy(album / "people" / "astronaut.jpg", os.fsdecode(literal))
+    shutil.copy(album / "people" / "hopper.png", os.fsdecode(byte))
+    idx = Index(tmp_path / "r.db")
+    run_index([str(album)], idx, workers=2)
+    printed = idx.photo(literal)["path"]
+    assert printed == idx.photo(byte)["path"]
+    page = build_report(idx, tmp_path / "rep", n=10, any_=True).path.read_text(encoding="utf-8")
+    shown = set()
+    for fig in page.split("<figure ")[1:]:
+        if f'data-path="{html_.escape(printed)}"' in fig:
+            href = html_.unescape(fig.split('href="')[1].split('"')[0])
+            src = fig.split('<img src="thumbs/')[1].split('.jpg"')[0]
+            shown.add((urllib.parse.unquote_to_bytes(href[len("file://"):]), src))
+    assert shown == {(literal, idx.photo(literal)["hash"]), (byte, idx.photo(byte)["hash"])}
+    assert (tmp_path / "rep" / "thumbs" / f"{idx.photo(byte)['hash']}.jpg").exists()
