@@ -156,5 +156,5 @@ def test_explain_ranks_past_a_thousand_without_a_query_per_ranked_photo(tmp_path
     monkeypatch.setattr(ranking, "burst_members", lambda *a: calls.append(1) or real(*a))
     r = CliRunner().invoke(app, ["--db", str(path), "explain", "/many/1049.jpg", "/many/0000.jpg"])
     assert r.exit_code == 0, r.output
-    assert "1 face(s) show it; rank 1050\n" in r.stdout and "1 face(s) show it; rank 1\n" in r.stdout
+    assert "1 face shows it; rank 1050\n" in r.stdout and "1 face shows it; rank 1\n" in r.stdout
     assert len(calls) == 2  # one per photo explained: its own moment
