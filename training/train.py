@@ -66,8 +66,9 @@ class Config:
     """Minutes: end the sitting after the first epoch that passes them (0: run to the end); --resume continues."""
 
 
-RUN_ONLY = ("threads", "resume", "stop_after")
-"""Config fields that may differ between the sittings of one run."""
+RUN_ONLY = ("threads", "resume", "stop_after", "out")
+"""Config fields that may differ between the sittings of one run (``out``: a checkpoint may be moved, e.g.
+into the repository between sittings, and resumed from there)."""
 
 
 def seed_everything(seed: int) -> None:
