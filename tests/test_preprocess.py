@@ -131,7 +131,8 @@ def test_emotion_model_reads_its_input_from_the_onnx_file(tmp_path):
     m = EmotionModel(path, threads=1)
     assert (m.input_size, m.channels) == (64, 3)
     probs, read = m.score_crops(np.full((2, 64, 64, 3), 255, np.uint8))
-    assert probs.shape == (2, 4) and np.allclose(read, 1.0)
+    assert probs.shape == (2, 7) and np.allclose(read, 1.0)  # seven columns; the file reads four
+    assert not probs[:, 4:].any()
     with pytest.raises(ValueError, match="do not fit"):
         m.score_crops(np.zeros((1, 48, 48), np.uint8))
 

@@ -117,7 +117,7 @@ def test_ferplus_loading(ferplus_folder):
     assert int((t.argmax(1) == UNREADABLE).sum()) == 4  # the _0 face of each emotion folder
     assert int((t.argmax(1) == EXPRESSIONS.index("disgust")).sum()) == 60
     xm, tm = load_fer(ferplus_folder, "test", labels="majority")
-    assert len(xm) == 75 - 4 - 15 and set(tm.argmax(1).tolist()) == {0, 1, 2, 3, 6}
+    assert len(xm) == 90 - 4 - 15 and set(tm.argmax(1).tolist()) == {0, 1, 2, 3, 6}  # six folders of 15
     xf, tf_ = load_fer(ferplus_folder, "test", labels="folder")  # FER2013's own labels, for comparison
     assert len(xf) == 75 and tf_.shape == (75, 8)
 
@@ -142,7 +142,7 @@ def test_expw_faces_are_cut_by_the_album_pipeline(tmp_path):
     splits = {s: {r["file"] for r in expw_rows(root, s)} for s in ("train", "val", "test")}
     assert sum(len(v) for v in splits.values()) == 20 and not splits["train"] & splits["test"]
     x, t, found = load_expw(root, "test", det)
-    assert found == 1.0 and x.shape == (len(splits["test"]), 48, 48) and t.shape[1] == 5
+    assert found == 1.0 and x.shape == (len(splits["test"]), 48, 48) and t.shape[1] == 8
     expected = crop_face(to_gray(rgb), f.box, f.landmarks)
     assert np.array_equal(x[0], expected)  # the detector's box and landmarks, not the label's box
 
