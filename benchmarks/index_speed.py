@@ -176,7 +176,8 @@ def run_index(album: Path, db: Path) -> tuple[float, str, int]:
     if p.returncode not in (0, 1):
         sys.exit(p.stderr)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, p.stdout.strip(), max(peak, before)
+    summary = [line for line in p.stderr.splitlines() if " indexed, " in line]  # a message: on stderr
+    return wall, (summary[-1].strip() if summary else ""), max(peak, before)
 
 
 STAGES = (("header", "header check"), ("read_hash", "read + hash the file"), ("known_lookup", "known-content look-up"),
