@@ -1201,19 +1201,25 @@ def unset(
                   highlight=False, markup=False)
 
 
+def _hide(ctx: typer.Context, photos: List[str], hidden: bool) -> None:
+    """``hide`` and ``unhide``: one line per photo."""
+    from albumsort.corrections import set_hidden
+
+    idx = _writable_index(ctx)
+    for given in photos:
+        t = _target(idx, given)
+        set_hidden(idx, t, hidden)
+        console.print(f"{t.row['path']}: " + ("hidden from every list" if hidden else "back in the lists"),
+                      highlight=False, markup=False)
+
+
 @command()
 def hide(
     ctx: typer.Context,
     photos: List[str] = typer.Argument(..., metavar="PHOTO...", show_default=False, help="Indexed photos."),
 ) -> None:
     """Keep photos out of every list (top, export, report, nofaces); `albumsort unhide` lets them back."""
-    from albumsort.corrections import set_hidden
-
-    idx = _writable_index(ctx)
-    for given in photos:
-        t = _target(idx, given)
-        set_hidden(idx, t, True)
-        console.print(f"{t.row['path']}: hidden from every list", highlight=False, markup=False)
+    _hide(ctx, photos, True)
 
 
 @command()
@@ -1222,13 +1228,7 @@ def unhide(
     photos: List[str] = typer.Argument(..., metavar="PHOTO...", show_default=False, help="Indexed photos."),
 ) -> None:
     """Let photos hidden by `albumsort hide` back into the lists."""
-    from albumsort.corrections import set_hidden
-
-    idx = _writable_index(ctx)
-    for given in photos:
-        t = _target(idx, given)
-        set_hidden(idx, t, False)
-        console.print(f"{t.row['path']}: back in the lists", highlight=False, markup=False)
+    _hide(ctx, photos, False)
 
 
 @command()

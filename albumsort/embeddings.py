@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from albumsort.runtime import file_version, model_file, session
+from albumsort.runtime import OnnxModel, file_version, model_file
 
 MODEL_NAME = "mobilefacenet.onnx"
 SIZE = 112
@@ -137,28 +137,16 @@ class Embeddings:
     usable: np.ndarray  # (N,) bool: passes ``FaceEmbedder.usable``; the others get no embedding
 
 
-class FaceEmbedder:
+class FaceEmbedder(OnnxModel):
     """The face-recognition network: aligned 112 px RGB crops in, unit 128-d embeddings and raw norms out."""
 
     def __init__(self, path: str | Path | None = None, threads: int | None = None, batch: int = 16,
                  min_norm: float = MIN_NORM, min_eyes: float = MIN_EYES):
-        self.path = Path(path) if path else model_file(MODEL_NAME)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"embedding model not found: {self.path}")
-        self.threads, self.batch = threads, batch
+        super().__init__(Path(path) if path else model_file(MODEL_NAME), threads)
+        self.batch = batch
         self.min_norm, self.min_eyes = min_norm, min_eyes
         self.version = f"{self.path.stem}-{file_version(self.path)}"
         """Changes with the model file: the index re-embeds every face (and re-clusters) when it does."""
-        self._session = None
-
-    @property
-    def session(self):
-        if self._session is None:
-            self._session = session(self.path, self.threads)
-        return self._session
-
-    def __getstate__(self):  # a session does not pickle; the receiving process makes its own
-        return {**self.__dict__, "_session": None}
 
     @property
     def dim(self) -> int:
