@@ -373,6 +373,9 @@ MAX_FACES_OPT = typer.Option(None, "--max-faces", metavar="N", callback=_faces_c
 MIN_CONF_OPT = typer.Option(DEFAULT_MIN_CONFIDENCE, "--min-confidence", metavar="X", callback=_confidence,
                             help=MIN_CONF_HELP)
 JSON_OPT = typer.Option(False, "--json", metavar="", help="Same as --format json.")
+PERSON_OPT = typer.Option(None, "--person", metavar="NAME_OR_ID", show_default="anyone",
+                          help="Only photos of this person (repeat for photos of all of them together), ranked by "
+                               "their own faces; see `albumsort people`.")
 FORMAT_OPT = typer.Option(None, "--format", "-f", metavar="FORMAT", help="table, json, ndjson or csv.",
                           show_default="table")
 EMOTION_ARG = typer.Argument(..., metavar="EMOTION", callback=_emotion,
@@ -398,6 +401,8 @@ class ListQuery:
     until: Optional[str] = None
     min_faces: Optional[int] = None
     max_faces: Optional[int] = None
+    persons: list = field(default_factory=list)  # as the user wrote them (names or ids)
+    person_ids: list = field(default_factory=list)  # resolved by ``check``
 
     @property
     def filters(self):
@@ -407,7 +412,7 @@ class ListQuery:
         return Filters(folders=[path_key(os.path.abspath(f)) for f in self.folders],
                        since=parse_date(self.since) if self.since else None,
                        until=parse_date(self.until, end=True, option="--until") if self.until else None,
-                       min_faces=self.min_faces, max_faces=self.max_faces)
+                       min_faces=self.min_faces, max_faces=self.max_faces, persons=list(self.person_ids))
 
     def ranked(self, idx, emotion: str, n: Optional[int] = None, **kw) -> list[dict]:
         from albumsort.ranking import top as rank
@@ -417,9 +422,9 @@ class ListQuery:
                     everyone=kw.pop("everyone", self.everyone), all_shots=self.all_shots, filters=self.filters, **kw)
 
     def where(self) -> str:
-        """" under X taken since D": the folders and dates asked for, as words."""
+        """" of Ann under X taken since D": the persons, folders and dates asked for, as words."""
         f = self.filters
-        words = ""
+        words = (" of " + " and ".join(self.persons)) if self.persons else ""
         if self.folders:
             words += " under " + " or ".join(str(x) for x in self.folders)
         if f.since is not None and f.until is not None:
@@ -439,14 +444,20 @@ class ListQuery:
             return f" with at most {self.max_faces} kept faces"
         return ""
 
-    def check_folders(self, idx) -> None:
-        """A usage error for an ``--in`` FOLDER that does not exist and holds no indexed photo (a typo).
+    def check(self, idx) -> None:
+        """A usage error for an ``--in`` FOLDER that does not exist and holds no indexed photo (a typo), or
+        a ``--person`` the index does not know; resolves the persons' ids.
 
         A folder that is gone but still has indexed photos (an unplugged drive) is a valid filter.
         """
         from albumsort.index import path_key
+        from albumsort.people import PersonError, resolve
         from albumsort.ranking import Filters, count_photos
 
+        try:
+            self.person_ids = [resolve(idx, given) for given in self.persons]
+        except PersonError as e:
+            raise UsageLine(str(e)) from None
         for f in self.folders:
             if not os.path.exists(f) and not count_photos(idx, Filters(folders=[path_key(os.path.abspath(f))])):
                 raise UsageLine(f"--in {f}: no such folder, and no indexed photo under it")
@@ -465,9 +476,9 @@ class ListQuery:
 
 
 def _list_query(n=20, min_confidence=DEFAULT_MIN_CONFIDENCE, any_=False, everyone=False, all_shots=False,
-                folders=None, since=None, until=None, min_faces=None, max_faces=None) -> ListQuery:
+                folders=None, since=None, until=None, min_faces=None, max_faces=None, persons=None) -> ListQuery:
     return ListQuery(n, min_confidence, any_, everyone, all_shots, list(folders or []), since, until,
-                     min_faces, max_faces)
+                     min_faces, max_faces, list(persons or []))
 
 
 def open_index(ctx: typer.Context, create: bool = False):
@@ -604,8 +615,11 @@ def index(
     ray_ship_bytes: bool = typer.Option(
         False, "--ray-ship-bytes", metavar="",
         help="With --ray: read each photo here and send its bytes to the workers, for nodes without the photos."),
+    people: bool = typer.Option(
+        False, "--people", metavar="",
+        help="Recognise people again after `albumsort people forget` turned it off (on by default)."),
 ) -> None:
-    """Find and score every face under PATHS; reruns only look at what changed.
+    """Find and score every face under PATHS, and group faces into people; reruns only look at what changed.
 
     Exit status: 0 when every file was read (files and folders that failed on
     an earlier run and have not changed are only counted), 1 when one failed
@@ -664,7 +678,8 @@ def index(
             summary = run_index([str(p) for p in paths], idx, workers=workers,
                                 detector_name=detector.value if detector else None,
                                 max_pixels=max_pixels, progress=progress, on_total=on_total, exclude=exclude,
-                                executor=executor, on_workers=lambda k: bar.update(task, workers=k))
+                                executor=executor, on_workers=lambda k: bar.update(task, workers=k),
+                                people=people or None)
             empty = [p for p in paths if not summary.interrupted and os.path.isdir(p) and not _held_under(idx, p)]
         except IndexLocked as e:
             fail(str(e), code=ExitStatus.LOCKED)
@@ -786,6 +801,7 @@ def top(
     until: Optional[str] = UNTIL_OPT,
     min_faces: Optional[int] = MIN_FACES_OPT,
     max_faces: Optional[int] = MAX_FACES_OPT,
+    persons: Optional[List[str]] = PERSON_OPT,
 ) -> None:
     """The N photos that best show EMOTION, best first (answers from the index alone).
 
@@ -794,9 +810,10 @@ def top(
     of near-identical shots (and each set of copies) appears once.
     """
     fmt = _format(as_json, fmt)
-    q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
+    q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces,
+                    persons)
     idx = open_index(ctx)
-    q.check_folders(idx)
+    q.check(idx)
     items = q.ranked(idx, emotion, with_faces=fmt in (Format.json, Format.ndjson))
     emit(items, fmt, TOP_COLUMNS, f"top {len(items)} {emotion}")
     _say_why_short(idx, q, emotion, items)  # on stderr in every format: stdout holds the data alone
@@ -824,18 +841,29 @@ def nofaces(
     fmt = _format(as_json, fmt)
     q = _list_query(n, min_confidence, folders=folders, since=since, until=until)
     idx = open_index(ctx)
-    q.check_folders(idx)
+    q.check(idx)
     items = no_faces(idx, min_confidence, filters=q.filters)[:n]
     emit(items, fmt, NOFACE_COLUMNS, "no face")
     if not items:
         note(q.nothing_indexed(idx) or f"every photo{q.where()} has a face at confidence >= {min_confidence:g}")
 
 
-def _photo_rows(idx, paths: list[Path]) -> tuple[list[dict], list[dict]]:
+def _person_ids(idx, persons: Optional[List[str]]) -> list[int]:
+    """``--person`` values as person ids; a usage error for one the index does not know."""
+    from albumsort.people import PersonError, resolve
+
+    try:
+        return [resolve(idx, given) for given in persons or []]
+    except PersonError as e:
+        raise UsageLine(str(e)) from None
+
+
+def _photo_rows(idx, paths: list[Path], persons: Optional[list[int]] = None) -> tuple[list[dict], list[dict]]:
     """Index rows for photos and folders given on the command line, and the failures among them.
 
     A folder stands for every indexed photo under it, and every file under
-    it that failed to index.  The index alone answers: no file is opened.
+    it that failed to index; with ``persons``, only photos with a face of each of them (and no failures).
+    The index alone answers: no file is opened.
     """
     from albumsort.index import path_key, path_text
 
@@ -857,6 +885,11 @@ def _photo_rows(idx, paths: list[Path]) -> tuple[list[dict], list[dict]]:
         e = idx.error(raw)
         fail(f"{path_text(raw)} failed to index: {e['reason']}" if e else
              f"{path_text(raw)} is not in the index {idx.path}")
+    if persons:
+        from albumsort.people import photos_of
+
+        theirs = photos_of(idx, persons)
+        rows, failed = [r for r in rows if r["hash"] in theirs], []
     return rows, failed
 
 
@@ -869,8 +902,11 @@ def _report_failed(failed: list[dict], to_stdout: bool) -> None:
             note(line)
 
 
-def _photo_json(idx, row: dict, min_confidence: float) -> dict:
+def _photo_json(idx, row: dict, min_confidence: float, known: Optional[dict] = None) -> dict:
+    from albumsort.people import names
     from albumsort.ranking import face_json, no_face_reason
+
+    known = names(idx) if known is None else known
 
     res = idx.result(row["hash"]) or {}
     faces = idx.faces(row["hash"])
@@ -883,7 +919,9 @@ def _photo_json(idx, row: dict, min_confidence: float) -> dict:
             "truncated": res.get("truncated") is not None,
             "hidden": hidden,
             "faces": [face_json(f) | {"kept": r["confidence"] >= min_confidence}
-                      | ({"corrected": r["corrected"]} if r.get("corrected") else {}) for f, r in zip(faces, read)]}
+                      | ({"corrected": r["corrected"]} if r.get("corrected") else {})
+                      | ({"person_name": known.get(f["person"])} if f.get("person") is not None else {})
+                      for f, r in zip(faces, read)]}
 
 
 
@@ -914,7 +952,9 @@ FACE_COLUMNS = [Column("#", lambda f, i: i), Column("box x,y,w,h", lambda f, i: 
                 Column("top", lambda f, i: _top_of(f), justify="left"),
                 Column("readable", lambda f, i: f.get("readability"), digits=2),
                 Column("confidence", lambda f, i: f["confidence"], digits=2),
-                Column("kept", lambda f, i: "kept" if f["kept"] else "ignored", justify="left")]
+                Column("kept", lambda f, i: "kept" if f["kept"] else "ignored", justify="left"),
+                Column("person", lambda f, i: f.get("person_name") or (f"#{f['person']}" if f.get("person") else ""),
+                       justify="left")]
 
 
 @command()
@@ -925,17 +965,21 @@ def show(
     as_json: bool = typer.Option(False, "--json", metavar="",
                                  help="JSON: one photo's object, or an array for several photos or a folder."),
     min_confidence: float = MIN_CONF_OPT,
+    persons: Optional[List[str]] = PERSON_OPT,
 ) -> None:
-    """Each face of each PHOTO with its box, probabilities and readability, or "No face" and why.
+    """Each face of each PHOTO with its box, probabilities, readability and person, or "No face" and why.
 
-    A folder lists every indexed photo under it, then every file under it
-    that failed to index, with the reason.
+    A folder lists every indexed photo under it (with --person, those of that
+    person), then every file under it that failed to index, with the reason.
     """
     from rich.markup import escape
 
+    from albumsort.people import names
+
     idx = open_index(ctx)
-    rows, failed = _photo_rows(idx, photos)
-    objs = [_photo_json(idx, r, min_confidence) for r in rows]
+    rows, failed = _photo_rows(idx, photos, _person_ids(idx, persons))
+    known = names(idx)
+    objs = [_photo_json(idx, r, min_confidence, known) for r in rows]
     if as_json:
         from albumsort.index import path_key
 
@@ -961,11 +1005,13 @@ def show(
     _report_failed(failed, to_stdout=True)
 
 
-def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[str]:
-    from albumsort.ranking import (PRIOR, PRIOR_WEIGHT, Ranks, burst_members, no_face_reason, p, shows_emotion,
+def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict, persons: Optional[list[int]] = None) -> list[str]:
+    from albumsort.ranking import (PRIOR, PRIOR_WEIGHT, Filters, Ranks, burst_members, no_face_reason, p,
+                                   shows_emotion, top_emotion)
 
-                                   top_emotion)
+    from albumsort.people import label, names
 
+    known = names(idx)
     res = idx.result(row["hash"]) or {}
     model_faces = idx.faces(row["hash"])
     faces = idx.corrected_faces(row["hash"], model_faces)
@@ -992,8 +1038,9 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
             verdict += " (the face cannot be read: turned, covered or not a face)"
         shows = f"shows {top_emotion(f)}" + (f" (set by you; the model read {top_emotion(m)})"
                                              if f.get("corrected") else "")
+        who = f"; person {label(m['person'], known)}" if m.get("person") is not None else ""
         out.append(f"face {i}: box {', '.join(f'{v:.0f}' for v in (f['x'], f['y'], f['w'], f['h']))}; {probs}; "
-                   f"{shows}")
+                   f"{shows}{who}")
         out.append(f"        confidence {f['confidence']:.2f} = {terms} -> {verdict}")
         if ok:
             kept.append(f)
@@ -1012,10 +1059,13 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict) -> list[
         score = (num + PRIOR_WEIGHT * PRIOR) / (total + PRIOR_WEIGHT)
         shows = sum(top_emotion(f) == e for f in kept)
         if e not in ranked:
-            ranked[e] = Ranks(idx, e, min_confidence)
+            ranked[e] = Ranks(idx, e, min_confidence, Filters(persons=list(persons or [])))
         pos = ranked[e].of(row["hash"])
+        theirs = " of " + " and ".join(label(x, known) for x in persons) if persons else ""
         if pos:
-            where = f"rank {pos}"
+            where = f"rank {pos} in the list{theirs}"
+        elif persons:
+            where = f"not in the list{theirs}: not every one of their kept faces shows it (see --any)"
         elif not shows:
             where = "not in the list: no kept face shows it (see --any)"
         elif not shows_emotion(shows, len(kept)):
@@ -1038,20 +1088,23 @@ def explain(
     photos: List[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
                                         help="Indexed photos, or folders (each photo under them)."),
     min_confidence: float = MIN_CONF_OPT,
+    persons: Optional[List[str]] = PERSON_OPT,
 ) -> None:
     """Why each PHOTO ranks where it does: every face, whether it was kept, the score's terms, its burst, its ranks.
 
     A folder explains each indexed photo under it, then lists the files
-    under it that failed to index.
+    under it that failed to index.  With --person: only photos of that
+    person, and the ranks are those of `top E --person`.
     """
     idx = open_index(ctx)
-    rows, failed = _photo_rows(idx, photos)
+    ids = _person_ids(idx, persons)
+    rows, failed = _photo_rows(idx, photos, ids)
     ranked: dict = {}  # emotion: ranking.Ranks, shared by the photos explained
     try:
         for i, row in enumerate(rows):
             if i:
                 console.print("")
-            for line in _explain_lines(idx, row, min_confidence, ranked):
+            for line in _explain_lines(idx, row, min_confidence, ranked, ids):
                 console.print(line, highlight=False, markup=False)
     finally:
         for r in ranked.values():
@@ -1299,6 +1352,123 @@ def forget(
              "no file was touched)")
 
 
+people_app = typer.Typer(
+    cls=TyperGroup, invoke_without_command=True, no_args_is_help=False, rich_markup_mode="rich",
+    help="Who is in your photos: faces grouped into people, offline, kept in the index alone.")
+app.add_typer(people_app, name="people")
+PEOPLE_COLUMNS = [Column("person", lambda r, i: r["person"]), Column("name", lambda r, i: r["name"] or "",
+                                                                     justify="left"),
+                  Column("faces", lambda r, i: r["faces"]), Column("photos", lambda r, i: len(r["photos"])),
+                  Column("sample", lambda r, i: r["sample"], justify="left")]
+
+
+def _people_change(ctx: typer.Context, change) -> object:
+    """Run ``change(idx)`` in one transaction on the writable index, refused while an `index` run holds it."""
+    from filelock import FileLock, Timeout
+
+    from albumsort.people import PersonError
+
+    idx = _writable_index(ctx)
+    lock = FileLock(str(idx.path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        idx.close()
+        fail(f"another `albumsort index` is updating {idx.path}; wait for it to finish, then run again",
+             code=ExitStatus.LOCKED)
+    try:
+        with idx.transaction():
+            return change(idx)
+    except PersonError as e:
+        fail(str(e))
+    finally:
+        idx.close()
+        lock.release()
+
+
+@people_app.callback()
+def people(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", metavar="",
+                                 help='A JSON array of {"person", "name", "faces", "photos": [paths], "sample"}.'),
+    fmt: Optional[Format] = FORMAT_OPT,
+    all_: bool = typer.Option(False, "--all", metavar="", help="Also people seen in one photo only."),
+    persons: Optional[List[str]] = typer.Option(None, "--person", metavar="NAME_OR_ID", show_default="everyone",
+                                                help="Only this person (repeatable)."),
+) -> None:
+    """The people in the index, most photographed first: `albumsort people name ID NAME` names one.
+
+    Faces are grouped by a face-recognition network when `albumsort index`
+    runs; a face too small, blurred or turned away to identify is in no
+    group.  What is stored is a list of 128 numbers per face, in the index
+    file only: `albumsort people forget` deletes them all.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from albumsort.people import MIN_PHOTOS, PersonError, has_people, listing, resolve
+
+    fmt = _format(as_json, fmt)
+    idx = open_index(ctx)
+    try:
+        ids = [resolve(idx, given) for given in persons or []]
+    except PersonError as e:
+        fail(str(e))
+    rows = listing(idx, 1 if all_ else MIN_PHOTOS, ids or None)
+    emit(rows, fmt, PEOPLE_COLUMNS, f"{plural(len(rows), 'person')}")
+    if not rows and fmt == Format.table:
+        if not has_people(idx) or idx.meta("people") == "off":
+            note("no people: run `albumsort index PHOTOS`" + (" --people" if idx.meta("people") == "off" else ""))
+        elif not all_:
+            note(f"nobody is in {MIN_PHOTOS} photos or more yet (--all lists everyone)")
+
+
+@people_app.command("name", cls=AlbumCommand)
+def people_name(
+    ctx: typer.Context,
+    person: str = typer.Argument(..., metavar="ID", show_default=False, help="A person's id or current name."),
+    name: str = typer.Argument(..., metavar="NAME", show_default=False, help="The name to give."),
+) -> None:
+    """Name a person (or rename one); lists take --person NAME from then on."""
+    from albumsort.people import name as set_name, resolve
+
+    def change(idx):
+        pid = resolve(idx, person)
+        set_name(idx, pid, name)
+        return pid
+
+    pid = _people_change(ctx, change)
+    console.print(f"person {pid}: {name.strip()}", highlight=False, markup=False)
+
+
+@people_app.command("merge", cls=AlbumCommand)
+def people_merge(
+    ctx: typer.Context,
+    keep: str = typer.Argument(..., metavar="A", show_default=False, help="The person to keep (id or name)."),
+    other: str = typer.Argument(..., metavar="B", show_default=False, help="The same person, grouped apart."),
+) -> None:
+    """Make B's faces A's: one person that was grouped as two.  Later runs keep them together."""
+    from albumsort.people import merge, resolve
+
+    def change(idx):
+        a, b = resolve(idx, keep), resolve(idx, other)
+        return a, b, merge(idx, a, b)
+
+    a, b, moved = _people_change(ctx, change)
+    console.print(f"person {b} merged into person {a} ({plural(moved, 'face')} moved)", highlight=False,
+                  markup=False)
+
+
+@people_app.command("forget", cls=AlbumCommand)
+def people_forget(ctx: typer.Context) -> None:
+    """Delete every face embedding and person (and their names) from the index, and stop recognising people
+    in it; `albumsort index PHOTOS --people` starts again."""
+    from albumsort.people import forget as forget_people
+
+    n, k = _people_change(ctx, forget_people)
+    note(f"deleted {plural(n, 'face embedding')} and {plural(k, 'person')}; people stay off for this index "
+         "until `albumsort index PHOTOS --people`")
+
+
 @command()
 def errors(
     ctx: typer.Context,
@@ -1341,6 +1511,7 @@ def export(
     until: Optional[str] = UNTIL_OPT,
     min_faces: Optional[int] = MIN_FACES_OPT,
     max_faces: Optional[int] = MAX_FACES_OPT,
+    persons: Optional[List[str]] = PERSON_OPT,
 ) -> None:
     """Write the ranked photos into DEST as 001_<name>, 002_<name>, ... with a manifest; reruns update it.
 
@@ -1360,14 +1531,17 @@ def export(
         if dest is not None:
             raise UsageLine("export --all takes only DEST: albumsort export --all DEST")
         root = Path(what)
-        jobs = [(e, root / e) for e in (EXPRESSIONS if all_expressions else EMOTIONS)] + [("no-face", root / "no-face")]
+        jobs = [(e, root / e) for e in (EXPRESSIONS if all_expressions else EMOTIONS)]
+        if not persons:  # a person's photos are never no-face photos
+            jobs.append(("no-face", root / "no-face"))
     else:
         if dest is None:
             raise UsageLine("export needs EMOTION and DEST: albumsort export EMOTION DEST (or export --all DEST)")
         jobs = [(emotion_name(what), dest)]
-    q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
+    q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces,
+                    persons)
     idx = open_index(ctx)
-    q.check_folders(idx)
+    q.check(idx)
     status_code = ExitStatus.OK
     for kind, target in jobs:
         if kind == "no-face":
@@ -1509,13 +1683,15 @@ def report(
     until: Optional[str] = UNTIL_OPT,
     min_faces: Optional[int] = MIN_FACES_OPT,
     max_faces: Optional[int] = MAX_FACES_OPT,
+    persons: Optional[List[str]] = PERSON_OPT,
 ) -> None:
     """A self-contained HTML gallery: top-N per emotion with face boxes, no-face photos and why, summary."""
     from albumsort.report import ForeignPage, build_report
 
-    q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces)
+    q = _list_query(n, min_confidence, any_, everyone, all_shots, folders, since, until, min_faces, max_faces,
+                    persons)
     idx = open_index(ctx)
-    q.check_folders(idx)
+    q.check(idx)
     try:
         res = build_report(idx, dest, n, min_confidence, any_=any_, everyone=everyone,
                            all_shots=all_shots, filters=q.filters,

@@ -75,6 +75,25 @@ LINKAGE = "centroid"
 average linkage's best at that precision, 0.981 / 0.840 (at 0.525)."""
 
 
+def model_version(path: str | Path | None = None) -> str:
+    """The version the index records for the face-recognition model (the shipped one by default), without
+    loading it: a new file re-embeds every face and re-groups persons, keeping their ids where it can."""
+    path = Path(path) if path else model_file(MODEL_NAME)
+    return f"{path.stem}-{file_version(path)}"
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    """How an embedding is stored in the index: float32 bytes."""
+    return np.asarray(vector, np.float32).tobytes()
+
+
+def from_bytes(blobs: Sequence[bytes]) -> np.ndarray:
+    """Stored embeddings back as an (N, D) float32 array."""
+    if not blobs:
+        return np.zeros((0, 128), np.float32)
+    return np.stack([np.frombuffer(b, np.float32) for b in blobs])
+
+
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The 2 x 3 matrix of the rotation + uniform scale + translation that maps ``src`` points (N, 2) onto
     ``dst`` (N, 2) in the least-squares sense (Umeyama, 1991; no reflection)."""
@@ -145,7 +164,7 @@ class FaceEmbedder(OnnxModel):
         super().__init__(Path(path) if path else model_file(MODEL_NAME), threads)
         self.batch = batch
         self.min_norm, self.min_eyes = min_norm, min_eyes
-        self.version = f"{self.path.stem}-{file_version(self.path)}"
+        self.version = model_version(self.path)
         """Changes with the model file: the index re-embeds every face (and re-clusters) when it does."""
 
     @property

@@ -25,9 +25,8 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 from albumsort.labels import EXPRESSIONS
 
@@ -43,18 +42,21 @@ ADDED_COLUMNS = {
     "results": {"n_small": "INTEGER", "truncated": "REAL",
                 **{f"{k}_{e}": ("REAL" if k != "shows" else "INTEGER") + " NOT NULL DEFAULT 0"
                    for e in EXPRESSIONS[4:] for k in ("score", "best", "shows")}},
-    "faces": {f"p_{e}": "REAL NOT NULL DEFAULT 0" for e in EXPRESSIONS[4:]},
+    "faces": {**{f"p_{e}": "REAL NOT NULL DEFAULT 0" for e in EXPRESSIONS[4:]},
+              "embedding": "BLOB", "embedding_norm": "REAL", "person": "INTEGER"},
 }
 """Columns newer than schema 3: added to an older index in place.  ``n_small`` and ``truncated`` are NULL
 until its photos are read again; the expressions beyond the four read 0 ("not read by that model") until the
-next ``index`` re-scores the photos with a seven-expression model."""
+next ``index`` re-scores the photos with a seven-expression model; faces have no embedding or person (NULL)
+until their photos are read again (``albumsort.people``)."""
 
 ON_ADDED = {("results", "truncated"):
             "UPDATE errors SET size = NULL, mtime_ns = NULL WHERE reason LIKE 'truncated file%'"}
 """What adding a column changes besides: files that failed only because they end early (the old reason
 ``images.OLD_TRUNCATED``) are read again by the next run, which reads them as far as they go."""
 
-OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs", "corrections"})
+OWN_TABLES = frozenset({"meta", "results", "faces", "photos", "errors", "runs", "corrections", "persons",
+                        "sqlite_sequence"})
 
 LEGACY_SCHEMAS = ("1", "2")
 """Schema versions albumsort wrote before its indexes carried an application_id."""
@@ -353,13 +355,13 @@ class Index:
                 "detector_version": str, "n_faces": int, "n_small": int, "truncated": float, "scored_at": float,
                 **{f"score_{e}": float for e in EXPRESSIONS}, "n_kept": int,
                 **{f"best_{e}": float for e in EXPRESSIONS}, **{f"shows_{e}": int for e in EXPRESSIONS},
-
                 "dhash": int, "exif_time": float,
             }, pk="hash", if_not_exists=True)
             db["faces"].create({
                 "id": int, "hash": str, "idx": int, "x": float, "y": float, "w": float, "h": float,
                 "landmarks": str, "det_score": float, **{f"p_{e}": float for e in EXPRESSIONS},
-                "readability": float, "confidence": float,
+                "readability": float, "confidence": float, "embedding": bytes, "embedding_norm": float,
+                "person": int,
             }, pk="id", foreign_keys=[("hash", "results", "hash")], if_not_exists=True)
             db["photos"].create({
                 "raw": bytes, "path": str, "size": int, "mtime_ns": int, "hash": str,
@@ -381,7 +383,11 @@ class Index:
 
     def _create_corrections(self) -> None:
         """What the user says: one row per content and face (0: the whole photo), kept across reruns,
-        model upgrades and moves because it is keyed by content (see ``albumsort.corrections``)."""
+        model upgrades and moves because it is keyed by content (see ``albumsort.corrections``); and the
+        persons they named (``albumsort.people``)."""
+        from albumsort.people import create_table
+
+        create_table(self.conn)
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS corrections (hash TEXT NOT NULL, face INTEGER NOT NULL, face_idx INTEGER, "
             "x REAL, y REAL, w REAL, h REAL, expression TEXT, hidden INTEGER NOT NULL DEFAULT 0, at REAL, "
@@ -408,6 +414,7 @@ class Index:
             self._create_corrections()
         self.__dict__.pop("expressions", None)
         self.__dict__.pop("has_corrections", None)
+        self.__dict__.pop("has_people", None)
 
     @property
     def has_corrections(self) -> bool:
@@ -428,7 +435,8 @@ class Index:
         e = "coalesce(cf_.expression, cp_.expression)"
         probs = ", ".join(f"CASE WHEN {e} IS NULL THEN f_.p_{x} ELSE ({e} = '{x}') * 1.0 END AS p_{x}"
                           for x in self.expressions)
-        return (f"(SELECT f_.hash, f_.idx, f_.x, f_.y, f_.w, f_.h, f_.det_score, {probs}, "
+        person = "f_.person" if self.has_column("faces", "person") else "NULL AS person"
+        return (f"(SELECT f_.hash, f_.idx, f_.x, f_.y, f_.w, f_.h, f_.det_score, {person}, {probs}, "
                 f"CASE WHEN {e} IS NULL THEN f_.readability ELSE 1.0 END AS readability, "
                 f"CASE WHEN {e} IS NULL THEN f_.confidence ELSE f_.det_score END AS confidence "
                 "FROM faces f_ LEFT JOIN corrections cf_ ON cf_.hash = f_.hash AND cf_.face > 0 "
@@ -480,7 +488,6 @@ class Index:
             have = {r[1] for r in self.conn.execute("PRAGMA table_info(faces)")}
             self.__dict__["expressions"] = tuple(e for e in EXPRESSIONS if f"p_{e}" in have)
         return self.__dict__["expressions"]
-
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether the file has ``column`` (a read-only open of an older index may lack an added one)."""

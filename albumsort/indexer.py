@@ -84,6 +84,7 @@ class Summary:
     no_face: int = 0
     failed: int = 0
     known_failed: int = 0
+    persons: int = 0  # persons made by this run (``albumsort.people``)
     interrupted: bool = False
     seconds: float = 0.0
     failures: list = field(default_factory=list)
@@ -111,11 +112,6 @@ class Summary:
 
 # --------------------------------------------------------------------------
 # Main side
-def current_versions(model_path: str | None, detector_name: str | None) -> tuple[str, str]:
-    """(emotion model version, detector version): results made with others are re-scored."""
-    from albumsort.pipeline import PipelineSpec
-
-    return PipelineSpec(detector=detector_name, model_path=model_path).versions()
 
 
 def run_index(
@@ -131,6 +127,7 @@ def run_index(
     exclude: list[str] | None = None,
     executor: Executor | None = None,
     on_workers: Callable[[int], None] | None = None,
+    people: bool | None = None,
 ) -> Summary:
     """Bring the index up to date with ``roots``; see the module docstring.
 
@@ -138,7 +135,8 @@ def run_index(
     ``on_workers(k)`` how many workers analyse them, and ``progress(done,
     total)`` after each batch written.  ``executor`` runs the per-photo work
     (default: a ``LocalPool`` of ``workers`` processes); it is closed before
-    this returns.  Raises IndexLocked when another run holds the index;
+    this returns.  ``people``: embed faces and group them into persons (None: as the index says, on unless
+    ``people forget`` turned them off; True turns them back on).  Raises IndexLocked when another run holds the index;
     KeyboardInterrupt is caught, the work done so far is kept, and
     ``summary.interrupted`` is set.
     """
@@ -160,12 +158,18 @@ def run_index(
     t0 = time.time()
     summary = Summary()
     try:
-        versions = current_versions(model_path, detector_name)
+        from albumsort import people as persons
+
+        if people:
+            with index.transaction():
+                persons.turn_on(index)
+        spec = PipelineSpec(detector=detector_name, model_path=model_path, max_pixels=max_pixels,
+                            people=persons.enabled(index))
+        versions = spec.versions()
         abs_roots = [os.path.abspath(r) for r in roots]
         run = index.start_run([path_text(r) for r in abs_roots])
         executor = executor or LocalPool(worker_count(workers))
-        job = Job(PipelineSpec(detector=detector_name, model_path=model_path, max_pixels=max_pixels), versions,
-                  str(index.path))
+        job = Job(spec, versions, str(index.path))
         try:
             with _Todo() as todo:
                 unreadable = _scan(index, abs_roots, versions, run, summary, exclude, todo)
@@ -178,6 +182,11 @@ def run_index(
             summary.interrupted = True
         finally:
             executor.close()
+        if spec.people:
+            from albumsort.embeddings import model_version
+
+            with index.transaction():  # also after Ctrl-C: the photos written so far get their persons
+                summary.persons = persons.assign(index, model_version())
         if not summary.interrupted:
             with index.transaction():
                 removed = []
@@ -351,6 +360,7 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
     in one run, or a move that a worker could not look up) keeps its stored
     result: a result row is written once per content.
     """
+    from albumsort import people
     from albumsort.pipeline import Analysed, Failed
 
     with index.transaction():
@@ -387,8 +397,10 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
                     "landmarks": json.dumps(list(f.landmarks)) if f.landmarks else None,
                     "det_score": f.det_score, **{f"p_{e}": float(p[j]) for j, e in enumerate(EXPRESSIONS)},
                     "readability": r, "confidence": face_confidence(f.det_score, p, r),
+                    "embedding": f.embedding, "embedding_norm": f.embedding_norm,
                 })
             index.resolve_corrections(res.hash, faces)  # the user's corrections follow re-detected faces
+            people.carry(index, res.hash, faces)  # ...and so do persons  # the user's corrections follow re-detected faces
             ranks = ranking_columns(index.corrected_faces(res.hash, faces))
             index.put_result(res.hash, {
                 "width": res.width, "height": res.height, "model_version": versions[0],

@@ -81,6 +81,11 @@ class FaceResult:
     read_scale: float = 1.0
     """Pixels of the decode its crop was cut from per pixel of the detection decode (1.0, or more when it
     was read from a larger decode)."""
+    embedding: Optional[bytes] = None
+    """Who it is: the unit face embedding as float32 bytes (``albumsort.embeddings``), None when people are
+    off or the face is too small, blurred or turned away to identify (``FaceEmbedder.usable``)."""
+    embedding_norm: Optional[float] = None
+    """The embedding's raw norm (its quality), also for a face judged not usable; None when people are off."""
 
 
 @dataclass(frozen=True)
@@ -138,13 +143,20 @@ class PipelineSpec:
     detector: Optional[str] = None  # a name in albumsort.detectors (None: ALBUMSORT_DETECTOR, else the default)
     model_path: Optional[str] = None  # None: the shipped emotion model
     max_pixels: Optional[int] = None  # None: images.MAX_PIXELS
+    people: bool = True  # embed every kept face large enough to identify (``albumsort.embeddings``)
 
     def versions(self) -> tuple[str, str]:
-        """(emotion model version, detector version); results made with others are re-scored."""
+        """(emotion model version, detector version); results made with others are re-scored.  With people
+        on, the face-recognition model's version is part of the detector's: a new one re-embeds every face."""
         from albumsort.emotions import model_version
         from albumsort.faces import make_detector
 
-        return model_version(self.model_path), f"{make_detector(self.detector).version}-{REREAD}"
+        detector = f"{make_detector(self.detector).version}-{REREAD}"
+        if self.people:
+            from albumsort.embeddings import model_version as embedder_version
+
+            detector += f"+{embedder_version()}"
+        return model_version(self.model_path), detector
 
     @property
     def version(self) -> str:
@@ -173,6 +185,8 @@ class FacesFound:
     (1.0, or more when it came from a larger decode)."""
     small: int = 0
     """Faces the detector was sure of but left out as too small to read (``detectors.Detections.small``)."""
+    larger: Optional[np.ndarray] = None
+    """The second, larger decode when one was made (faces with a ``read_scale`` above 1 were cut from it)."""
 
 
 def reread_side(full_side: int, seen_side: int, smallest: float, size: int) -> int | None:
@@ -225,6 +239,7 @@ def find_faces(rgb: np.ndarray, detector, model,
     with stages.stage("crop"):
         crops = crops_for(rgb, cands, size, channels)
     scales = [1.0] * len(cands)
+    big = None
     under = [i for i, f in enumerate(cands) if max(f.box[2], f.box[3]) < size]  # under S: read from more pixels
     if under and larger is not None and full_side:
         side = reread_side(full_side, seen, min(max(cands[i].box[2], cands[i].box[3]) for i in under), size)
@@ -243,7 +258,7 @@ def find_faces(rgb: np.ndarray, detector, model,
     t = detector.thresholds
     keep = [i for i, f in enumerate(cands) if t.confirmed(f.score, float(readability[i]))]
     return FacesFound([cands[i] for i in keep], probs[keep], readability[keep], [scales[i] for i in keep],
-                      found.small)
+                      found.small, big if any(scales[i] > 1 for i in keep) else None)
 
 
 # --------------------------------------------------------------------------
@@ -261,7 +276,12 @@ class Pipeline:
         self.max_pixels = self.spec.max_pixels or MAX_PIXELS
         self.detector = make_detector(self.spec.detector, threads=threads)
         self.model = EmotionModel(self.spec.model_path, threads=threads)
-        self.versions = (self.model.version, f"{self.detector.version}-{REREAD}")
+        self.embedder = None
+        if self.spec.people:
+            from albumsort.embeddings import FaceEmbedder
+
+            self.embedder = FaceEmbedder(threads=threads)
+        self.versions = self.spec.versions()
 
     def find_faces(self, rgb: np.ndarray, larger=None, full_side: int | None = None) -> FacesFound:
         return find_faces(rgb, self.detector, self.model, larger, full_side)
@@ -355,6 +375,7 @@ class Pipeline:
         s = full_w / rgb.shape[1]
         with stages.stage("dhash"):
             dhash = difference_hash(rgb)
+        who = self.identify(rgb, found)
         return Analysed(
             hash=content_hash, width=full_w, height=full_h, dhash=dhash, exif_time=taken,
             n_small=found.small, truncated=read.get("truncated"),
@@ -362,6 +383,31 @@ class Pipeline:
             faces=tuple(FaceResult(box=tuple(v * s for v in f.box), det_score=f.score,
                                    p=tuple(float(v) for v in p), readability=float(r),
                                    landmarks=tuple(round(v * s, 1) for v in f.landmarks) if f.landmarks else None,
-                                   read_scale=float(rs))
-                        for f, p, r, rs in zip(found.faces, found.probabilities, found.readability,
-                                               found.read_scale)))
+                                   read_scale=float(rs), embedding=emb, embedding_norm=norm)
+                        for f, p, r, rs, (emb, norm) in zip(found.faces, found.probabilities, found.readability,
+                                                            found.read_scale, who)))
+
+    def identify(self, rgb: np.ndarray, found: FacesFound) -> list[tuple[Optional[bytes], Optional[float]]]:
+        """(embedding bytes or None, raw norm or None) per kept face; all None when people are off.
+
+        A face cut from the larger decode is embedded from it too: alignment and the size rule see its
+        real pixels.  Faces without the detector's five landmarks get no embedding."""
+        out: list[tuple[Optional[bytes], Optional[float]]] = [(None, None)] * len(found.faces)
+        if self.embedder is None:
+            return out
+        from albumsort.embeddings import to_bytes
+
+        with stages.stage("embed"):
+            for src, scale in ((rgb, 1.0), (found.larger, None)):
+                if src is None:
+                    continue
+                pick = [i for i, f in enumerate(found.faces) if f.landmarks is not None
+                        and (found.read_scale[i] > 1) == (scale is None)]
+                if not pick:
+                    continue
+                s = found.read_scale[pick[0]] if scale is None else scale
+                emb = self.embedder.embed(src, [found.faces[i] for i in pick], scale=s)
+                for j, i in enumerate(pick):
+                    vec = to_bytes(emb.vectors[j]) if emb.usable[j] else None
+                    out[i] = (vec, round(float(emb.norms[j]), 3))
+        return out

@@ -32,6 +32,10 @@ The rules (also in the README):
   within ``BURST_SECONDS`` of each other whose perceptual hashes differ in
   at most ``BURST_BITS`` of 64 bits, form a group; a list shows each
   group's best photo once, with the number of shots it stands for.
+* **A person's list** (``--person``, ``Filters.persons``) holds photos with a
+  kept face of every chosen person, each of those faces showing E (unless
+  ``--any``), ranked by the least-E of them: the happiest photos *of
+  Grandma*, not photos where others smile beside her.
 
 Nothing here imports TensorFlow: ``top`` reads the index alone.
 """
@@ -72,6 +76,8 @@ class Filters:
     until: float | None = None  # exclusive
     min_faces: int | None = None
     max_faces: int | None = None
+    persons: list[int] = field(default_factory=list)
+    """Person ids (``albumsort.people``): a list holds photos with a kept face of each, ranked by theirs."""
 
     def sql(self, photo: str = "p", n_faces: str = "r.n_kept") -> tuple[str, list]:
         where, params = [], []
@@ -247,11 +253,31 @@ def _ranked_rows(index: Index, emotion: str, min_confidence: float, any_: bool, 
                  filters: Filters):
     """A cursor over candidate photos, best first: path, raw, hash, taken, dhash, score, n_faces."""
     e = emotion
-    if e not in index.expressions:  # an index written before the seven, not yet re-indexed: nothing shows e
+    from albumsort.people import has_people
+
+    # An index written before the seven (or before people), not yet re-indexed: nothing shows e (of anyone).
+    if e not in index.expressions or (filters.persons and not has_people(index)):
         return index.conn.execute("SELECT NULL AS path, NULL AS raw, NULL AS hash, NULL AS taken, "
                                   "NULL AS taken_from, NULL AS dhash, 0 AS score, 0 AS n_faces WHERE 0")
     is_top = is_top_sql(e, index.expressions)
 
+    if filters.persons:
+        where, params = filters.sql()
+        where += index.not_hidden_sql("p")
+        floor = "" if any_ else " AND s.shows = s.n_faces"
+        marks = ",".join("?" * len(filters.persons))
+        sql = f"""
+            WITH s AS (
+                SELECT hash, min(p_{e}) AS score, count(*) AS n_faces, max(p_{e}) AS best,
+                       sum(CASE WHEN {is_top} THEN 1 ELSE 0 END) AS shows
+                FROM {index.faces_sql()} WHERE confidence >= ? AND person IN ({marks}) GROUP BY hash
+                HAVING count(DISTINCT person) = ?)
+            SELECT p.path, p.raw, p.hash, p.taken, p.taken_from, r.dhash, s.score, r.n_kept AS n_faces
+            FROM s JOIN photos p ON p.hash = s.hash JOIN results r ON r.hash = s.hash
+            WHERE 1 {floor}{where}
+            ORDER BY s.score DESC, s.n_faces DESC, s.best DESC, p.path, p.raw"""
+        persons = sorted(set(filters.persons))
+        return index.conn.execute(sql, [min_confidence, *persons, len(persons)] + params)
     if everyone:
         # Rank by the least-E face; every kept face must show E (unless --any).
         where, params = filters.sql(n_faces="s.n_faces")
@@ -338,9 +364,10 @@ class Ranks:
     """Where photos stand in one emotion's list as ``top`` ranks it (default options), with no limit and no
     query per photo: the list is walked once, only as far as the photos asked about (``explain``)."""
 
-    def __init__(self, index: Index, emotion: str, min_confidence: float = DEFAULT_MIN_CONFIDENCE):
+    def __init__(self, index: Index, emotion: str, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                 filters: Filters | None = None):
         _check(emotion)
-        self._cursor = _ranked_rows(index, emotion, min_confidence, False, False, Filters())
+        self._cursor = _ranked_rows(index, emotion, min_confidence, False, False, filters or Filters())
         self._cursor.row_factory = __import__("sqlite3").Row
         self._moments = _Moments()
         self._rank: dict[str, int] = {}  # content hash: rank of the first photo of it the list shows
@@ -425,4 +452,5 @@ def face_json(f: dict) -> dict:
         "confidence": round(float(f["confidence"]), 4),
         "detector_score": round(float(f["det_score"]), 4),
         "landmarks": json.loads(f["landmarks"]) if f.get("landmarks") else None,
-    } | ({"corrected": f["corrected"]} if f.get("corrected") else {})
+    } | ({"corrected": f["corrected"]} if f.get("corrected") else {}) | (
+        {"person": f["person"]} if f.get("person") is not None else {})
