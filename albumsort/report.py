@@ -194,12 +194,14 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
                        all_shots=all_shots, filters=filters) for e in expressions}
     nofaces = no_faces(index, min_confidence, with_keys=True, filters=filters)
     shown_nofaces = nofaces[:n]
+    people = _people(index, expressions, min_confidence, any_, filters or Filters())
+    best_of = [it for _, row in people for it in row.values()]
     rows = {}  # by raw path: two names can print alike (see index.path_text)
-    for items in list(sections.values()) + [shown_nofaces]:
+    for items in list(sections.values()) + [shown_nofaces, best_of]:
         for it in items:
             if it["raw"] not in rows:
                 rows[it["raw"]] = index.photo(it["raw"])
-    for items in list(sections.values()) + [shown_nofaces]:
+    for items in list(sections.values()) + [shown_nofaces, best_of]:
         for it in items:
             row = rows[it["raw"]]
             it["hash"], it["raw"] = row["hash"], row["raw"]
@@ -217,11 +219,23 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
         with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
             failed = [r for r in pool.map(_thumb, jobs, chunksize=4) if r]
     f = filters or Filters()
-    parts = [_head(index, min_confidence, f, tuple(sections))]
+    parts = [_head(index, min_confidence, f, tuple(sections), bool(people))]
     for e, items in sections.items():
         figs = "".join(_figure(it, i, "thumbs", it["width"], it["height"]) for i, it in enumerate(items, 1))
         parts.append(f'<section id="{e}" data-emotion="{e}"><h2>{e.capitalize()} — top {len(items)}</h2>'
                      f'<div class="grid">{figs or "<p class=empty>No photo shows this emotion.</p>"}</div></section>')
+    if people:
+        from albumsort.people import label
+
+        lines = []
+        for person, row in people:
+            who = html.escape(label(person["person"], {person["person"]: person["name"]}))
+            figs = "".join(_figure(dict(it, reason=e), None, "thumbs", it["width"], it["height"])
+                           for e, it in row.items())
+            lines.append(f'<h3 data-person="{person["person"]}">{who} — {len(person["photos"])} photos</h3>'
+                         f'<div class="grid">{figs or "<p class=empty>No photo shows these emotions.</p>"}</div>')
+        parts.append(f'<section id="people"><h2>People — best photo of each per emotion</h2>{"".join(lines)}'
+                     "</section>")
     figs = "".join(_figure(it, None, "thumbs", it["width"], it["height"]) for it in shown_nofaces)
     more = f"<p class=empty>... and {len(nofaces) - len(shown_nofaces)} more.</p>" if len(nofaces) > n else ""
     parts.append(f'<section id="no-face" data-emotion="no-face"><h2>No face — {len(nofaces)}</h2>'
@@ -246,6 +260,31 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
     return ReportResult(out, len(rows), len(jobs) - len(failed), len(seen) - len(jobs), failed)
 
 
+PEOPLE_SHOWN = 12
+"""The report's people section shows the most photographed people, at most this many."""
+
+
+def _people(index: Index, expressions: tuple, min_confidence: float, any_: bool,
+            filters: Filters) -> list[tuple[dict, dict]]:
+    """(person, {emotion: best photo of them showing it}) for the people the report shows (``--person``'s, or
+    the most photographed ones), each list as ``top E --person ID -n 1`` ranks it."""
+    from dataclasses import replace
+
+    from albumsort.people import listing
+
+    chosen = listing(index, persons=filters.persons or None)[:PEOPLE_SHOWN]
+    out = []
+    for person in chosen:
+        theirs = replace(filters, persons=[person["person"]])
+        row = {}
+        for e in expressions:
+            got = top(index, e, 1, min_confidence, with_keys=True, any_=any_, filters=theirs)
+            if got:
+                row[e] = got[0]
+        out.append((person, row))
+    return out
+
+
 def _scope(f: Filters) -> str:
     """The report's filters as words (empty without any)."""
     words = []
@@ -262,7 +301,7 @@ def _scope(f: Filters) -> str:
 
 
 def _head(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, filters: Filters | None = None,
-          sections: tuple = EMOTIONS) -> str:
+          sections: tuple = EMOTIONS, people: bool = False) -> str:
     """The summary: the counts, labels and definitions of ``albumsort status`` (``Index.stats``), counted
     with the report's own filters and threshold, so it describes the photos the sections were chosen from."""
     f = filters or Filters()
@@ -279,6 +318,7 @@ def _head(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, filters:
     rows += [(f"mostly {e}", f"{s.by_emotion[e]:,}") for e in EXPRESSIONS]
     rows += [("model + detector", ", ".join(versions) or "-"), ("indexed", when)]
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    nav = "".join(f'<a href="#{e}">{e}</a>' for e in sections) + '<a href="#no-face">no face</a>'
+    nav = "".join(f'<a href="#{e}">{e}</a>' for e in sections) + ('<a href="#people">people</a>' if people else "") \
+        + '<a href="#no-face">no face</a>'
     return (f"<header><h1>albumsort report</h1><p>{html.escape(str(index.path))}</p><nav>{nav}</nav></header>"
             f'<section id="summary"><h2>Summary</h2><table class="summary">{table}</table></section>')

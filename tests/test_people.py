@@ -113,6 +113,11 @@ def test_names_person_lists_and_a_rerun_keep_ids(family, tmp_path):
                      check=True).stdout
     assert "; person Grace" in told and "; person Eileen Collins" in told
     assert told.count(" in the list of Grace and Eileen Collins") == 7, told  # each expression: ranked or why not
+    albumsort("report", tmp_path / "report", "--person", "Grace", db=db, check=True)
+    page = (tmp_path / "report" / "index.html").read_text()
+    people_part = page[page.index('<section id="people">'):]
+    people_part = people_part[:people_part.index("</section>")]
+    assert f'data-person="{grace}">Grace — 3 photos' in people_part and f'data-person="{eileen}"' not in people_part
     bad = albumsort("top", "happy", "--person", "Nobody", db=db)
     assert bad.returncode == 2 and bad.stderr.strip() == f"error: no person 'Nobody' in the index {db} " \
                                                         "(see `albumsort people`)"
