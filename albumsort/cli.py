@@ -10,10 +10,10 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from pathlib import Path
-from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
@@ -23,7 +23,6 @@ from typer.core import TyperCommand, TyperGroup
 from albumsort.index import DEFAULT_MIN_CONFIDENCE
 from albumsort.labels import BEYOND, EMOTIONS, EXPRESSIONS
 from albumsort.wording import plural
-
 
 try:  # Typer 0.29 and later carry their own copy of Click: its errors are the ones raised
     from typer._click import core as _click_core
@@ -246,7 +245,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    db: Optional[Path] = typer.Option(None, "--db", envvar="ALBUMSORT_DB", metavar="FILE", show_default=False,
+    db: Path | None = typer.Option(None, "--db", envvar="ALBUMSORT_DB", metavar="FILE", show_default=False,
                                       help="The index file (default: $ALBUMSORT_DB, else index.db in the per-user "
                                            "data folder). May also follow the command."),
     version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True,
@@ -313,13 +312,13 @@ def _emotion(value: str) -> str:
     return emotion_name(value)
 
 
-def _positive(param: typer.CallbackParam, value: Optional[int]) -> Optional[int]:
+def _positive(param: typer.CallbackParam, value: int | None) -> int | None:
     if value is not None and value < 1:
         raise UsageLine(f"{param.opts[0]} must be a positive number, not {value}")
     return value
 
 
-def _faces_count(param: typer.CallbackParam, value: Optional[int]) -> Optional[int]:
+def _faces_count(param: typer.CallbackParam, value: int | None) -> int | None:
     if value is not None and value < 0:
         raise UsageLine(f"{param.opts[0]} must be 0 or more, not {value}")
     return value
@@ -331,19 +330,19 @@ def _confidence(value: float) -> float:
     return value
 
 
-def _since(value: Optional[str]) -> Optional[str]:
+def _since(value: str | None) -> str | None:
     if value is not None:
         parse_date(value, option="--since")
     return value
 
 
-def _until(value: Optional[str]) -> Optional[str]:
+def _until(value: str | None) -> str | None:
     if value is not None:
         parse_date(value, end=True, option="--until")
     return value
 
 
-def _format(as_json: bool, fmt: Optional[Format]) -> Format:
+def _format(as_json: bool, fmt: Format | None) -> Format:
     if as_json and fmt not in (None, Format.json):
         raise UsageLine(f"--json and --format {fmt.value} ask for two formats: give one of them")
     return Format.json if as_json else fmt or Format.table
@@ -382,7 +381,7 @@ EMOTION_ARG = typer.Argument(..., metavar="EMOTION", callback=_emotion,
                              help="angry, happy, sad or neutral (any case).", show_default=False)
 
 
-def _n_opt(help: str, default: Optional[int] = 20, shown: Optional[str] = None):
+def _n_opt(help: str, default: int | None = 20, shown: str | None = None):
     return typer.Option(default, "-n", "--number", metavar="N", callback=_positive, help=help,
                         show_default=shown if shown else True)
 
@@ -391,16 +390,16 @@ def _n_opt(help: str, default: Optional[int] = 20, shown: Optional[str] = None):
 class ListQuery:
     """What a list asks for, built once from the shared list options."""
 
-    n: Optional[int] = 20
+    n: int | None = 20
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     any_: bool = False
     everyone: bool = False
     all_shots: bool = False
     folders: list = field(default_factory=list)  # as the user wrote them
-    since: Optional[str] = None
-    until: Optional[str] = None
-    min_faces: Optional[int] = None
-    max_faces: Optional[int] = None
+    since: str | None = None
+    until: str | None = None
+    min_faces: int | None = None
+    max_faces: int | None = None
     persons: list = field(default_factory=list)  # as the user wrote them (names or ids)
     person_ids: list = field(default_factory=list)  # resolved by ``check``
 
@@ -414,7 +413,7 @@ class ListQuery:
                        until=parse_date(self.until, end=True, option="--until") if self.until else None,
                        min_faces=self.min_faces, max_faces=self.max_faces, persons=list(self.person_ids))
 
-    def ranked(self, idx, emotion: str, n: Optional[int] = None, **kw) -> list[dict]:
+    def ranked(self, idx, emotion: str, n: int | None = None, **kw) -> list[dict]:
         from albumsort.ranking import top as rank
 
         kw.setdefault("with_faces", False)
@@ -462,7 +461,7 @@ class ListQuery:
             if not os.path.exists(f) and not count_photos(idx, Filters(folders=[path_key(os.path.abspath(f))])):
                 raise UsageLine(f"--in {f}: no such folder, and no indexed photo under it")
 
-    def nothing_indexed(self, idx) -> Optional[str]:
+    def nothing_indexed(self, idx) -> str | None:
         """The line to print when no indexed photo lies in the folders and dates asked for, else None."""
         from albumsort.ranking import count_photos
 
@@ -541,7 +540,7 @@ def _cell(v, digits: int) -> str:
     return str(v)
 
 
-def emit(rows: list[dict], fmt: Format, columns: list[Column], title: Optional[str] = None,
+def emit(rows: list[dict], fmt: Format, columns: list[Column], title: str | None = None,
          header: bool = False) -> None:
     """Print ``rows`` in ``fmt``: the JSON objects as they are, or ``columns`` of them.
 
@@ -592,22 +591,22 @@ def _pairs(rows: list[tuple[str, str]]) -> None:
 @command()
 def index(
     ctx: typer.Context,
-    paths: List[Path] = typer.Argument(..., metavar="PATH...", show_default=False,
+    paths: list[Path] = typer.Argument(..., metavar="PATH...", show_default=False,
                                        help="Photo folders (searched recursively) or files."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", callback=_positive,
+    workers: int | None = typer.Option(None, "--workers", "-j", metavar="N", callback=_positive,
                                           show_default="one per core, fewer when memory is short",
                                           help="Worker processes."),
-    detector: Optional[Detector] = typer.Option(
+    detector: Detector | None = typer.Option(
         None, metavar="NAME", show_default="scrfd-int8",
         help="Face detector: " + ", ".join(_detector_names()) + " (scrfd's weights, float or int8, are for "
              "non-commercial use only; yunet is licence-clean)."),
-    max_pixels: Optional[int] = typer.Option(None, metavar="N", show_default="150,000,000",
+    max_pixels: int | None = typer.Option(None, metavar="N", show_default="150,000,000",
                                              help="Refuse images larger than N pixels."),
-    exclude: Optional[List[str]] = typer.Option(
+    exclude: list[str] | None = typer.Option(
         None, "--exclude", metavar="GLOB", show_default="none",
         help="Skip paths matching this gitignore-style pattern, relative to each PATH (repeatable); "
              "an .albumsortignore file in any folder does the same."),
-    ray: Optional[str] = typer.Option(
+    ray: str | None = typer.Option(
         None, "--ray", metavar="[ADDRESS]",
         help="Analyse the photos on a Ray cluster, one worker per CPU it offers: 'auto' (the default: the "
              "cluster this machine belongs to) or HOST:PORT of its head. Every node must see the photos at the "
@@ -791,17 +790,17 @@ def top(
     emotion: str = EMOTION_ARG,
     n: int = _n_opt("How many photos."),
     as_json: bool = JSON_OPT,
-    fmt: Optional[Format] = FORMAT_OPT,
+    fmt: Format | None = FORMAT_OPT,
     min_confidence: float = MIN_CONF_OPT,
     any_: bool = ANY_OPT,
     everyone: bool = EVERYONE_OPT,
     all_shots: bool = ALL_SHOTS_OPT,
-    folders: Optional[List[Path]] = IN_OPT,
-    since: Optional[str] = SINCE_OPT,
-    until: Optional[str] = UNTIL_OPT,
-    min_faces: Optional[int] = MIN_FACES_OPT,
-    max_faces: Optional[int] = MAX_FACES_OPT,
-    persons: Optional[List[str]] = PERSON_OPT,
+    folders: list[Path] | None = IN_OPT,
+    since: str | None = SINCE_OPT,
+    until: str | None = UNTIL_OPT,
+    min_faces: int | None = MIN_FACES_OPT,
+    max_faces: int | None = MAX_FACES_OPT,
+    persons: list[str] | None = PERSON_OPT,
 ) -> None:
     """The N photos that best show EMOTION, best first (answers from the index alone).
 
@@ -822,13 +821,13 @@ def top(
 @command()
 def nofaces(
     ctx: typer.Context,
-    n: Optional[int] = _n_opt("How many photos.", default=None, shown="all"),
+    n: int | None = _n_opt("How many photos.", default=None, shown="all"),
     as_json: bool = JSON_OPT,
-    fmt: Optional[Format] = FORMAT_OPT,
+    fmt: Format | None = FORMAT_OPT,
     min_confidence: float = MIN_CONF_OPT,
-    folders: Optional[List[Path]] = IN_OPT,
-    since: Optional[str] = SINCE_OPT,
-    until: Optional[str] = UNTIL_OPT,
+    folders: list[Path] | None = IN_OPT,
+    since: str | None = SINCE_OPT,
+    until: str | None = UNTIL_OPT,
 ) -> None:
     """Photos with no face at or above the confidence threshold, and why.
 
@@ -848,7 +847,7 @@ def nofaces(
         note(q.nothing_indexed(idx) or f"every photo{q.where()} has a face at confidence >= {min_confidence:g}")
 
 
-def _person_ids(idx, persons: Optional[List[str]]) -> list[int]:
+def _person_ids(idx, persons: list[str] | None) -> list[int]:
     """``--person`` values as person ids; a usage error for one the index does not know."""
     from albumsort.people import PersonError, resolve
 
@@ -858,7 +857,7 @@ def _person_ids(idx, persons: Optional[List[str]]) -> list[int]:
         raise UsageLine(str(e)) from None
 
 
-def _photo_rows(idx, paths: list[Path], persons: Optional[list[int]] = None) -> tuple[list[dict], list[dict]]:
+def _photo_rows(idx, paths: list[Path], persons: list[int] | None = None) -> tuple[list[dict], list[dict]]:
     """Index rows for photos and folders given on the command line, and the failures among them.
 
     A folder stands for every indexed photo under it, and every file under
@@ -902,7 +901,7 @@ def _report_failed(failed: list[dict], to_stdout: bool) -> None:
             note(line)
 
 
-def _photo_json(idx, row: dict, min_confidence: float, known: Optional[dict] = None) -> dict:
+def _photo_json(idx, row: dict, min_confidence: float, known: dict | None = None) -> dict:
     from albumsort.people import names
     from albumsort.ranking import face_json, no_face_reason
 
@@ -921,7 +920,7 @@ def _photo_json(idx, row: dict, min_confidence: float, known: Optional[dict] = N
             "faces": [face_json(f) | {"kept": r["confidence"] >= min_confidence}
                       | ({"corrected": r["corrected"]} if r.get("corrected") else {})
                       | ({"person_name": known.get(f["person"])} if f.get("person") is not None else {})
-                      for f, r in zip(faces, read)]}
+                      for f, r in zip(faces, read, strict=True)]}
 
 
 
@@ -960,12 +959,12 @@ FACE_COLUMNS = [Column("#", lambda f, i: i), Column("box x,y,w,h", lambda f, i: 
 @command()
 def show(
     ctx: typer.Context,
-    photos: List[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
+    photos: list[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
                                         help="Indexed photos, or folders (every photo under them)."),
     as_json: bool = typer.Option(False, "--json", metavar="",
                                  help="JSON: one photo's object, or an array for several photos or a folder."),
     min_confidence: float = MIN_CONF_OPT,
-    persons: Optional[List[str]] = PERSON_OPT,
+    persons: list[str] | None = PERSON_OPT,
 ) -> None:
     """Each face of each PHOTO with its box, probabilities, readability and person, or "No face" and why.
 
@@ -987,7 +986,7 @@ def show(
         print(json.dumps(objs[0] if one else objs, indent=2, ensure_ascii=False))
         _report_failed(failed, to_stdout=False)
         return
-    for row, obj in zip(rows, objs):
+    for row, obj in zip(rows, objs, strict=True):
         console.print(f"[bold]{escape(obj['path'])}[/bold]  {obj['width']}x{obj['height']}  "
                       f"taken {obj['taken']} ({'EXIF' if obj['taken_from'] == 'exif' else 'file time'})",
                       highlight=False)
@@ -1005,11 +1004,19 @@ def show(
     _report_failed(failed, to_stdout=True)
 
 
-def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict, persons: Optional[list[int]] = None) -> list[str]:
-    from albumsort.ranking import (PRIOR, PRIOR_WEIGHT, Filters, Ranks, burst_members, no_face_reason, p,
-                                   shows_emotion, top_emotion)
-
+def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict, persons: list[int] | None = None) -> list[str]:
     from albumsort.people import label, names
+    from albumsort.ranking import (
+        PRIOR,
+        PRIOR_WEIGHT,
+        Filters,
+        Ranks,
+        burst_members,
+        no_face_reason,
+        p,
+        shows_emotion,
+        top_emotion,
+    )
 
     known = names(idx)
     res = idx.result(row["hash"]) or {}
@@ -1025,7 +1032,7 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict, persons:
     out.append("")
 
     kept = []
-    for i, (m, f) in enumerate(zip(model_faces, faces), 1):
+    for i, (m, f) in enumerate(zip(model_faces, faces, strict=True), 1):
         probs = ", ".join(f"{e} {p(m, e):.2f}" for e in EXPRESSIONS)
         read = f.get("readability") if f.get("readability") is not None else 1.0
         top_p = max(p(f, e) for e in EXPRESSIONS)
@@ -1085,10 +1092,10 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict, persons:
 @command()
 def explain(
     ctx: typer.Context,
-    photos: List[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
+    photos: list[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
                                         help="Indexed photos, or folders (each photo under them)."),
     min_confidence: float = MIN_CONF_OPT,
-    persons: Optional[List[str]] = PERSON_OPT,
+    persons: list[str] | None = PERSON_OPT,
 ) -> None:
     """Why each PHOTO ranks where it does: every face, whether it was kept, the score's terms, its burst, its ranks.
 
@@ -1254,7 +1261,7 @@ def unset(
                   highlight=False, markup=False)
 
 
-def _hide(ctx: typer.Context, photos: List[str], hidden: bool) -> None:
+def _hide(ctx: typer.Context, photos: list[str], hidden: bool) -> None:
     """``hide`` and ``unhide``: one line per photo."""
     from albumsort.corrections import set_hidden
 
@@ -1269,7 +1276,7 @@ def _hide(ctx: typer.Context, photos: List[str], hidden: bool) -> None:
 @command()
 def hide(
     ctx: typer.Context,
-    photos: List[str] = typer.Argument(..., metavar="PHOTO...", show_default=False, help="Indexed photos."),
+    photos: list[str] = typer.Argument(..., metavar="PHOTO...", show_default=False, help="Indexed photos."),
 ) -> None:
     """Keep photos out of every list (top, export, report, nofaces); `albumsort unhide` lets them back."""
     _hide(ctx, photos, True)
@@ -1278,7 +1285,7 @@ def hide(
 @command()
 def unhide(
     ctx: typer.Context,
-    photos: List[str] = typer.Argument(..., metavar="PHOTO...", show_default=False, help="Indexed photos."),
+    photos: list[str] = typer.Argument(..., metavar="PHOTO...", show_default=False, help="Indexed photos."),
 ) -> None:
     """Let photos hidden by `albumsort hide` back into the lists."""
     _hide(ctx, photos, False)
@@ -1311,7 +1318,7 @@ def corrections(
 @command()
 def forget(
     ctx: typer.Context,
-    paths: List[Path] = typer.Argument(..., metavar="PATH...", show_default=False,
+    paths: list[Path] = typer.Argument(..., metavar="PATH...", show_default=False,
                                        help="Photos or folders, which need not exist any more."),
 ) -> None:
     """Drop from the index the photos and failures at or under each PATH: a deleted, renamed or unplugged folder.
@@ -1391,9 +1398,9 @@ def people(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", metavar="",
                                  help='A JSON array of {"person", "name", "faces", "photos": [paths], "sample"}.'),
-    fmt: Optional[Format] = FORMAT_OPT,
+    fmt: Format | None = FORMAT_OPT,
     all_: bool = typer.Option(False, "--all", metavar="", help="Also people seen in one photo only."),
-    persons: Optional[List[str]] = typer.Option(None, "--person", metavar="NAME_OR_ID", show_default="everyone",
+    persons: list[str] | None = typer.Option(None, "--person", metavar="NAME_OR_ID", show_default="everyone",
                                                 help="Only this person (repeatable)."),
 ) -> None:
     """The people in the index, most photographed first: `albumsort people name ID NAME` names one.
@@ -1429,7 +1436,8 @@ def people_name(
     name: str = typer.Argument(..., metavar="NAME", show_default=False, help="The name to give."),
 ) -> None:
     """Name a person (or rename one); lists take --person NAME from then on."""
-    from albumsort.people import name as set_name, resolve
+    from albumsort.people import name as set_name
+    from albumsort.people import resolve
 
     def change(idx):
         pid = resolve(idx, person)
@@ -1488,10 +1496,10 @@ def errors(
 @command()
 def export(
     ctx: typer.Context,
-    what: Optional[str] = typer.Argument(None, metavar="EMOTION", show_default=False,
+    what: str | None = typer.Argument(None, metavar="EMOTION", show_default=False,
                                          help="angry, happy, sad or neutral, or surprise, fear, disgust "
                                               "(with --all: DEST)."),
-    dest: Optional[Path] = typer.Argument(None, metavar="DEST", show_default=False,
+    dest: Path | None = typer.Argument(None, metavar="DEST", show_default=False,
                                           help="The folder to write into."),
     all_: bool = typer.Option(False, "--all", metavar="",
                               help="The four emotions into DEST/<emotion>/, plus DEST/no-face/: export --all DEST."),
@@ -1506,12 +1514,12 @@ def export(
     any_: bool = ANY_OPT,
     everyone: bool = EVERYONE_OPT,
     all_shots: bool = ALL_SHOTS_OPT,
-    folders: Optional[List[Path]] = IN_OPT,
-    since: Optional[str] = SINCE_OPT,
-    until: Optional[str] = UNTIL_OPT,
-    min_faces: Optional[int] = MIN_FACES_OPT,
-    max_faces: Optional[int] = MAX_FACES_OPT,
-    persons: Optional[List[str]] = PERSON_OPT,
+    folders: list[Path] | None = IN_OPT,
+    since: str | None = SINCE_OPT,
+    until: str | None = UNTIL_OPT,
+    min_faces: int | None = MIN_FACES_OPT,
+    max_faces: int | None = MAX_FACES_OPT,
+    persons: list[str] | None = PERSON_OPT,
 ) -> None:
     """Write the ranked photos into DEST as 001_<name>, 002_<name>, ... with a manifest; reruns update it.
 
@@ -1596,7 +1604,7 @@ def _sidecar_notes(res) -> int:
 @command()
 def tag(
     ctx: typer.Context,
-    photos: List[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
+    photos: list[Path] = typer.Argument(..., metavar="PHOTO...", show_default=False,
                                         help="Indexed photos, or folders (every indexed photo under them)."),
     beside_originals: bool = typer.Option(False, "--beside-originals", metavar="",
                                           help="Write the sidecars beside your original photos (required)."),
@@ -1621,7 +1629,8 @@ def tag(
     gone = 0
     for row in rows:
         res = idx.result(row["hash"]) or {}
-        kinds = [e for e in EXPRESSIONS if res.get("n_kept") and shows_emotion(res.get(f"shows_{e}") or 0, res["n_kept"])]
+        kinds = [e for e in EXPRESSIONS
+                 if res.get("n_kept") and shows_emotion(res.get(f"shows_{e}") or 0, res["n_kept"])]
         if _missing(row):
             gone += 1
             note(f"skipped: {row['path']}: missing on disk")
@@ -1678,12 +1687,12 @@ def report(
     any_: bool = ANY_OPT,
     everyone: bool = EVERYONE_OPT,
     all_shots: bool = ALL_SHOTS_OPT,
-    folders: Optional[List[Path]] = IN_OPT,
-    since: Optional[str] = SINCE_OPT,
-    until: Optional[str] = UNTIL_OPT,
-    min_faces: Optional[int] = MIN_FACES_OPT,
-    max_faces: Optional[int] = MAX_FACES_OPT,
-    persons: Optional[List[str]] = PERSON_OPT,
+    folders: list[Path] | None = IN_OPT,
+    since: str | None = SINCE_OPT,
+    until: str | None = UNTIL_OPT,
+    min_faces: int | None = MIN_FACES_OPT,
+    max_faces: int | None = MAX_FACES_OPT,
+    persons: list[str] | None = PERSON_OPT,
 ) -> None:
     """A self-contained HTML gallery: top-N per emotion with face boxes, no-face photos and why, summary."""
     from albumsort.report import ForeignPage, build_report

@@ -23,9 +23,9 @@ benchmarks/README.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -355,7 +355,7 @@ def carry_over(old: Sequence[int], new: Sequence[int]) -> np.ndarray:
     old = np.asarray(old, np.int64)
     new = np.asarray(new, np.int64)
     pairs: dict[tuple[int, int], int] = {}
-    for o, g in zip(old.tolist(), new.tolist()):
+    for o, g in zip(old.tolist(), new.tolist(), strict=True):
         if o >= 0 and g >= 0:
             pairs[(g, o)] = pairs.get((g, o), 0) + 1
     mapping: dict[int, int] = {}

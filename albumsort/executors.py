@@ -32,11 +32,12 @@ import signal
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Protocol
+from typing import Any, Protocol
 
 from albumsort.pipeline import Failed, Known, Pipeline, PipelineSpec, Result, single_threaded
 
@@ -65,7 +66,7 @@ class Job:
 
     spec: PipelineSpec
     versions: tuple[str, str]
-    db_path: Optional[str] = None  # the index, read-only; None: nothing counts as known
+    db_path: str | None = None  # the index, read-only; None: nothing counts as known
 
 
 Done = list[tuple[Task, Result]]
@@ -191,7 +192,7 @@ class _Worker:
     held: deque = field(default_factory=deque)  # (number, Task) sent and not answered, in order
     alone: bool = False  # holds one photo whose earlier worker died, and nothing else
     ready: bool = False
-    started: Optional[int] = None  # the number of the photo it said it started and has not answered
+    started: int | None = None  # the number of the photo it said it started and has not answered
     photos: int = 0
 
 
@@ -456,7 +457,7 @@ class PipelineActor:
     def ready(self) -> tuple[str, int]:
         return self.where, os.getpid()
 
-    def analyse(self, items: list[tuple[str, Optional[bytes]]]) -> tuple[str, int, list[Result]]:
+    def analyse(self, items: list[tuple[str, bytes | None]]) -> tuple[str, int, list[Result]]:
         """Results for ``(path, bytes or None)`` items, in order; one known-content look-up per batch."""
         checked = [self.pipeline.check(path, data) for path, data in items]
         hashes = [c[0] for c in checked if not isinstance(c, Failed)]
@@ -465,11 +466,11 @@ class PipelineActor:
             try:
                 import ray
 
-                known = {h for h, k in zip(hashes, ray.get(self.known.current.remote(hashes))) if k}
+                known = {h for h, k in zip(hashes, ray.get(self.known.current.remote(hashes)), strict=True) if k}
             except Exception:  # the driver de-duplicates by hash when results return
                 known = set()
         out: list[Result] = []
-        for (path, data), c in zip(items, checked):
+        for (path, data), c in zip(items, checked, strict=True):
             if isinstance(c, Failed):
                 out.append(self._named(c))
             elif c[0] in known:
@@ -637,7 +638,7 @@ class RayPool:
                     continue
                 if pid not in self.seen_pids:
                     self.seen_pids.append(pid)
-                done.extend(zip(batch, results))
+                done.extend(zip(batch, results, strict=True))
             yield done
 
     def _free_slot(self, job: Job) -> _Slot | None:

@@ -40,11 +40,11 @@ class Face:
     score: float
     landmarks: list[float] | None = field(default=None)  # 5 points as x0, y0, ..., x4, y4
 
-    def scaled(self, s: float) -> "Face":
+    def scaled(self, s: float) -> Face:
         lm = [v * s for v in self.landmarks] if self.landmarks is not None else None
         return Face(tuple(v * s for v in self.box), self.score, lm)  # type: ignore[arg-type]
 
-    def shifted(self, dx: float, dy: float) -> "Face":
+    def shifted(self, dx: float, dy: float) -> Face:
         x, y, w, h = self.box
         lm = None
         if self.landmarks is not None:

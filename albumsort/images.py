@@ -183,7 +183,7 @@ def _decoded_share(im: Image.Image, full_height: int) -> float:
 
 def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pixels: int = MAX_PIXELS,
              name: str | None = None, info: dict | None = None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode ``source`` (a path or a binary file object named ``name``) upright (EXIF orientation applied) as RGB uint8.
+    """Decode ``source`` (a path or a binary file object named ``name``) upright (EXIF orientation applied), RGB uint8.
 
     With ``max_side`` the result is shrunk so its long side is at most that,
     and JPEGs are decoded directly at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
@@ -254,7 +254,8 @@ def _load_rgb(source, max_side, max_pixels, name, measured: dict | None = None) 
                 im.load()
                 if measured is not None:
                     measured["share"] = _decoded_share(im, h)
-                if max_side and max(im.size) >= 2 * max_side and im.mode in ("L", "LA", "RGB", "RGBA", "RGBX", "I", "F"):
+                reducible = im.mode in ("L", "LA", "RGB", "RGBA", "RGBX", "I", "F")
+                if max_side and max(im.size) >= 2 * max_side and reducible:
                     # Shrink by a whole factor in the stored mode before any conversion,
                     # so a large PNG or TIFF is held in memory once, not three times.
                     im = im.reduce(max(im.size) // max_side)

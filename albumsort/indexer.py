@@ -22,14 +22,15 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
-from albumsort.index import Index, Stats, path_key, path_text
-from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
 from albumsort import stages
+from albumsort.index import Index, Stats, path_key, path_text
 from albumsort.labels import EXPRESSIONS
+from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
 from albumsort.ranking import face_confidence, ranking_columns
 from albumsort.scan import Failure, walk
 
@@ -208,7 +209,7 @@ def run_index(
 
 
 def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, summary: Summary,
-          exclude: list[str] | None, todo: "_Todo") -> list[bytes]:
+          exclude: list[str] | None, todo: _Todo) -> list[bytes]:
     """Walk ``roots``: unchanged photos and known failures are marked seen, the rest added to ``todo``.
 
     Returns the folders that could not be read (their photos are kept).
@@ -268,7 +269,7 @@ class _Todo:
     CHUNK = 2000
     CACHE_KIB = 4096
 
-    def __enter__(self) -> "_Todo":
+    def __enter__(self) -> _Todo:
         self.conn = sqlite3.connect("", isolation_level=None)  # "": private, on disk past its cache, self-deleting
         self.conn.execute("PRAGMA journal_mode=OFF")
         self.conn.execute("PRAGMA synchronous=OFF")
@@ -306,7 +307,7 @@ class _Todo:
                                      [last, self.CHUNK]).fetchall()
             if not rows:
                 return
-            for n, raw, size, mtime_ns in rows:
+            for _n, raw, size, mtime_ns in rows:
                 yield path_text(raw), os.fsdecode(raw), raw, size, mtime_ns
             last = rows[-1][0]
 
@@ -400,7 +401,7 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
                     "embedding": f.embedding, "embedding_norm": f.embedding_norm,
                 })
             index.resolve_corrections(res.hash, faces)  # the user's corrections follow re-detected faces
-            people.carry(index, res.hash, faces)  # ...and so do persons  # the user's corrections follow re-detected faces
+            people.carry(index, res.hash, faces)  # ...and so do persons
             ranks = ranking_columns(index.corrected_faces(res.hash, faces))
             index.put_result(res.hash, {
                 "width": res.width, "height": res.height, "model_version": versions[0],

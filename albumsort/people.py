@@ -119,7 +119,7 @@ def assign(index, version: str) -> int:
                                             [time.time()]).lastrowid)
     labels = [fresh.get(int(lab), int(lab)) for lab in labels]
     index.conn.executemany("UPDATE faces SET person = ? WHERE id = ?",
-                           [(lab, i) for lab, i, o in zip(labels, ids, old.tolist()) if lab != o])
+                           [(lab, i) for lab, i, o in zip(labels, ids, old.tolist(), strict=True) if lab != o])
     drop_empty(index)
     return len(fresh)
 

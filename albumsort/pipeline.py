@@ -39,8 +39,8 @@ import io
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -77,14 +77,14 @@ class FaceResult:
     det_score: float
     p: tuple[float, ...]  # one probability per expression, in ``EXPRESSIONS`` order
     readability: float
-    landmarks: Optional[tuple[float, ...]] = None
+    landmarks: tuple[float, ...] | None = None
     read_scale: float = 1.0
     """Pixels of the decode its crop was cut from per pixel of the detection decode (1.0, or more when it
     was read from a larger decode)."""
-    embedding: Optional[bytes] = None
+    embedding: bytes | None = None
     """Who it is: the unit face embedding as float32 bytes (``albumsort.embeddings``), None when people are
     off or the face is too small, blurred or turned away to identify (``FaceEmbedder.usable``)."""
-    embedding_norm: Optional[float] = None
+    embedding_norm: float | None = None
     """The embedding's raw norm (its quality), also for a face judged not usable; None when people are off."""
 
 
@@ -96,14 +96,14 @@ class Analysed:
     width: int
     height: int
     dhash: int
-    exif_time: Optional[float]
+    exif_time: float | None
     faces: tuple[FaceResult, ...]
     n_small: int = 0
     """Faces the detector was sure of but that were too small to read (``faces`` holds none of them)."""
-    truncated: Optional[float] = None
+    truncated: float | None = None
     """The file ends early (an interrupted copy) and was read as far as it goes: the share of the picture it
     held (``images.load_rgb``); None for a whole file."""
-    timings: Optional[dict] = field(default=None, compare=False)
+    timings: dict | None = field(default=None, compare=False)
     """Stage timings in ms when profiling (``albumsort.stages``), else None."""
 
 
@@ -113,7 +113,7 @@ class Known:
     """A photo whose content is already scored with the current versions: nothing was decoded."""
 
     hash: str
-    timings: Optional[dict] = field(default=None, compare=False)
+    timings: dict | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -122,15 +122,15 @@ class Failed:
 
     reason: str
     remember: bool = False
-    hash: Optional[str] = None
-    timings: Optional[dict] = field(default=None, compare=False)
+    hash: str | None = None
+    timings: dict | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, reason: str, content_hash: str | None = None) -> "Failed":
+    def of(cls, reason: str, content_hash: str | None = None) -> Failed:
         return cls(reason, remember=not reason.startswith(NOT_REMEMBERED), hash=content_hash)
 
 
-Result = Union[Analysed, Known, Failed]
+Result = Analysed | Known | Failed
 
 
 # --------------------------------------------------------------------------
@@ -140,9 +140,9 @@ class PipelineSpec:
     """What a pipeline is built from; plain values, so it travels to any worker.  ``versions()`` says what
     the index records, without loading anything."""
 
-    detector: Optional[str] = None  # a name in albumsort.detectors (None: ALBUMSORT_DETECTOR, else the default)
-    model_path: Optional[str] = None  # None: the shipped emotion model
-    max_pixels: Optional[int] = None  # None: images.MAX_PIXELS
+    detector: str | None = None  # a name in albumsort.detectors (None: ALBUMSORT_DETECTOR, else the default)
+    model_path: str | None = None  # None: the shipped emotion model
+    max_pixels: int | None = None  # None: images.MAX_PIXELS
     people: bool = True  # embed every kept face large enough to identify (``albumsort.embeddings``)
 
     def versions(self) -> tuple[str, str]:
@@ -185,7 +185,7 @@ class FacesFound:
     (1.0, or more when it came from a larger decode)."""
     small: int = 0
     """Faces the detector was sure of but left out as too small to read (``detectors.Detections.small``)."""
-    larger: Optional[np.ndarray] = None
+    larger: np.ndarray | None = None
     """The second, larger decode when one was made (faces with a ``read_scale`` above 1 were cut from it)."""
 
 
@@ -320,7 +320,7 @@ class Pipeline:
                     return Known(content_hash)
         return self.score(path, content_hash, taken, data)
 
-    def check(self, path: str, data: bytes | None = None) -> tuple[str, Optional[float]] | Failed:
+    def check(self, path: str, data: bytes | None = None) -> tuple[str, float | None] | Failed:
         """(content hash, EXIF capture time) after the header check, or why the photo fails it."""
         from albumsort.images import ImageError, check_header
 
@@ -385,14 +385,14 @@ class Pipeline:
                                    landmarks=tuple(round(v * s, 1) for v in f.landmarks) if f.landmarks else None,
                                    read_scale=float(rs), embedding=emb, embedding_norm=norm)
                         for f, p, r, rs, (emb, norm) in zip(found.faces, found.probabilities, found.readability,
-                                                            found.read_scale, who)))
+                                                            found.read_scale, who, strict=True)))
 
-    def identify(self, rgb: np.ndarray, found: FacesFound) -> list[tuple[Optional[bytes], Optional[float]]]:
+    def identify(self, rgb: np.ndarray, found: FacesFound) -> list[tuple[bytes | None, float | None]]:
         """(embedding bytes or None, raw norm or None) per kept face; all None when people are off.
 
         A face cut from the larger decode is embedded from it too: alignment and the size rule see its
         real pixels.  Faces without the detector's five landmarks get no embedding."""
-        out: list[tuple[Optional[bytes], Optional[float]]] = [(None, None)] * len(found.faces)
+        out: list[tuple[bytes | None, float | None]] = [(None, None)] * len(found.faces)
         if self.embedder is None:
             return out
         from albumsort.embeddings import to_bytes

@@ -355,7 +355,8 @@ def top(index: Index, emotion: str, n: int = 20, min_confidence: float = DEFAULT
         if with_keys:
             item |= {"raw": r["raw"], "hash": r["hash"]}
         if with_faces:
-            item["faces"] = [face_json(f) for f in index.corrected_faces(r["hash"]) if f["confidence"] >= min_confidence]
+            item["faces"] = [face_json(f) for f in index.corrected_faces(r["hash"])
+                             if f["confidence"] >= min_confidence]
         out.append(item)
     return out
 

@@ -156,7 +156,7 @@ def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) 
         # Clip to the photo: a detector box may reach past its edge.
         x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
         clipped.append(dict(f, box=(x0, y0, max(0.0, min(x + w, width) - x0), max(0.0, min(y + h, height) - y0))))
-    for f, label in zip(clipped, label_layout(clipped, width, height)):
+    for f, label in zip(clipped, label_layout(clipped, width, height), strict=True):
         x, y, w, h = f["box"]
         probs = f["probabilities"]
         e = max(EXPRESSIONS, key=lambda k: probs.get(k, 0.0))  # the first on a tie, as the lists count

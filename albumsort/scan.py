@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from albumsort.images import EXTENSIONS
-
 
 IGNORE_FILE = ".albumsortignore"
 """gitignore-syntax patterns, relative to the folder holding the file, for it and everything below."""
@@ -68,7 +67,7 @@ class _Ignores:
     def __init__(self, rules: tuple = ()):
         self.rules = rules  # (base folder, compiled spec), outermost first
 
-    def add(self, base: str, lines: list[str]) -> "_Ignores":
+    def add(self, base: str, lines: list[str]) -> _Ignores:
         import pathspec
 
         lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
@@ -124,7 +123,8 @@ def _own_outputs(folder: str, names: set[str], in_report: bool) -> set[str]:
 
 
 def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple,
-              in_report: bool = False, ignores: _Ignores = _Ignores()) -> Iterator[Entry | Failure]:
+              in_report: bool = False, ignores: _Ignores | None = None) -> Iterator[Entry | Failure]:
+    ignores = ignores if ignores is not None else _Ignores()
     key = (st.st_dev, st.st_ino)
     if key in ancestors:
         yield Failure(folder, "symlink loop: links back to a folder that contains it", is_dir=True)

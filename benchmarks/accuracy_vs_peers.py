@@ -60,10 +60,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import peers
+import peers  # noqa: E402  (beside this file: after the path insert)
 
-from albumsort.labels import EMOTIONS, EXPRESSIONS
-from training.evaluate import four_way, list_view, model_input, predict
+from albumsort.labels import EMOTIONS, EXPRESSIONS  # noqa: E402
+from training.evaluate import four_way, list_view, model_input, predict  # noqa: E402
 
 FER_PAD = 0.5
 FER_UPSCALE = 4

@@ -102,7 +102,7 @@ class Yuface:
             confs, boxes, lms = yuface.detect(np.ascontiguousarray(small[:, :, ::-1]), conf=0.5 - 1e-6)
         return self.thresholds.sized((Face(tuple(float(v) for v in b), float(c) / 100.0,
                                            [float(v) for v in lm]).scaled(1 / s)
-                                      for c, b, lm in zip(confs, boxes, lms)), s, photo_scale)
+                                      for c, b, lm in zip(confs, boxes, lms, strict=False)), s, photo_scale)
 
     def detect(self, rgb):
         class Raw:
@@ -232,13 +232,14 @@ def candidates(name: str, limit: int, side: int | None, floor: float = 0.2):
         faces = det.detect(rgb)
         read = model.score_crops(crops_for(rgb, faces, model.input_size, model.channels))[1] if faces else []
         scale = min(1.0, det.side / max(rgb.shape[:2]))
-        cands[p] = [(f.score, float(r), f.box[3] * scale, f.box) for f, r in zip(faces, read)]
+        cands[p] = [(f.score, float(r), f.box[3] * scale, f.box) for f, r in zip(faces, read, strict=False)]
     for path in scenes():
         rgb = load(path)
         faces = det.detect(rgb)
         read = model.score_crops(crops_for(rgb, faces, model.input_size, model.channels))[1] if faces else []
         scale = min(1.0, det.side / max(rgb.shape[:2]))
-        cands[f"scene:{path.name}"] = [(f.score, float(r), f.box[3] * scale, f.box) for f, r in zip(faces, read)]
+        cands[f"scene:{path.name}"] = [(f.score, float(r), f.box[3] * scale, f.box)
+                                       for f, r in zip(faces, read, strict=True)]
     return det, gt, cands
 
 
@@ -265,7 +266,7 @@ def sweep(name: str, limit: int, side: int | None) -> Thresholds:
     for t in rules:
         found = {p: [c[3] for c in cs if c[2] >= t.min_size and t.confirmed(c[0], c[1])] for p, cs in cands.items()}
         res = [score_boxes(found, gt, g) for g in groups.values()]
-        for r, g in zip(res, scene_names.values()):
+        for r, g in zip(res, scene_names.values(), strict=False):
             r["false_alarm"] = sum(1 for k in g if found[k]) / max(1, len(g))
         if t.sure == t.candidate:
             label = f"score >= {t.candidate:g}, h >= {t.min_size:g}"

@@ -202,7 +202,7 @@ def profile(album: Path, db: Path) -> None:
         sys.exit(p.stderr)
     rec = json.loads(out.read_text())
     photos = rec["photos"]
-    for ph, st in zip(photos, rec["store_ms"]):
+    for ph, st in zip(photos, rec["store_ms"], strict=False):
         ph["store"] = st
     n = len(photos)
     print(f"{'stage (ms per photo)':38}{'median':>9}{'p90':>9}{'mean':>9}  photos with it")

@@ -105,9 +105,9 @@ def main() -> int:
     keras_path = Path(args.model).with_suffix(".keras")
     if keras_path.is_file():
         try:
-            import keras
-
             import json
+
+            import keras
 
             from training.model import with_heads
 

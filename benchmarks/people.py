@@ -326,7 +326,8 @@ def main(argv=None) -> int:
             ok = embedder.usable(n, eyes)
             s = crowd_pairs(v[ok], photos[ok])
             cv[half] = (v, n, eyes, photos, ok)
-            print(f"{half:9s} {len(sel):6d} {len(v):6d}  {ok.mean():7.1%}  {len(s):6d}  {np.mean(s >= E.THRESHOLD):6.2%}")
+            print(f"{half:9s} {len(sel):6d} {len(v):6d}  {ok.mean():7.1%}  {len(s):6d}  "
+                  f"{np.mean(s >= E.THRESHOLD):6.2%}")
         results["wider"] = cv
         # strangers across photos: every embedded crowd face clustered at once (faces of different photos are
         # almost always different people here)
@@ -336,7 +337,7 @@ def main(argv=None) -> int:
         shared = np.array([len(set(photos[lab == g])) > 1 for g in lab])
         print(f"all {len(v)} embedded crowd faces clustered together: {shared.mean():.1%} share a person with a "
               f"face of another photo ({len(set(lab.tolist()))} persons)")
-        for name, (lv, ln, le, lid, lok) in [(k, x) for k, x in results.items() if k != "wider"]:
+        for name, (lv, _ln, _le, lid, lok) in [(k, x) for k, x in results.items() if k != "wider"]:
             allv = np.concatenate([lv[lok], v])
             ident = np.concatenate([lid[lok].astype(object), [f"wider{i}" for i in range(len(v))]])
             ph = np.concatenate([np.array([f"{name}{i}" for i in range(lok.sum())], object), photos.astype(object)])
@@ -384,8 +385,10 @@ def sweep(embedder, labelled, results) -> None:
         def row(label, crops):
             v, n = embedder.embed_crops(np.stack(crops))
             s = v @ v0.T
-            auc = roc_auc(np.concatenate([s[same], s[diff]]), np.r_[np.ones(same.sum(), bool), np.zeros(diff.sum(), bool)])
-            print(f"{label:18s} norm median {np.median(n):5.1f}  AUC {auc:.4f}  same-person within {np.mean(s[same] >= E.THRESHOLD):.3f}"
+            auc = roc_auc(np.concatenate([s[same], s[diff]]),
+                          np.r_[np.ones(same.sum(), bool), np.zeros(diff.sum(), bool)])
+            print(f"{label:18s} norm median {np.median(n):5.1f}  AUC {auc:.4f}  "
+                  f"same-person within {np.mean(s[same] >= E.THRESHOLD):.3f}"
                   f"  different within {np.mean(s[diff] >= E.THRESHOLD):.4f}")
 
         row("as photographed", [E.align(r[0], r[1]) for r in recs])
@@ -396,7 +399,8 @@ def sweep(embedder, labelled, results) -> None:
                 crops.append(E.align(cv2.resize(rgb, None, fx=k, fy=k, interpolation=cv2.INTER_AREA), lm * k))
             row(f"eyes {eyes} px apart", crops)
         for sigma in (1, 2, 3, 4):
-            row(f"blur sigma {sigma} px", [E.align(cv2.GaussianBlur(r[0], (0, 0), sigma * E.eye_distance(r[1]) / 35), r[1])
+            row(f"blur sigma {sigma} px", [E.align(cv2.GaussianBlur(r[0], (0, 0), sigma * E.eye_distance(r[1]) / 35),
+                                                   r[1])
                                            for r in recs])
 
     if "wider" in results:
@@ -404,7 +408,8 @@ def sweep(embedder, labelled, results) -> None:
               f"{E.THRESHOLD} / embedded faces in a person with a face of another photo ---")
         for half in ("train", "held-out"):
             v, n, eyes, photos, _ = results["wider"][half]
-            print(f"{half} half; rows: eyes >= px, columns: raw norm >= " + "".join(f"{m:>22g}" for m in (0, 10, 11, 12, 13, 14)))
+            print(f"{half} half; rows: eyes >= px, columns: raw norm >= "
+                  + "".join(f"{m:>22g}" for m in (0, 10, 11, 12, 13, 14)))
             for me in (0, 8, 12, 16):
                 line = f"{me:5d}"
                 for mn in (0, 10, 11, 12, 13, 14):
@@ -422,11 +427,13 @@ def sweep(embedder, labelled, results) -> None:
             m = (e_all >= lo) & (e_all < hi)
             if m.any():
                 print(f"  eyes {lo}-{hi if hi < 10000 else ''} px: {m.sum():5d} faces, " +
-                      " / ".join(f"{np.mean(n_all[m] >= t):.0%}" for t in (10, 12, 14)) + f", median norm {np.median(n_all[m]):.1f}")
+                      " / ".join(f"{np.mean(n_all[m] >= t):.0%}" for t in (10, 12, 14))
+                      + f", median norm {np.median(n_all[m]):.1f}")
 
     print("\n--- threshold and linkage (embedded faces): pairwise precision / recall; crowd pairs within ---")
     names = [k for k in results if k != "wider"]
-    print("threshold linkage  " + "".join(f"{n:>18s}" for n in names) + ("   crowd train  held-out" if "wider" in results else ""))
+    print("threshold linkage  " + "".join(f"{n:>18s}" for n in names)
+          + ("   crowd train  held-out" if "wider" in results else ""))
     for th in np.round(np.arange(0.40, 0.701, 0.025), 3):
         for link in ("centroid", "average"):
             line = f"{th:9.3f} {link:9s}"

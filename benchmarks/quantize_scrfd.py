@@ -52,8 +52,13 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "models" / "scrfd_2.5g_int8.onnx"))
     args = ap.parse_args()
 
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
     from PIL import Image
 

@@ -63,7 +63,7 @@ def main() -> int:
     print(f"{pipe.detector.version}, floor in photo pixels lifted")
     print(f"{'half':10}{'height px':>12}{'faces':>8}{'matched':>9}{'readable':>10}{'conf>=0.20':>12}")
     for half in ("training", "held-out"):
-        for lo, hi in zip(BANDS, BANDS[1:]):
+        for lo, hi in zip(BANDS, BANDS[1:], strict=False):
             if (half, lo) in rows:
                 n, m, rd, c = rows[half, lo]
                 label = f"{lo}-{hi}" if hi < 10**9 else f">= {lo}"

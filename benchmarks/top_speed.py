@@ -95,7 +95,8 @@ def main() -> int:
             subprocess.run([sys.executable, "-c", "pass"], check=True)
             base.append(time.perf_counter() - t)
         print(f"top happy -n 20, library query at the default threshold: median {1000 * statistics.median(lib):.1f} ms")
-        print(f"top happy -n 20, library query at --min-confidence 0.3:   median {1000 * statistics.median(other):.0f} ms")
+        print("top happy -n 20, library query at --min-confidence 0.3:   "
+              f"median {1000 * statistics.median(other):.0f} ms")
         print(f"`albumsort top happy -n 20 --json`, whole command:          median {statistics.median(cmd):.2f} s "
               f"(a bare `python -c pass` takes {statistics.median(base):.2f} s here)")
     return 0

@@ -30,7 +30,7 @@ def test_nms_arrays_matches_nms():
     scores = np.array([0.5, 0.9, 0.7, 0.8], np.float32)
     keep = nms_arrays(scores, boxes, 0.4)
     assert keep == [1, 3]
-    assert [f.score for f in nms([Face(tuple(b), float(s)) for b, s in zip(boxes, scores)])] == \
+    assert [f.score for f in nms([Face(tuple(b), float(s)) for b, s in zip(boxes, scores, strict=False)])] == \
         pytest.approx([scores[k] for k in keep])
 
 

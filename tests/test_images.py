@@ -17,8 +17,8 @@ def marked(w=120, h=80) -> Image.Image:
     return Image.fromarray(a)
 
 
-@pytest.mark.parametrize("ext,kw", [(".jpg", {"quality": 95}), (".png", {}), (".tif", {}), (".webp", {"lossless": True}),
-                                    (".bmp", {}), (".gif", {})])
+@pytest.mark.parametrize("ext,kw", [(".jpg", {"quality": 95}), (".png", {}), (".tif", {}),
+                                    (".webp", {"lossless": True}), (".bmp", {}), (".gif", {})])
 def test_formats(tmp_path, ext, kw):
     p = tmp_path / f"x{ext}"
     marked().save(p, **kw)

@@ -1,8 +1,8 @@
 """albumsort index on real little albums: faces found, incremental reruns, moves, model changes, locks."""
 
 import os
-import sys
 import shutil
+import sys
 
 import pytest
 from PIL import Image

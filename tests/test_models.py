@@ -22,7 +22,7 @@ def provenance() -> dict[str, dict]:
     rows = {}
     for ln in lines[2:]:
         cells = [c.strip() for c in ln.strip("|").split("|")]
-        row = dict(zip(header, cells))
+        row = dict(zip(header, cells, strict=False))
         rows[row["file"].strip("`")] = row
     return rows
 

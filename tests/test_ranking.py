@@ -108,7 +108,7 @@ def test_a_tie_between_emotions_counts_once_on_every_path(tmp_path):
     idx = Index(tmp_path / "t.db")
     pairs = [(a, b) for i, a in enumerate(EXPRESSIONS) for b in EXPRESSIONS[i + 1:]]
     with idx.transaction():
-        for k, (a, b) in enumerate(pairs):
+        for _k, (a, b) in enumerate(pairs):
             rest = 0.2 / (len(EXPRESSIONS) - 2)
             p = {e: 0.4 if e in (a, b) else rest for e in EXPRESSIONS}
             f = {f"p_{e}": p[e] for e in EXPRESSIONS}

@@ -83,7 +83,7 @@ def test_report_in_headless_chromium(indexed, tmp_path):
         from selenium.common.exceptions import NoAlertPresentException
 
         with pytest.raises(NoAlertPresentException):
-            drv.switch_to.alert.text
+            _ = drv.switch_to.alert.text
         names = drv.execute_script("return [...document.querySelectorAll('.name')].map(e => e.textContent)")
         assert EVIL in names and ODD in names
         for e in EMOTIONS:

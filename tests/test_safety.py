@@ -219,7 +219,8 @@ def test_read_only_index_serves_every_read_command(album, tmp_path):
     if os.geteuid() == 0:
         if not shutil.which("unshare"):
             pytest.skip("root without unshare cannot make a read-only folder")
-        lines = [f"mount -t tmpfs none {shlex.quote(str(ro))}"] + lines + [f"mount -o remount,ro {shlex.quote(str(ro))}"]
+        q = shlex.quote(str(ro))
+        lines = [f"mount -t tmpfs none {q}"] + lines + [f"mount -o remount,ro {q}"]
     else:
         lines.append(f"chmod 555 {shlex.quote(str(ro))}")
     cli = " ".join(shlex.quote(c) for c in CLI)

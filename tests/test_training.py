@@ -12,8 +12,18 @@ from PIL import Image
 from albumsort.labels import EMOTIONS, EXPRESSIONS
 from tests.conftest import ROOT, shared
 from training.calibration import expected_calibration_error, fit_temperature, softmax
-from training.data import (FER_CLASSES, TARGETS, UNREADABLE, ferplus_majority, ferplus_targets, load, load_csv,
-                           load_fer, load_folder, stratified_split)
+from training.data import (
+    FER_CLASSES,
+    TARGETS,
+    UNREADABLE,
+    ferplus_majority,
+    ferplus_targets,
+    load,
+    load_csv,
+    load_fer,
+    load_folder,
+    stratified_split,
+)
 
 
 def fake_faces(n, label, seed):
@@ -40,7 +50,7 @@ def fer_folder(tmp_path):
 def fer_csv(tmp_path):
     path = tmp_path / "fer2013.csv"
     rows = ["emotion,pixels,Usage"]
-    for fer_label, name in enumerate(FER_CLASSES):
+    for fer_label, _name in enumerate(FER_CLASSES):
         for usage in ("Training", "PublicTest", "PrivateTest"):
             for a in fake_faces(3, fer_label % 4, fer_label):
                 rows.append(f"{fer_label},{' '.join(map(str, a.ravel()))},{usage}")
@@ -191,7 +201,7 @@ def test_smoke_training_resumes_to_the_same_model_and_evaluates(fer_folder, tmp_
     import training.model  # noqa: F401  (registers the Standardize layer)
 
     a, b = (keras.models.load_model(d / "smoke.keras", compile=False) for d in (out, straight))
-    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=False))
     for f in ("smoke.keras", "smoke.onnx", "smoke.json", "smoke_metrics.json", "smoke_curves.png",
               "smoke_confusion.png"):
         assert (out / f).is_file(), f
@@ -290,7 +300,8 @@ def test_rafdb_faces_get_the_album_framing(rafdb_folder, tmp_path):
     cache = DetectionCache(det, tmp_path / "cache")
     x, t, found = load_rafdb(rafdb_folder, "val", size=64, channels=3, cache=cache)
     assert x.shape == (7, 64, 64, 3) and x.dtype == np.uint8 and found == 1.0
-    assert t.shape == (7, 8) and t.argmax(1).tolist() == [EXPRESSIONS.index(e) for _, e in rafdb_files(rafdb_folder, "val")]
+    truth = [EXPRESSIONS.index(e) for _, e in rafdb_files(rafdb_folder, "val")]
+    assert t.shape == (7, 8) and t.argmax(1).tolist() == truth
     # Exactly what the album would cut from the padded photo with the detector's box and landmarks.
     path = rafdb_files(rafdb_folder, "val")[0][0]
     padded, p = pad_face(np.asarray(Image.open(path).convert("RGB")))
@@ -330,9 +341,7 @@ def test_model_declares_its_input_size_and_channels():
 def test_augmentations_keep_shape_and_label_face_like_things_unreadable(channels):
     """Masks and heavy paint cover the face and are labelled unreadable; augmentation keeps any input shape."""
     tf = pytest.importorskip("tensorflow")
-    from training.augment import augment_batch, make_facelike
-
-    from training.augment import Rng
+    from training.augment import Rng, augment_batch, make_facelike
 
     x = tf.random.stateless_uniform([16, 64, 64, channels], seed=[0, 0])
     t = tf.one_hot(tf.range(16) % 7, 8)  # seven expressions, unreadable last

@@ -197,7 +197,7 @@ def test_5_report_labels_are_whole_words_inside_the_photo_and_apart():
     faces += [f(100, 100, 300, 360), f(420, 120, 280, 340, "neutral"), f(1560, 500, 40, 50, "sad")]
     layout = label_layout(faces, 1600, 1200)
     rects = []
-    for face_, label in zip(faces, layout):
+    for face_, label in zip(faces, layout, strict=False):
         if label is None:
             continue
         text, left, top = label

@@ -91,7 +91,8 @@ def load_folder(root: str | Path, limit_per_class: int | None = None, size: int 
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 
 
-def load_csv(path: str | Path, split: str = "train", limit_per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_csv(path: str | Path, split: str = "train",
+             limit_per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read the FER2013 challenge CSV (``emotion,pixels,Usage``) for one split.
 
     ``split`` is train, test (PublicTest) or private (PrivateTest).

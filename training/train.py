@@ -181,8 +181,16 @@ def load_all(cfg: Config) -> dict:
     K is 8 (``TARGETS``: the seven expressions, then unreadable).
     """
     from albumsort.faces import make_detector
-    from training.data import (UNREADABLE, DetectionCache, load_expw, load_fer, load_nonfaces, load_rafdb, one_hot,
-                               stratified_split)
+    from training.data import (
+        UNREADABLE,
+        DetectionCache,
+        load_expw,
+        load_fer,
+        load_nonfaces,
+        load_rafdb,
+        one_hot,
+        stratified_split,
+    )
 
     size, ch = cfg.input_size, cfg.channels
     cache = DetectionCache(make_detector())
@@ -371,8 +379,15 @@ def train(cfg: Config) -> dict | None:
     import keras
 
     from training.data import TARGETS
-    from training.evaluate import (facelike_metrics, four_way, heads_from_logits, list_view, metrics, plot_confusion,
-                                   readability_metrics)
+    from training.evaluate import (
+        facelike_metrics,
+        four_way,
+        heads_from_logits,
+        list_view,
+        metrics,
+        plot_confusion,
+        readability_metrics,
+    )
     from training.export import calibrated, export_onnx, max_difference
 
     t0 = time.time()
@@ -380,7 +395,8 @@ def train(cfg: Config) -> dict | None:
     x_train, t_train = to_model_input(data["train"][0]), data["train"][1]
     x_val, t_val = to_model_input(data["val"][0]), data["val"][1]
     print(f"data: {len(x_train)} train, {len(x_val)} validation; class mass "
-          f"{dict(zip(TARGETS, np.round(t_train.sum(0)).astype(int).tolist()))} ({time.time() - t0:.1f} s)",
+          f"{dict(zip(TARGETS, np.round(t_train.sum(0)).astype(int).tolist(), strict=True))} "
+          f"({time.time() - t0:.1f} s)",
           flush=True)
     model, history, train_seconds, finished = fit(cfg, x_train, t_train, x_val, t_val)
     if not finished:

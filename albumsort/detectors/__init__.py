@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,7 +51,7 @@ class Thresholds:
     def confirmed(self, score: float, readability: float) -> bool:
         return score >= self.sure or (score >= self.candidate and readability >= self.readable)
 
-    def sized(self, boxes: "Iterable[Face]", detect_scale: float, photo_scale: float = 1.0) -> "Detections":
+    def sized(self, boxes: Iterable[Face], detect_scale: float, photo_scale: float = 1.0) -> Detections:
         """The candidates of ``boxes`` (scored at least ``candidate``, in the pixels of the image given to
         ``detect``) that pass both size floors, and the count of sure ones that do not.
 
@@ -70,7 +71,7 @@ class Thresholds:
         return (f"m{self.candidate:g}-sure{self.sure:g}-read{self.readable:g}-min{self.min_size:g}"
                 f"-photo{self.min_photo_size:g}")
 
-    def with_floor(self, min_score: float | None = None, min_size: float | None = None) -> "Thresholds":
+    def with_floor(self, min_score: float | None = None, min_size: float | None = None) -> Thresholds:
         """These thresholds with a lower candidate floor (sweeps, training): ``min_score`` lowers the
         candidate score (sure stays at least that); ``min_size`` becomes the only size floor."""
         if min_score is None and min_size is None:
@@ -86,7 +87,7 @@ class Detections(list):
     iterates or unpacks them is unchanged) and ``small``, how many faces the detector was sure of
     (score >= ``thresholds.sure``) but left out as too small to read (under a size floor)."""
 
-    def __init__(self, faces: "Iterable[Face]" = (), small: int = 0):
+    def __init__(self, faces: Iterable[Face] = (), small: int = 0):
         super().__init__(faces)
         self.small = int(small)
 
@@ -100,7 +101,7 @@ class Detector(Protocol):
     version: str
     thresholds: Thresholds
 
-    def detect(self, rgb: "np.ndarray", photo_scale: float = 1.0) -> Detections:
+    def detect(self, rgb: np.ndarray, photo_scale: float = 1.0) -> Detections:
         """Candidate faces in an RGB uint8 image, in its pixel coordinates, and the count of sure faces too
         small to read (``Thresholds.sized``).  ``photo_scale``: pixels of the photo per pixel of ``rgb``
         (more than 1 when ``rgb`` is a reduced decode), for ``thresholds.min_photo_size``."""

@@ -54,7 +54,7 @@ class YuNet:
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :h, :w] = small[:, :, ::-1].transpose(2, 0, 1)
         sess = self.model.session
-        out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": blob})))
+        out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": blob}), strict=True))
         scores, boxes, kps = [], [], []
         for stride in STRIDES:
             cls = np.clip(out[f"cls_{stride}"].reshape(-1), 0, 1)
