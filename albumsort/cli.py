@@ -1070,7 +1070,7 @@ def _explain_lines(idx, row: dict, min_confidence: float, ranked: dict, persons:
         pos = ranked[e].of(row["hash"])
         theirs = " of " + " and ".join(label(x, known) for x in persons) if persons else ""
         if pos:
-            where = f"rank {pos} in the list{theirs}"
+            where = f"rank {pos}" + (f" in the list{theirs}" if persons else "")
         elif persons:
             where = f"not in the list{theirs}: not every one of their kept faces shows it (see --any)"
         elif not shows:

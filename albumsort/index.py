@@ -284,9 +284,15 @@ class Index:
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30, isolation_level=None)
         except sqlite3.DatabaseError as e:
             conn.close()
-            raise NotAnIndex(f"{self.path} is not an albumsort index ({e}); refusing to touch it") from None
+            self._not_ours(e)
         conn.row_factory = sqlite3.Row
         return conn
+
+    def _not_ours(self, e: Exception):
+        """SQLite cannot read the file: albumsort's own id in its header makes it a damaged index, to rebuild."""
+        if carries_our_id(self.path):
+            raise DamagedIndex(damaged_message(self.path, e)) from None
+        raise NotAnIndex(f"{self.path} is not an albumsort index ({e}); refusing to touch it") from None
 
     def _owned_version(self, conn: sqlite3.Connection) -> int:
         """The schema version of albumsort's index in ``conn``; 0 for an empty database; raises if foreign."""
@@ -294,7 +300,7 @@ class Index:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as e:
-            raise NotAnIndex(f"{self.path} is not an albumsort index ({e}); refusing to touch it") from None
+            self._not_ours(e)
         if app_id == 0 and not tables:
             return 0
         foreign = NotAnIndex(f"{self.path} is not an albumsort index (another program's database?); "

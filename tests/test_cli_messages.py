@@ -451,10 +451,11 @@ def test_10_piped_output_is_never_cut(tmp_path):
     code, out, _ = run(db, "show", long, env=env)
     assert code == 0 and "…" not in out and str(long) in out
     lines = out.splitlines()
-    assert lines[1].split("\t") == ["#", "box x,y,w,h", *EXPRESSIONS, "top", "readable", "confidence", "kept"]
+    assert lines[1].split("\t") == ["#", "box x,y,w,h", *EXPRESSIONS, "top", "readable", "confidence", "kept",
+                                    "person"]
     assert lines[2].split("\t")[2:12] == ["0.00", "0.91", "0.00", "0.09", "0.00", "0.00", "0.00", "happy", "0.95",
                                           "0.82"]
-    assert len(lines) == 4 and all(line.count("\t") == 12 for line in lines[1:])
+    assert len(lines) == 4 and all(line.count("\t") == 13 for line in lines[1:])
     code, out, _ = run(db, "status", env=env)
     assert "…" not in out and f"index\t{db}" in out and all("\t" in line for line in out.splitlines())
     code, out, _ = run(db, "nofaces", "--in", tmp_path, env=env)
