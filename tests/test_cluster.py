@@ -34,8 +34,13 @@ def rows(db) -> dict[str, list[tuple]]:
     c.row_factory = sqlite3.Row
     out = {}
     for table in ("photos", "results", "faces", "errors"):
-        out[table] = sorted(tuple((k, r[k]) for k in r.keys() if k not in TIMES)
+        out[table] = sorted(tuple((k, r[k]) for k in r.keys() if k not in TIMES and k != "person")
                             for r in c.execute(f"SELECT * FROM {table}"))
+    # Person ids depend on the order faces first reached the index: compare the grouping itself.
+    groups: dict = {}
+    for h, idx, person in c.execute("SELECT hash, idx, person FROM faces WHERE person IS NOT NULL"):
+        groups.setdefault(person, set()).add((h, idx))
+    out["persons"] = sorted(sorted(g) for g in groups.values())
     c.close()
     return out
 
