@@ -1329,7 +1329,6 @@ def forget(
     nothing dropped, when a PATH holds nothing indexed; 3 when an `index`
     run holds the index.
     """
-    from filelock import FileLock, Timeout
 
     from albumsort.index import path_key
 
@@ -1339,20 +1338,7 @@ def forget(
         if not any(idx.held_under(raw)):
             fail(f"nothing indexed at or under {p}: nothing was forgotten (see `albumsort status`)")
     idx.close()
-    idx = open_index(ctx, create=True)
-    lock = FileLock(str(idx.path) + ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        idx.close()
-        fail(f"another `albumsort index` is updating {idx.path}; wait for it to finish, then run again",
-             code=ExitStatus.LOCKED)
-    try:
-        with idx.transaction():
-            done = [(p, *idx.forget(raw)) for p, raw in raws]
-    finally:
-        idx.close()
-        lock.release()
+    done = _locked_change(ctx, lambda idx: [(p, *idx.forget(raw)) for p, raw in raws])
     for p, photos, failures in done:
         there = "on disk" if os.path.lexists(p) else "gone from disk"
         note(f"forgot {plural(photos, 'photo')} and {plural(failures, 'failure')} under {p} ({there}; "
@@ -1369,8 +1355,9 @@ PEOPLE_COLUMNS = [Column("person", lambda r, i: r["person"]), Column("name", lam
                   Column("sample", lambda r, i: r["sample"], justify="left")]
 
 
-def _people_change(ctx: typer.Context, change) -> object:
-    """Run ``change(idx)`` in one transaction on the writable index, refused while an `index` run holds it."""
+def _locked_change(ctx: typer.Context, change) -> object:
+    """Run ``change(idx)`` in one transaction on the writable index (``forget``, ``people ...``), refused
+    while an `index` run holds it."""
     from filelock import FileLock, Timeout
 
     from albumsort.people import PersonError
@@ -1444,7 +1431,7 @@ def people_name(
         set_name(idx, pid, name)
         return pid
 
-    pid = _people_change(ctx, change)
+    pid = _locked_change(ctx, change)
     console.print(f"person {pid}: {name.strip()}", highlight=False, markup=False)
 
 
@@ -1461,7 +1448,7 @@ def people_merge(
         a, b = resolve(idx, keep), resolve(idx, other)
         return a, b, merge(idx, a, b)
 
-    a, b, moved = _people_change(ctx, change)
+    a, b, moved = _locked_change(ctx, change)
     console.print(f"person {b} merged into person {a} ({plural(moved, 'face')} moved)", highlight=False,
                   markup=False)
 
@@ -1472,7 +1459,7 @@ def people_forget(ctx: typer.Context) -> None:
     in it; `albumsort index PHOTOS --people` starts again."""
     from albumsort.people import forget as forget_people
 
-    n, k = _people_change(ctx, forget_people)
+    n, k = _locked_change(ctx, forget_people)
     note(f"deleted {plural(n, 'face embedding')} and {plural(k, 'person')}; people stay off for this index "
          "until `albumsort index PHOTOS --people`")
 
