@@ -82,7 +82,7 @@ def parse_target(index, given: str) -> Target:
     """
     import re
 
-    from albumsort.index import path_key, path_text
+    from albumsort.files import path_key, path_text
 
     raw = path_key(os.path.abspath(given))
     row = index.photo(raw)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from albumsort.runtime import OnnxModel, file_version, model_file
 
@@ -130,8 +131,11 @@ def eye_distance(landmarks) -> float:
 def align(rgb: np.ndarray, landmarks, size: int = SIZE, template: np.ndarray = ARCFACE_TEMPLATE) -> np.ndarray:
     """The face with these five landmarks (in ``rgb``'s pixels) warped onto the ``size`` x ``size`` template.
 
-    A face much larger than the crop is first shrunk by a whole factor (warping samples, it does not
-    average), so a large face is not aliased; pixels outside the photo are filled by replicating its border.
+    Only the region the warp samples is read: a 12 MP photo costs what the face costs.  A face much
+    larger than the crop is first shrunk by a whole factor k (warping samples, it does not average), so a
+    large face is not aliased; the region starts on a multiple of k and holds whole k x k blocks, so the
+    shrink averages exactly the blocks a shrink of the whole photo would.  Pixels outside the photo
+    replicate its border.
     """
     import cv2
 
@@ -139,11 +143,26 @@ def align(rgb: np.ndarray, landmarks, size: int = SIZE, template: np.ndarray = A
     dst = template * (size / 112.0)
     m = similarity_transform(lm, dst)
     scale = float(np.hypot(m[0, 0], m[0, 1]))
-    img = rgb
-    if scale < 0.5:
-        k = int(1 / scale + 1e-3)  # 1 / 0.1 is 9.99... in float32
-        img = cv2.resize(rgb, (max(1, rgb.shape[1] // k), max(1, rgb.shape[0] // k)), interpolation=cv2.INTER_AREA)
-        m = similarity_transform((lm - (k - 1) / 2) / k, dst)  # pixel centres of a k-fold area shrink
+    k = int(1 / scale + 1e-3) if scale < 0.5 else 1  # 1 / 0.1 is 9.99... in float32
+    inv = cv2.invertAffineTransform(m)
+    square = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float32) @ inv.T
+    margin = 2 * k + 2  # the bilinear neighbours of the outermost samples, in source pixels
+    h, w = rgb.shape[:2]
+    x0 = max(0, int(np.floor(square[:, 0].min())) - margin)
+    y0 = max(0, int(np.floor(square[:, 1].min())) - margin)
+    x1 = min(w, int(np.ceil(square[:, 0].max())) + margin + 1)
+    y1 = min(h, int(np.ceil(square[:, 1].max())) + margin + 1)
+    x0, y0 = x0 - x0 % k, y0 - y0 % k
+    if x1 - x0 < k or y1 - y0 < k:  # the face lies outside the photo: sample the whole of it
+        x0 = y0 = 0
+        x1, y1 = w, h
+    x1, y1 = x0 + max(k, (x1 - x0) // k * k), y0 + max(k, (y1 - y0) // k * k)  # whole k x k blocks only
+    img = rgb[y0:y1, x0:x1]
+    lm = lm - np.array([x0, y0], np.float32)
+    if k > 1:
+        img = cv2.resize(img, (max(1, img.shape[1] // k), max(1, img.shape[0] // k)), interpolation=cv2.INTER_AREA)
+        lm = (lm - (k - 1) / 2) / k  # pixel centres of a k-fold area shrink
+    m = similarity_transform(lm, dst)
     return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -216,7 +235,7 @@ class FaceEmbedder(OnnxModel):
 
 # --------------------------------------------------------------------------
 # Persons
-def cluster_faces(vectors: np.ndarray, photos: Sequence, labels: Sequence[int] | None = None,
+def cluster_faces(vectors: np.ndarray, photos: Sequence, labels: ArrayLike | None = None,
                   threshold: float = THRESHOLD, chunk: int = 1024, linkage: str = LINKAGE) -> np.ndarray:
     """Person ids for every face: the given ones kept, new ones (label < 0) assigned.
 
@@ -237,26 +256,26 @@ def cluster_faces(vectors: np.ndarray, photos: Sequence, labels: Sequence[int] |
         raise ValueError(f"unknown linkage {linkage!r}: use 'centroid' or 'average'")
     v = np.asarray(vectors, np.float32)
     n = len(v)
-    labels = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64).copy()
-    if len(labels) != n or len(photos) != n:
-        raise ValueError("vectors, photos and labels must have one entry per face")
+    ids = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64).copy()
+    if len(ids) != n or len(photos) != n:
+        raise ValueError("vectors, photos and ids must have one entry per face")
     if n == 0:
-        return labels
+        return ids
     photo_ids = _codes(photos)
     # existing persons: sum, count, set of photos
-    person_ids = sorted({int(x) for x in labels if x >= 0})
+    person_ids = sorted({int(x) for x in ids if x >= 0})
     pidx = {p: i for i, p in enumerate(person_ids)}
     d = v.shape[1]
     psum = np.zeros((len(person_ids), d), np.float64)
     pcount = np.zeros(len(person_ids), np.int64)
     pphotos: list[set] = [set() for _ in person_ids]
-    for i in np.flatnonzero(labels >= 0):
-        k = pidx[int(labels[i])]
+    for i in np.flatnonzero(ids >= 0):
+        k = pidx[int(ids[i])]
         psum[k] += v[i]
         pcount[k] += 1
         pphotos[k].add(photo_ids[i])
     next_id = (max(person_ids) + 1) if person_ids else 0
-    new = np.flatnonzero(labels < 0)
+    new = np.flatnonzero(ids < 0)
     for start in range(0, len(new), chunk):
         idx = new[start:start + chunk]
         p = len(person_ids)
@@ -265,8 +284,8 @@ def cluster_faces(vectors: np.ndarray, photos: Sequence, labels: Sequence[int] |
             if g >= p:  # a new person (groups p, p+1, ... in order of their first face)
                 person_ids.append(next_id)
                 next_id += 1
-            labels[idx[groups[g]]] = person_ids[g]
-    return labels
+            ids[idx[groups[g]]] = person_ids[g]
+    return ids
 
 
 def _codes(keys: Sequence) -> np.ndarray:
@@ -348,14 +367,14 @@ def _agglomerate(v, photos, psum, pcount, pphotos, threshold, linkage):
     return out, psum2, pcount2, pphotos2
 
 
-def carry_over(old: Sequence[int], new: Sequence[int]) -> np.ndarray:
+def carry_over(old: ArrayLike, new: ArrayLike) -> np.ndarray:
     """Person ids across a re-clustering (a model change): each new group takes the old id that most of
     its faces had, largest overlaps first, each old id at most once; the rest get fresh ids above all old
     ones.  ``old``: the faces' previous ids (-1 for none); ``new``: their ids from ``cluster_faces``."""
-    old = np.asarray(old, np.int64)
-    new = np.asarray(new, np.int64)
+    before = np.asarray(old, np.int64)
+    after = np.asarray(new, np.int64)
     pairs: dict[tuple[int, int], int] = {}
-    for o, g in zip(old.tolist(), new.tolist(), strict=True):
+    for o, g in zip(before.tolist(), after.tolist(), strict=True):
         if o >= 0 and g >= 0:
             pairs[(g, o)] = pairs.get((g, o), 0) + 1
     mapping: dict[int, int] = {}
@@ -364,13 +383,13 @@ def carry_over(old: Sequence[int], new: Sequence[int]) -> np.ndarray:
         if g not in mapping and o not in used:
             mapping[g] = o
             used.add(o)
-    nxt = max([int(x) for x in old if x >= 0] + [-1]) + 1
-    out = np.full(len(new), -1, np.int64)
-    for g in sorted(set(new.tolist()) - {-1}):
+    nxt = max([int(x) for x in before.tolist() if x >= 0] + [-1]) + 1
+    out = np.full(len(after), -1, np.int64)
+    for g in sorted(set(after.tolist()) - {-1}):
         if g not in mapping:
             mapping[g] = nxt
             nxt += 1
-        out[new == g] = mapping[g]
+        out[after == g] = mapping[g]
     return out
 
 

@@ -1,4 +1,4 @@
-"""The emotion model at inference time: an ONNX file, run by ONNX Runtime without TensorFlow.
+"""The emotion model at inference time: an ONNX file, run by ONNX Runtime.
 
 The shipped model (``models/emotion.onnx``, exported by ``training/export.py``)
 already ends in its calibrated heads: input ``face`` (N, S, S, C) float32 in
@@ -12,10 +12,8 @@ side S and the channel count C are read from the file's input shape
 (``EmotionModel.input_size``, ``.channels``): a new model at 64 px in colour
 needs no code change.  A four-output model reads every face as readable.
 
-ONNX Runtime (``albumsort.runtime``) runs it on every OS; a ``.tflite`` file
-still runs through LiteRT (``albumsort.litert``) for benchmarks and older
-training runs.  Importing TensorFlow would cost seconds per command and is
-never needed here.
+ONNX Runtime (``albumsort.runtime``) runs it on every OS.  Importing
+TensorFlow would cost seconds per command and is never needed here.
 """
 
 from __future__ import annotations
@@ -66,20 +64,13 @@ class EmotionModel:
             raise ValueError(f"{self.path}: model labels {', '.join(unknown)} are not among {', '.join(EXPRESSIONS)}")
         self._columns = [EXPRESSIONS.index(e) for e in self.labels]
         self.threads = threads
-        if self.path.suffix == ".onnx":
-            self._session = session(self.path, threads)
-            inp = self._session.get_inputs()[0]
-            self._input, self._output = inp.name, self._session.get_outputs()[0].name
-            shape = inp.shape  # (N, S, S, C); N is dynamic
-            self.runtime = "onnxruntime"
-        else:
-            from albumsort.litert import TFLiteModel
-
-            self._session = None
-            self._model = TFLiteModel(self.path, threads or 1)
-            side = self.meta.get("input_size", 48)
-            shape = [None, side, side, self.meta.get("channels", 1)]
-            self.runtime = self._model.runtime
+        if self.path.suffix != ".onnx":
+            raise ValueError(f"{self.path}: albumsort runs .onnx models (export one with training/export.py)")
+        self._session = session(self.path, threads)
+        inp = self._session.get_inputs()[0]
+        self._input, self._output = inp.name, self._session.get_outputs()[0].name
+        shape = inp.shape  # (N, S, S, C); N is dynamic
+        self.runtime = "onnxruntime"
         if not (len(shape) == 4 and isinstance(shape[1], int) and isinstance(shape[3], int)):
             raise ValueError(f"{self.path}: input shape {shape} is not (N, S, S, C)")
         self.input_size: int = shape[1]
@@ -88,8 +79,6 @@ class EmotionModel:
         """1: grayscale crops; 3: RGB crops (``preprocess.for_model``)."""
 
     def _run(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        if self._session is None:
-            return self._model.run_batched(x, batch_size)
         return np.concatenate([self._session.run([self._output], {self._input: x[i:i + batch_size]})[0]
                                for i in range(0, len(x), batch_size)])
 

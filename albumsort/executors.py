@@ -16,10 +16,10 @@ finished, so the driver can commit on time):
   (bounded); only paths travel, or with ``ship_bytes`` the files' bytes.
 
 Both keep a bounded number of photos in flight, so the driver's memory does
-not grow with the album.  Neither reads nor writes the index: the one
-look-up workers need, "is this content already scored?" (it spares decoding
-a moved or copied photo), is answered by :class:`KnownContent`, a read-only
-connection on the driver's machine.
+not grow with the album.  Workers never open the index: the one look-up
+they need, "is this content already scored?" (it spares decoding a moved or
+copied photo), is answered by :class:`KnownContent`, the driver's snapshot
+of the current content hashes (8 bytes each), handed to every worker once.
 
 Ray is imported only by :class:`RayPool`: no other command imports it.
 """
@@ -29,15 +29,15 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import sqlite3
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import wait as mp_wait
-from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from albumsort.pipeline import Failed, Known, Pipeline, PipelineSpec, Result, single_threaded
 
@@ -62,11 +62,11 @@ class Task:
 
 @dataclass(frozen=True)
 class Job:
-    """What every worker of one run needs: the pipeline's spec, and where the known-content look-ups read."""
+    """What every worker of one run needs: the pipeline's spec, and the content already scored."""
 
     spec: PipelineSpec
     versions: tuple[str, str]
-    db_path: str | None = None  # the index, read-only; None: nothing counts as known
+    known: KnownContent | None = None  # None: nothing counts as known
 
 
 Done = list[tuple[Task, Result]]
@@ -77,30 +77,35 @@ class Executor(Protocol):
 
     workers: int
 
-    def run(self, tasks: Iterable[Task], total: int, job: Job) -> Iterator[Done]:
+    def run(self, tasks: Iterable[Task], total: int, job: Job) -> Generator[Done, None, None]:
         """Yield completed ``(task, result)`` pairs as they come, at least once a second."""
 
     def close(self) -> None:
         """Release every worker; called once the run is over, also after Ctrl-C."""
 
 
+@dataclass(frozen=True)
 class KnownContent:
-    """Whether content is already scored with the current versions: read-only look-ups in the index."""
+    """Whether content was scored with the current versions when the run began (``Index.current_keys``).
 
-    def __init__(self, db_path: str, versions: tuple[str, str]):
-        uri = Path(db_path).resolve().as_uri() + "?mode=ro"  # escapes '#', '?' and '%' in the path
-        self.conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
-        self.versions = tuple(versions)
+    The first 8 bytes of each content hash, sorted: 8 MB for a million photos, searched in a worker without
+    SQLite.  A match the driver finds not current after all (a 1-in-2^64 prefix collision) is scored again
+    (``indexer._store``); content first scored during the run is de-duplicated when results return.
+    """
+
+    keys: np.ndarray  # uint64, sorted
+
+    @staticmethod
+    def key(content_hash: str) -> int:
+        return int(content_hash[:16], 16)
 
     def __call__(self, content_hash: str) -> bool:
-        from albumsort.indexer import UNCOUNTED
+        k = np.uint64(self.key(content_hash))
+        i = int(np.searchsorted(self.keys, k))
+        return i < len(self.keys) and self.keys[i] == k
 
-        row = self.conn.execute(f"SELECT model_version, detector_version, {UNCOUNTED} FROM results r "
-                                "WHERE hash = ?", [content_hash]).fetchone()
-        return row is not None and tuple(row[:2]) == self.versions and not row[2]
-
-    def current(self, hashes: list[str]) -> list[bool]:
-        return [self(h) for h in hashes]
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 # --------------------------------------------------------------------------
@@ -114,7 +119,7 @@ def _init_local(job: Job) -> None:
     _exit_with_parent()
     single_threaded()
     _local["pipeline"] = Pipeline(job.spec)
-    _local["known"] = KnownContent(job.db_path, job.versions) if job.db_path else None
+    _local["known"] = job.known
 
 
 def _exit_with_parent() -> None:
@@ -212,7 +217,7 @@ class LocalPool:
         self.serve = serve  # what each worker process runs: _serve, or a stand-in with its protocol (tests)
         self._procs: list[_Worker] = []
 
-    def run(self, tasks: Iterable[Task], total: int, job: Job) -> Iterator[Done]:
+    def run(self, tasks: Iterable[Task], total: int, job: Job) -> Generator[Done, None, None]:
         ctx = get_context("spawn")
         it = iter(tasks)
         numbers = itertools.count()
@@ -443,37 +448,24 @@ def where() -> str:
 class PipelineActor:
     """One pipeline on one CPU of the cluster (wrapped by ``ray.remote`` when a RayPool starts)."""
 
-    def __init__(self, spec: PipelineSpec, known: str | None):
-        import ray
-
+    def __init__(self, spec: PipelineSpec, known: KnownContent | None):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         single_threaded()
         self.pipeline = Pipeline(spec)
-        # The KnownContent actor on the driver's node, by name: a handle argument would live in the
-        # object store, and Ray warns that a restart could then fail to find it.
-        self.known = ray.get_actor(known) if known else None
+        self.known = known
         self.where = where()
 
     def ready(self) -> tuple[str, int]:
         return self.where, os.getpid()
 
     def analyse(self, items: list[tuple[str, bytes | None]]) -> tuple[str, int, list[Result]]:
-        """Results for ``(path, bytes or None)`` items, in order; one known-content look-up per batch."""
+        """Results for ``(path, bytes or None)`` items, in order."""
         checked = [self.pipeline.check(path, data) for path, data in items]
-        hashes = [c[0] for c in checked if not isinstance(c, Failed)]
-        known: set[str] = set()
-        if self.known is not None and hashes:
-            try:
-                import ray
-
-                known = {h for h, k in zip(hashes, ray.get(self.known.current.remote(hashes)), strict=True) if k}
-            except Exception:  # the driver de-duplicates by hash when results return
-                known = set()
         out: list[Result] = []
         for (path, data), c in zip(items, checked, strict=True):
             if isinstance(c, Failed):
                 out.append(self._named(c))
-            elif c[0] in known:
+            elif self.known is not None and self.known(c[0]):
                 out.append(Known(c[0]))
             else:
                 out.append(self._named(self.pipeline.score(path, c[0], c[1], data)))
@@ -517,7 +509,6 @@ class RayPool:
             raise ClusterUnreachable("the Ray cluster offers no CPU to work on")
         self.workers = min(workers, cpus) if workers and cpus else workers or cpus  # one actor per CPU at most
         self._slots: list[_Slot] = []
-        self._known = None
 
     def _connect(self, address: str) -> None:
         import logging
@@ -538,15 +529,6 @@ class RayPool:
     # -- actors ---------------------------------------------------------------
     def _start(self, job: Job) -> None:
         ray = self.ray
-        if job.db_path:
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-            here = ray.get_runtime_context().get_node_id()
-            self._known_name = f"albumsort-known-content-{os.getpid()}-{time.time_ns()}"
-            self._known = ray.remote(KnownContent).options(
-                name=self._known_name, num_cpus=0, max_restarts=-1, max_task_retries=RAY_TASK_RETRIES,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-            ).remote(job.db_path, job.versions)
         self._actor_class = ray.remote(self.actor).options(
             num_cpus=1, max_restarts=-1, max_task_retries=RAY_TASK_RETRIES)
         self._slots = [_Slot(self._new_actor(job)) for _ in range(self.workers)]
@@ -565,10 +547,10 @@ class RayPool:
         self.workers = len(self._slots)
 
     def _new_actor(self, job: Job):
-        return self._actor_class.remote(job.spec, self._known_name if self._known is not None else None)
+        return self._actor_class.remote(job.spec, job.known)
 
     # -- the run --------------------------------------------------------------
-    def run(self, tasks: Iterable[Task], total: int, job: Job) -> Iterator[Done]:
+    def run(self, tasks: Iterable[Task], total: int, job: Job) -> Generator[Done, None, None]:
         ray = self.ray
         self._start(job)
         per_call = max(1, min(self.batch, total // (self.workers * IN_FLIGHT_PER_WORKER)))
@@ -582,7 +564,7 @@ class RayPool:
             nonlocal exhausted
             if retry:
                 return retry.popleft()
-            batch = []
+            batch: list = []
             while not exhausted and len(batch) < per_call:
                 t = next(it, None)
                 if t is None:
@@ -660,12 +642,6 @@ class RayPool:
             except Exception:
                 pass
         self._slots = []
-        if self._known is not None:
-            try:
-                ray.kill(self._known)
-            except Exception:
-                pass
-            self._known = None
         if self._owns_session:
             ray.shutdown()
             self._owns_session = False

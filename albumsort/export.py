@@ -28,17 +28,15 @@ import csv
 import errno
 import os
 import re
-import secrets
 import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MANIFEST = "albumsort-manifest.csv"
+from albumsort.files import MANIFEST, link_new, tmp_beside
+
 MODES = ("copy", "hardlink", "symlink")
 FIELDS = ["rank", "score", "file", "source", "mode", "size", "mtime_ns", "written_size", "written_mtime_ns"]
-TMP_PREFIX = ".albumsort-tmp-"
-"""Temporary files are named ``.albumsort-tmp-<random>``, created exclusively: never a user's name."""
 NAME_MAX = 255
 """Longest file name, in bytes, on common file systems."""
 
@@ -128,16 +126,12 @@ def _rank_key(row: dict) -> tuple:
 
 
 def _write_manifest(dest: Path, rows: list[dict]) -> None:
-    tmp = _tmp_path(dest)
+    tmp = tmp_beside(dest / MANIFEST)
     with open(tmp, "x", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, dest / MANIFEST)
-
-
-def _tmp_path(dest: Path) -> Path:
-    return dest / f"{TMP_PREFIX}{secrets.token_hex(8)}"
 
 
 def _place(source: str, target: Path, mode: str, prev: dict | None) -> os.stat_result:
@@ -147,7 +141,7 @@ def _place(source: str, target: Path, mode: str, prev: dict | None) -> os.stat_r
     is replaced only if still unchanged, checked right before.  Without it,
     an existing target is never replaced.  Returns the written file's lstat.
     """
-    tmp = _tmp_path(target.parent)
+    tmp = tmp_beside(target)
     try:
         if mode == "copy":
             st = os.stat(source)
@@ -163,15 +157,7 @@ def _place(source: str, target: Path, mode: str, prev: dict | None) -> os.stat_r
                 raise FileExistsError(errno.EEXIST, "changed while exporting", str(target))
             os.replace(tmp, target)
         else:
-            try:
-                os.link(tmp, target, follow_symlinks=False)  # fails, never replaces, if target exists
-                os.unlink(tmp)
-            except FileExistsError:
-                raise
-            except OSError:  # a file system without hard links: check, then rename
-                if os.path.lexists(target):
-                    raise FileExistsError(errno.EEXIST, "appeared while exporting", str(target)) from None
-                os.replace(tmp, target)
+            link_new(tmp, target)  # never over a file that exists
     except BaseException:
         if os.path.lexists(tmp):
             os.unlink(tmp)

@@ -199,7 +199,7 @@ def load_rgb(source: str | Path | IO[bytes], max_side: int | None = None, max_pi
     try:
         return _load_rgb(source, max_side, max_pixels, name)
     except ImageError as e:
-        if not _is_truncation(e.__cause__):
+        if e.__cause__ is None or not _is_truncation(e.__cause__):
             raise
     if hasattr(source, "seek"):
         source.seek(0)
@@ -238,7 +238,8 @@ def _load_rgb(source, max_side, max_pixels, name, measured: dict | None = None) 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as im:
+            with Image.open(source) as opened:
+                im: Image.Image = opened
                 w, h = im.size
                 _open_checks(im, max_pixels, max_side)
                 orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1

@@ -27,16 +27,29 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    import numpy as np  # imported by index runs only: read commands stay fast
+
+from albumsort.files import (
+    APPLICATION_ID,
+    DamagedIndex,
+    IndexChanged,
+    NotAnIndex,
+    carries_our_id,
+    changed_message,
+    damaged_message,
+    default_db_path,
+    path_key,
+    path_text,
+    run_in_progress,
+)
 from albumsort.labels import EXPRESSIONS
+from albumsort.scores import DEFAULT_MIN_CONFIDENCE, ranking_columns
 
 SCHEMA_VERSION = 3
-APP_NAME = "albumsort"
-APPLICATION_ID = 0x616C6273
-"""SQLite's application_id for albumsort indexes ("albs"): how an index is told from other databases."""
 
-DEFAULT_MIN_CONFIDENCE = 0.20
-"""Faces below this confidence are ignored unless a command is given ``--min-confidence``."""
 
 ADDED_COLUMNS = {
     "results": {"n_small": "INTEGER", "truncated": "REAL",
@@ -62,91 +75,25 @@ LEGACY_SCHEMAS = ("1", "2")
 """Schema versions albumsort wrote before its indexes carried an application_id."""
 
 
-def default_db_path() -> Path:
-    """``ALBUMSORT_DB``, else ``index.db`` in the per-user data directory."""
-    env = os.environ.get("ALBUMSORT_DB")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_path
-
-    return user_data_path(APP_NAME, appauthor=False) / "index.db"
-
-
-def path_text(path: str | bytes) -> str:
-    """The path as printable UTF-8 text: undecodable bytes become ``\\xNN``.
-
-    Only for showing and prefix searches: the index keys rows by the raw
-    bytes (``path_key``), because a name holding the byte 0xff and one
-    literally named ``\\xff`` print alike.
-    """
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+def under_sql(raw: bytes, column: str = "raw", itself: bool = True) -> tuple[str, list]:
+    """SQL and its parameters for paths under the folder ``raw`` (and ``raw`` itself, with ``itself``): the one
+    folder-prefix test.  A byte prefix ending in the separator: ``/a/b`` never matches ``/a/bc``."""
+    prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
+    if itself:
+        return f"({column} = ? OR substr({column}, 1, ?) = ?)", [raw, len(prefix), prefix]
+    return f"substr({column}, 1, ?) = ?", [len(prefix), prefix]
 
 
-def path_key(path: str | bytes) -> bytes:
-    """The raw bytes of a path: the key of its row in ``photos`` and ``errors``."""
-    return os.fsencode(path)
+UNCOUNTED = "coalesce(r.n_small IS NULL AND r.n_kept = 0, 0)"
+"""SQL: a no-face result stored before small faces were counted (``n_small``): re-read once to count them."""
 
 
-class NotAnIndex(Exception):
-    """The file is not an albumsort index this version can read, or not albumsort's at all."""
-
-
-class DamagedIndex(Exception):
-    """The index file is albumsort's but SQLite cannot read it."""
-
-
-class IndexChanged(Exception):
-    """The index was written while a command read it: not damage; running the command again reads it whole."""
-
-
-def changed_message(path: Path) -> str:
-    return (f"the index {path} changed while it was being read (an `albumsort index` run is updating it); "
-            "run the command again")
-
-
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-def carries_our_id(path: Path) -> bool:
-    """Whether the file's SQLite header holds albumsort's ``application_id`` (read as bytes, no SQLite)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(72)
-    except OSError:
-        return False
-    return head.startswith(SQLITE_HEADER) and len(head) == 72 and int.from_bytes(head[68:72], "big") == APPLICATION_ID
-
-
-def damaged_message(path: Path, e: Exception) -> str:
-    """One line for an index SQLite cannot read; only albumsort's own file is called an index to rebuild."""
-    if os.path.isdir(path):
-        return f"--db (or ALBUMSORT_DB) must name a file, not a folder: {path} is a folder"
-    if carries_our_id(path):
-        return (f"the index {path} is damaged ({e}); move it aside and run `albumsort index PHOTOS` "
-                "to rebuild it")
-    return (f"cannot read {path} ({e}), and nothing in it shows it is an albumsort index: "
-            "check --db (or ALBUMSORT_DB); albumsort leaves that file alone")
-
-
-def run_in_progress(path: Path) -> bool:
-    """Whether an ``albumsort index`` holds this index's lock now (read-only check: nothing is created)."""
-    lock = Path(str(path) + ".lock")
-    if not lock.exists():
-        return False
-    try:
-        import fcntl
-    except ImportError:  # Windows: the lock cannot be probed without taking it
-        return False
-    try:
-        with open(lock, "rb") as f:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-    except OSError:
-        return False
-    return False
+def is_current(conn: sqlite3.Connection, content_hash: str, versions: tuple) -> bool:
+    """Whether content is scored with the current (model, detector) versions and needs no re-read: the one
+    definition of "current" (the driver's walk and the workers' look-ups both ask it)."""
+    row = conn.execute(f"SELECT model_version, detector_version, {UNCOUNTED} FROM results r WHERE hash = ?",
+                       [content_hash]).fetchone()
+    return row is not None and tuple(row[:2]) == tuple(versions) and not row[2]
 
 
 def photo_emotion_sql(results: str = "r", expressions: tuple = EXPRESSIONS) -> str:
@@ -481,8 +428,6 @@ class Index:
 
     def rerank(self, content_hash: str) -> None:
         """Recompute a result's precomputed ranking columns from its faces with the corrections applied."""
-        from albumsort.ranking import ranking_columns
-
         if self.result(content_hash) is not None:
             self.db["results"].update(content_hash, ranking_columns(self.corrected_faces(content_hash)))
 
@@ -598,10 +543,11 @@ class Index:
         """
         import errno
 
-        sql, params = "SELECT raw, path FROM photos", []
+        sql = "SELECT raw, path FROM photos"
+        params: list = []
         if under is not None:
-            prefix = under.rstrip(os.sep.encode()) + os.sep.encode()
-            sql, params = sql + " WHERE raw = ? OR substr(raw, 1, ?) = ?", [under, len(prefix), prefix]
+            cond, params = under_sql(under)
+            sql += f" WHERE {cond}"
         listed: dict[bytes, set | None] = {}
         out = []
         for raw, path in self.conn.execute(sql + " ORDER BY raw", params):
@@ -659,14 +605,13 @@ class Index:
         are kept: an unreadable folder is not a deleted one.
         """
         sep = os.sep.encode()
-        prefix = root.rstrip(sep) + sep
         keep = [k.rstrip(sep) for k in keep_under]
         removed = []
+        cond, params = under_sql(root, itself=False)
         for table in ("photos", "errors"):
             cols = "raw, path, hash" if table == "photos" else "raw, path, NULL"
-            rows = self.conn.execute(
-                f"SELECT {cols} FROM {table} WHERE substr(raw, 1, ?) = ? AND seen_run IS NOT ?",
-                [len(prefix), prefix, run]).fetchall()
+            rows = self.conn.execute(f"SELECT {cols} FROM {table} WHERE {cond} AND seen_run IS NOT ?",
+                                     [*params, run]).fetchall()
             for raw, path, h in rows:
                 if any(raw == k or raw.startswith(k + sep) for k in keep):
                     continue
@@ -684,20 +629,60 @@ class Index:
 
     def held_under(self, raw: bytes) -> tuple[int, int]:
         """(photos, failures) the index holds at the path ``raw`` or under it as a folder."""
-        prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
-        return tuple(self.conn.execute(f"SELECT count(*) FROM {t} WHERE raw = ? OR substr(raw, 1, ?) = ?",
-                                       [raw, len(prefix), prefix]).fetchone()[0] for t in ("photos", "errors"))
+        cond, params = under_sql(raw)
+        photos, failures = (self.conn.execute(f"SELECT count(*) FROM {t} WHERE {cond}", params).fetchone()[0]
+                            for t in ("photos", "errors"))
+        return photos, failures
+
+    def under(self, raw: bytes) -> tuple[list[dict], list[dict]]:
+        """(photo rows, failures as path and reason) under the folder ``raw``, by path (``show FOLDER``)."""
+        cond, params = under_sql(raw, itself=False)
+        return (self.query(f"SELECT * FROM photos WHERE {cond} ORDER BY path, raw", params),
+                self.query(f"SELECT path, reason FROM errors WHERE {cond} ORDER BY path, raw", params))
+
+    def current_keys(self, versions: tuple) -> np.ndarray:
+        """The first 8 bytes of every content hash scored with these (model, detector) versions and needing no
+        re-read, sorted (``executors.KnownContent``: what workers look content up in)."""
+        import numpy as np
+
+        rows = self.conn.execute(f"SELECT hash FROM results r WHERE model_version = ? AND detector_version = ? "
+                                 f"AND NOT {UNCOUNTED}", list(versions))
+        return np.unique(np.fromiter((int(h[:16], 16) for (h,) in rows), np.uint64))
+
+    def truncated(self) -> int:
+        """Photos whose file ends early and was read as far as it goes (0 before the column existed)."""
+        if not self.has_column("results", "truncated"):
+            return 0
+        return self.conn.execute("SELECT count(*) FROM photos p JOIN results r ON r.hash = p.hash "
+                                 "WHERE r.truncated IS NOT NULL").fetchone()[0]
+
+    def scored_by(self) -> list[dict]:
+        """Each (model, detector) version pair the photos were scored by: photos, first and last scoring time."""
+        return self.query("SELECT r.model_version, r.detector_version, count(*) AS n, min(r.scored_at) AS first, "
+                          "max(r.scored_at) AS last FROM photos p JOIN results r ON r.hash = p.hash "
+                          "GROUP BY 1, 2 ORDER BY n DESC")
+
+    def last_finished(self) -> float | None:
+        """When the last ``index`` run that finished did."""
+        return self.conn.execute("SELECT max(finished) FROM runs").fetchone()[0]
+
+    def last_run(self) -> dict | None:
+        rows = self.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    def failures(self) -> list[dict]:
+        """Every file and folder that failed to index, as path and reason, by path."""
+        return self.query("SELECT path, reason FROM errors ORDER BY path, raw")
 
     def forget(self, raw: bytes) -> tuple[int, int]:
         """Drop the photos and failures at ``raw`` or under it, and results no photo uses any more.
 
         Returns (photos, failures) dropped.  Only the index changes: no file is opened or touched.
         """
-        prefix = raw.rstrip(os.sep.encode()) + os.sep.encode()
+        cond, params = under_sql(raw)
         counts = []
         for table in ("photos", "errors"):
-            cur = self.conn.execute(f"DELETE FROM {table} WHERE raw = ? OR substr(raw, 1, ?) = ?",
-                                    [raw, len(prefix), prefix])
+            cur = self.conn.execute(f"DELETE FROM {table} WHERE {cond}", params)
             counts.append(cur.rowcount)
         self.drop_orphans()
         return counts[0], counts[1]

@@ -25,21 +25,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from albumsort import stages
-from albumsort.index import Index, Stats, path_key, path_text
+from albumsort.files import lock_path, path_key, path_text
+from albumsort.index import UNCOUNTED, Index, Stats, is_current
 from albumsort.labels import EXPRESSIONS
 from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
-from albumsort.ranking import face_confidence, ranking_columns
 from albumsort.scan import Failure, walk
+from albumsort.scores import face_confidence, ranking_columns
 
 if TYPE_CHECKING:
     from albumsort.executors import Executor
 
-
-UNCOUNTED = "coalesce(r.n_small IS NULL AND r.n_kept = 0, 0)"
-"""SQL: a no-face result stored before small faces were counted (``n_small``): re-read once to count them."""
 
 WORKER_MEMORY = (1 << 30) + (256 << 20)
 """Memory one worker may need: the largest decode it accepts (``images.MAX_DECODE_BYTES``) plus
@@ -143,12 +141,12 @@ def run_index(
     """
     from filelock import FileLock, Timeout
 
-    from albumsort.executors import Job, LocalPool
+    from albumsort.executors import Job, KnownContent, LocalPool
     from albumsort.images import MAX_PIXELS
     from albumsort.pipeline import PipelineSpec
 
     max_pixels = max_pixels or MAX_PIXELS
-    lock = FileLock(str(index.path) + ".lock")
+    lock = FileLock(lock_path(index.path))
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -170,9 +168,9 @@ def run_index(
         abs_roots = [os.path.abspath(r) for r in roots]
         run = index.start_run([path_text(r) for r in abs_roots])
         executor = executor or LocalPool(worker_count(workers))
-        job = Job(spec, versions, str(index.path))
+        job = Job(spec, versions, KnownContent(index.current_keys(versions)))
         try:
-            with _Todo() as todo:
+            with Todo() as todo:
                 unreadable = _scan(index, abs_roots, versions, run, summary, exclude, todo)
                 if on_total:
                     on_total(len(todo))
@@ -209,7 +207,7 @@ def run_index(
 
 
 def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, summary: Summary,
-          exclude: list[str] | None, todo: _Todo) -> list[bytes]:
+          exclude: list[str] | None, todo: Todo) -> list[bytes]:
     """Walk ``roots``: unchanged photos and known failures are marked seen, the rest added to ``todo``.
 
     Returns the folders that could not be read (their photos are kept).
@@ -258,7 +256,7 @@ def _scan(index: Index, roots: list[str], versions: tuple[str, str], run: int, s
     return unreadable
 
 
-class _Todo:
+class Todo:
     """The photos a run must analyse, in scan order, kept in SQLite's private temporary database.
 
     A million new photos would hold about 500 MB of paths in lists; here the
@@ -269,7 +267,7 @@ class _Todo:
     CHUNK = 2000
     CACHE_KIB = 4096
 
-    def __enter__(self) -> _Todo:
+    def __enter__(self) -> Todo:
         self.conn = sqlite3.connect("", isolation_level=None)  # "": private, on disk past its cache, self-deleting
         self.conn.execute("PRAGMA journal_mode=OFF")
         self.conn.execute("PRAGMA synchronous=OFF")
@@ -312,15 +310,15 @@ class _Todo:
             last = rows[-1][0]
 
 
-def _process(index: Index, todo: _Todo, executor: Executor, job, run: int, summary: Summary, progress) -> None:
+def _process(index: Index, todo: Todo, executor: Executor, job, run: int, summary: Summary, progress) -> None:
     """Run ``todo`` through ``executor``, writing results in one transaction at least every second."""
     from albumsort.executors import Task
 
     if not len(todo):
         return
     pending: list[tuple[tuple, object]] = []  # results waiting to be written
-    state = {"done": 0, "last_flush": time.time()}
-    profile = {"photos": [], "store_ms": [], "start": time.time()} if stages.enabled() else None
+    state: dict[str, Any] = {"done": 0, "last_flush": time.time()}
+    profile: dict[str, Any] | None = {"photos": [], "store_ms": [], "start": time.time()} if stages.enabled() else None
 
     def flush(force: bool = False) -> None:
         if pending and (force or len(pending) >= 64
@@ -343,7 +341,7 @@ def _process(index: Index, todo: _Todo, executor: Executor, job, run: int, summa
                 now = time.time()
                 for _, res in done:
                     if getattr(res, "timings", None):
-                        t = dict(res.timings)
+                        t = dict(res.timings or {})
                         t["ipc"] = (now - t.pop("end")) * 1000.0  # from the worker's end to the driver
                         profile["photos"].append(t)
             flush()
@@ -379,10 +377,14 @@ def _store(index: Index, pending: list, versions, run: int, summary: Summary) ->
                 elif old:
                     index.mark_seen([raw], run)  # a read failure is not a deletion: keep what we had
                 continue
-            current = index.conn.execute(f"SELECT model_version, detector_version, {UNCOUNTED} FROM results r "
-                                         "WHERE hash = ?", [res.hash]).fetchone()
-            if not isinstance(res, Analysed) or (current is not None and tuple(current[:2]) == tuple(versions)
-                                                 and not current[2]):
+            if not isinstance(res, Analysed) and not is_current(index.conn, res.hash, versions):
+                # A worker's look-up matched content that is not scored after all (a collision of the
+                # hashes' first 8 bytes): nothing is stored for this path now, and the next run scores it.
+                summary.failed += 1
+                summary.failures.append((key, "its content could not be looked up; run `albumsort index` again"))
+                index.put_error(raw, None, None, "its content could not be looked up; run again", run)
+                continue
+            if not isinstance(res, Analysed) or is_current(index.conn, res.hash, versions):
                 is_new = index.photo(raw) is None
                 index.put_photo(raw, size, mtime_ns, res.hash, run)
                 if is_new:

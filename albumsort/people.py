@@ -117,9 +117,9 @@ def assign(index, version: str) -> int:
     for lab in sorted(set(labels.tolist()) - known):
         fresh[lab] = int(index.conn.execute("INSERT INTO persons (name, at) VALUES (NULL, ?)",
                                             [time.time()]).lastrowid)
-    labels = [fresh.get(int(lab), int(lab)) for lab in labels]
+    final = [fresh.get(int(lab), int(lab)) for lab in labels]
     index.conn.executemany("UPDATE faces SET person = ? WHERE id = ?",
-                           [(lab, i) for lab, i, o in zip(labels, ids, old.tolist(), strict=True) if lab != o])
+                           [(lab, i) for lab, i, o in zip(final, ids, old.tolist(), strict=True) if lab != o])
     drop_empty(index)
     return len(fresh)
 

@@ -37,19 +37,26 @@ The rules (also in the README):
   ``--any``), ranked by the least-E of them: the happiest photos *of
   Grandma*, not photos where others smile beside her.
 
-Nothing here imports TensorFlow: ``top`` reads the index alone.
+Nothing here imports a network runtime: ``top`` reads the index alone.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-from albumsort.index import DEFAULT_MIN_CONFIDENCE, Index
+from albumsort.index import Index, under_sql
 from albumsort.labels import EXPRESSIONS
+from albumsort.scores import (
+    DEFAULT_MIN_CONFIDENCE,
+    PRIOR,
+    PRIOR_WEIGHT,
+    SHOWN_BY,
+    p,
+    score_terms,
+    shows_emotion,
+    top_emotion,
+)
 
-SHOWN_BY = 0.25
-"""A photo shows E when E is the top emotion of at least this share of its kept faces (and of one at least)."""
 UNREADABLE = 0.5
 """Faces whose readability is below this cannot be read: masked, turned away, covered, or not a face."""
 NO_FACE_REASONS = ("no face found", "faces too small to read", "faces not readable (masked, turned away)",
@@ -59,8 +66,6 @@ SMALL_FACE_PX = 32
 """An unreadable face shorter than this, in the photo's pixels, counts as too small to read (a crowd's faces),
 not as masked or turned away: the detection benchmarks count faces from 32 px as the ones to find, and under
 it readability falls off (23% of 16-20 px faces are readable, about half at 20-24 px: benchmarks/README.md)."""
-PRIOR_WEIGHT = 0.5
-PRIOR = 1.0 / len(EXPRESSIONS)
 BURST_SECONDS = 10.0
 """Photos taken further apart than this are never one burst."""
 BURST_BITS = 10
@@ -72,7 +77,7 @@ class Filters:
     """Which photos a list may hold; every field combines with the others (AND)."""
 
     folders: list[bytes] = field(default_factory=list)  # raw path prefixes: any of them
-    since: float | None = None  # capture time, local wall clock seconds (see images.capture_time)
+    since: float | None = None  # capture time, local wall clock seconds (see images.exif_time)
     until: float | None = None  # exclusive
     min_faces: int | None = None
     max_faces: int | None = None
@@ -84,10 +89,9 @@ class Filters:
         if self.folders:
             ors = []
             for f in self.folders:
-                sep = os.sep.encode()
-                prefix = f.rstrip(sep) + sep
-                ors.append(f"substr({photo}.raw, 1, ?) = ?")
-                params += [len(prefix), prefix]
+                cond, args = under_sql(f, f"{photo}.raw", itself=False)
+                ors.append(cond)
+                params += args
             where.append("(" + " OR ".join(ors) + ")")
         if self.since is not None:
             where.append(f"{photo}.taken >= ?")
@@ -102,42 +106,6 @@ class Filters:
             where.append(f"{n_faces} <= ?")
             params.append(self.max_faces)
         return "".join(f" AND {w}" for w in where), params
-
-
-def face_confidence(det_score: float, probabilities, readability: float = 1.0) -> float:
-    """Detector score x readability x the top calibrated expression probability (among all seven)."""
-    return float(det_score) * float(readability) * float(max(probabilities))
-
-
-def p(face: dict, expression: str) -> float:
-    """A face's probability of ``expression``; 0 where the model that read it had no such output."""
-    return float(face.get(f"p_{expression}") or 0.0)
-
-
-def photo_scores(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> tuple[dict, int]:
-    """({expression: score}, number of kept faces) for faces with ``confidence`` and ``p_<expression>``."""
-    kept = kept_faces(faces, min_confidence)
-    total = sum(f["confidence"] for f in kept)
-    scores = {}
-    for e in EXPRESSIONS:
-        num = sum(f["confidence"] * p(f, e) for f in kept)
-        scores[e] = (num + PRIOR_WEIGHT * PRIOR) / (total + PRIOR_WEIGHT) if kept else 0.0
-    return scores, len(kept)
-
-
-def kept_faces(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> list[dict]:
-    return [f for f in faces if f["confidence"] >= min_confidence]
-
-
-def top_emotion(face: dict) -> str:
-    """The face's top expression among all seven: the first in ``EXPRESSIONS`` order on a tie (as in SQL)."""
-    return max(EXPRESSIONS, key=lambda e: p(face, e))
-
-
-
-def shows_emotion(shows: int, n_kept: int) -> bool:
-    """Whether a photo shows E, given how many of its ``n_kept`` kept faces have E as their top emotion."""
-    return shows > 0 and shows >= SHOWN_BY * n_kept
 
 
 def _shows_sql(shows: str, n_kept: str) -> str:
@@ -175,16 +143,6 @@ def no_face_reason(faces: list[dict], min_confidence: float = DEFAULT_MIN_CONFID
 
 def _unreadable(f: dict) -> bool:
     return f.get("readability") is not None and f["readability"] < UNREADABLE
-
-
-def ranking_columns(faces: list[dict]) -> dict:
-    """The precomputed columns ``top`` orders and filters by at the default threshold."""
-    scores, n_kept = photo_scores(faces)
-    kept = kept_faces(faces)
-    tops = [top_emotion(f) for f in kept]
-    return {**{f"score_{e}": scores[e] for e in EXPRESSIONS}, "n_kept": n_kept,
-            **{f"best_{e}": max((p(f, e) for f in kept), default=0.0) for e in EXPRESSIONS},
-            **{f"shows_{e}": tops.count(e) for e in EXPRESSIONS}}
 
 
 def hamming(a: int | None, b: int | None) -> int:
@@ -455,3 +413,89 @@ def face_json(f: dict) -> dict:
         "landmarks": json.loads(f["landmarks"]) if f.get("landmarks") else None,
     } | ({"corrected": f["corrected"]} if f.get("corrected") else {}) | (
         {"person": f["person"]} if f.get("person") is not None else {})
+
+
+@dataclass
+class FaceWhy:
+    """One face as ``explain`` tells it: the model's reading, the user's correction, and the confidence terms."""
+
+    number: int
+    face: dict  # as the lists read it: the user's correction applied
+    model: dict  # as the model read it
+    kept: bool
+    readability: float
+    top_p: float  # the top probability, the last term of the confidence
+
+    @property
+    def shows(self) -> str:
+        return top_emotion(self.face)
+
+    @property
+    def model_shows(self) -> str:
+        return top_emotion(self.model)
+
+
+@dataclass
+class ScoreWhy:
+    """One expression's photo score with its terms, and where the photo stands in that list."""
+
+    expression: str
+    num: float  # sum of confidence x P(E) over kept faces
+    total: float  # sum of confidence over kept faces
+    score: float
+    shows: int  # kept faces whose top expression is E
+    rank: int | None
+    why_not: str | None  # "persons", "no face shows it", "fewer than a quarter" or "burst" when unranked
+
+
+@dataclass
+class Explanation:
+    """Why a photo ranks where it does (``albumsort explain``): data for the CLI to print."""
+
+    row: dict
+    result: dict
+    hidden: bool
+    faces: list[FaceWhy]
+    no_face: str | None
+    scores: list[ScoreWhy]  # empty when no face is kept
+    moment: list[dict]  # the shots of its burst, itself included
+
+    @property
+    def kept(self) -> list[dict]:
+        return [w.face for w in self.faces if w.kept]
+
+
+def explain(index: Index, row: dict, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+            ranks: dict | None = None, persons: list[int] | None = None) -> Explanation:
+    """Every face of a photo, whether it was kept, each expression's score terms and rank, and its burst.
+
+    ``ranks`` (expression: ``Ranks``) is filled and reused across the photos explained in one command;
+    the caller closes them.
+    """
+    ranks = {} if ranks is None else ranks
+    res = index.result(row["hash"]) or {}
+    model_faces = index.faces(row["hash"])
+    faces = index.corrected_faces(row["hash"], model_faces)
+    why = []
+    for i, (m, f) in enumerate(zip(model_faces, faces, strict=True), 1):
+        read = f.get("readability")
+        why.append(FaceWhy(i, f, m, f["confidence"] >= min_confidence, 1.0 if read is None else float(read),
+                           max(p(f, e) for e in EXPRESSIONS)))
+    kept = [w.face for w in why if w.kept]
+    scores = []
+    for e in EXPRESSIONS if kept else ():
+        num, total, score = score_terms(kept, e)
+        shows = sum(top_emotion(f) == e for f in kept)
+        if e not in ranks:
+            ranks[e] = Ranks(index, e, min_confidence, Filters(persons=list(persons or [])))
+        rank = ranks[e].of(row["hash"])
+        why_not = None
+        if not rank:
+            why_not = ("persons" if persons else "no face shows it" if not shows else
+                       "fewer than a quarter" if not shows_emotion(shows, len(kept)) else "burst")
+        scores.append(ScoreWhy(e, num, total, score, shows, rank, why_not))
+    moment = burst_members(index, {"hash": row["hash"], "taken": row.get("taken"), "taken_from": row.get("taken_from"),
+                                   "dhash": res.get("dhash")})
+    hidden = any(c["face"] == 0 and c["hidden"] for c in index.corrections(row["hash"]))
+    return Explanation(row, res, hidden, why, no_face_reason(faces, min_confidence, res.get("n_small")), scores,
+                       moment)

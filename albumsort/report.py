@@ -16,18 +16,19 @@ import datetime
 import hashlib
 import html
 import os
-import secrets
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from albumsort.files import REPORT_MARKER as MARKER
+from albumsort.files import replace_whole, tmp_beside
 from albumsort.index import Index
 from albumsort.labels import EMOTIONS, EXPRESSIONS
-from albumsort.ranking import DEFAULT_MIN_CONFIDENCE, Filters, no_faces, top
+from albumsort.ranking import Filters, no_faces, top
+from albumsort.scores import DEFAULT_MIN_CONFIDENCE, top_expression
 
 THUMB_SIDE = 320
-MARKER = ".albumsort-report"
-"""Beside index.html: the SHA-256 of the page albumsort last wrote there (and a sign for ``index``)."""
 
 
 class ForeignPage(Exception):
@@ -74,7 +75,7 @@ def _thumb(job: tuple[bytes, str]) -> str | None:
         rgb, _ = load_rgb(os.fsdecode(raw), max_side=THUMB_SIDE)
     except ImageError as e:
         return str(e)
-    tmp = os.path.join(os.path.dirname(target), f".albumsort-tmp-{secrets.token_hex(8)}")
+    tmp = tmp_beside(target)
     try:
         with open(tmp, "xb") as f:
             Image.fromarray(rgb).save(f, "JPEG", quality=82)
@@ -159,7 +160,7 @@ def _figure(item: dict, rank: int | None, thumbs: str, width: int, height: int) 
     for f, label in zip(clipped, label_layout(clipped, width, height), strict=True):
         x, y, w, h = f["box"]
         probs = f["probabilities"]
-        e = max(EXPRESSIONS, key=lambda k: probs.get(k, 0.0))  # the first on a tie, as the lists count
+        e = top_expression(probs)
         style = (f"left:{100 * x / width:.2f}%;top:{100 * y / height:.2f}%;width:{100 * w / width:.2f}%;"
                  f"height:{100 * h / height:.2f}%;border-color:{COLOURS[e]}")
         tip = f"{e} {probs[e]:.0%}"
@@ -196,7 +197,7 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
     shown_nofaces = nofaces[:n]
     people = _people(index, expressions, min_confidence, any_, filters or Filters())
     best_of = [it for _, row in people for it in row.values()]
-    rows = {}  # by raw path: two names can print alike (see index.path_text)
+    rows: dict[bytes, Any] = {}  # by raw path: two names can print alike (see files.path_text)
     for items in list(sections.values()) + [shown_nofaces, best_of]:
         for it in items:
             if it["raw"] not in rows:
@@ -253,10 +254,7 @@ def build_report(index: Index, dest: str | Path, n: int = 20, min_confidence: fl
     old = hashlib.sha256(out.read_bytes()).hexdigest() if out.is_file() else ""
     marker = f"{hashlib.sha256(data).hexdigest()}\n{old}\n".encode()
     for path, content in ((dest / MARKER, marker), (out, data)):
-        tmp = dest / f".albumsort-tmp-{secrets.token_hex(8)}"
-        with open(tmp, "xb") as f:
-            f.write(content)
-        os.replace(tmp, path)
+        replace_whole(path, content)
     return ReportResult(out, len(rows), len(jobs) - len(failed), len(seen) - len(jobs), failed)
 
 
@@ -307,9 +305,8 @@ def _head(index: Index, min_confidence: float = DEFAULT_MIN_CONFIDENCE, filters:
     f = filters or Filters()
     where, params = f.sql(n_faces="coalesce(s.n_kept, 0)")
     s = index.stats(min_confidence, where, params)
-    versions = [f"{r[0]} + {r[1]}" for r in index.conn.execute(
-        "SELECT DISTINCT model_version, detector_version FROM results")]
-    last = index.conn.execute("SELECT max(finished) FROM runs").fetchone()[0]
+    versions = [f"{r['model_version']} + {r['detector_version']}" for r in index.scored_by()]
+    last = index.last_finished()
     when = datetime.datetime.fromtimestamp(last).strftime("%Y-%m-%d %H:%M") if last else "never"
     scope = _scope(f)
     rows = [("photos", f"{s.photos:,}" + (f" ({scope})" if scope else "")),

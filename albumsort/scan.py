@@ -14,13 +14,8 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from albumsort.files import IGNORE_FILE, MANIFEST, REPORT_MARKER
 from albumsort.images import EXTENSIONS
-
-IGNORE_FILE = ".albumsortignore"
-"""gitignore-syntax patterns, relative to the folder holding the file, for it and everything below."""
-
-REPORT_MARKER = ".albumsort-report"
-"""Written by ``albumsort report`` beside its index.html: the folder's ``thumbs/`` are albumsort's own."""
 
 _THUMB = re.compile(r"[0-9a-f]{32}\.jpg")
 
@@ -112,7 +107,7 @@ def _own_outputs(folder: str, names: set[str], in_report: bool) -> set[str]:
     Only those are skipped, never the folder around them, so a report or an
     export made inside an album cannot make the album's photos vanish.
     """
-    from albumsort.export import MANIFEST, own_files
+    from albumsort.export import own_files
 
     own: set[str] = set()
     if MANIFEST in names:
@@ -150,35 +145,35 @@ def _walk_dir(folder: str, st: os.stat_result, visited: set, ancestors: tuple,
             yield Failure(os.path.join(folder, IGNORE_FILE), f"bad pattern: {e}")
     own = _own_outputs(folder, names, in_report)
     report_here = REPORT_MARKER in names
-    subdirs = []
-    for e in entries:
-        if e.name.startswith(".") or e.name in own:
+    subdirs: list[os.DirEntry] = []
+    for entry in entries:
+        if entry.name.startswith(".") or entry.name in own:
             continue
         try:
-            is_dir = e.is_dir(follow_symlinks=True)
+            is_dir = entry.is_dir(follow_symlinks=True)
         except OSError:
             is_dir = False
-        if ignores.rules and ignores.excluded(e.path, is_dir):
+        if ignores.rules and ignores.excluded(entry.path, is_dir):
             continue
         if is_dir:
-            subdirs.append(e)
+            subdirs.append(entry)
             continue
-        if not is_photo_name(e.name):
-            if e.is_symlink() and not os.path.exists(e.path):
+        if not is_photo_name(entry.name):
+            if entry.is_symlink() and not os.path.exists(entry.path):
                 # A dangling link without a photo extension may be an unmounted folder:
                 # report it, and keep whatever the index holds under it.
-                yield Failure(e.path, "broken symlink", is_dir=True)
+                yield Failure(entry.path, "broken symlink", is_dir=True)
             continue
         try:
-            fst = e.stat(follow_symlinks=True)
+            fst = entry.stat(follow_symlinks=True)
         except OSError as err:
             reason = _reason(err)
-            if e.is_symlink() and reason == "vanished while scanning":
+            if entry.is_symlink() and reason == "vanished while scanning":
                 reason = "broken symlink"
-            yield Failure(e.path, reason)
+            yield Failure(entry.path, reason)
             continue
         if stat.S_ISREG(fst.st_mode):
-            yield Entry(e.path, fst.st_size, fst.st_mtime_ns)
+            yield Entry(entry.path, fst.st_size, fst.st_mtime_ns)
     for d in subdirs:
         try:
             dst = os.stat(d.path)

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from albumsort.files import TMP_PREFIX, create_new, tmp_beside
 
 ROOT_TAG = "albumsort"
 NO_FACE_TAG = "no face"
 SUFFIX = ".xmp"
-TMP_PREFIX = ".albumsort-tmp-"
 
 
 def _exiv2():
@@ -106,26 +106,6 @@ def existing_sidecars(photo: str | bytes) -> list[bytes]:
     return [os.path.join(folder, n) for n in names if n.lower() in wanted]
 
 
-def _create(target: bytes, data: bytes) -> None:
-    """Write ``target`` whole, or not at all, and never over a file that exists (FileExistsError)."""
-    folder = os.path.dirname(target)
-    tmp = os.path.join(folder, (TMP_PREFIX + secrets.token_hex(8)).encode())
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        try:
-            os.link(tmp, target)  # fails, never replaces, if target exists
-        except FileExistsError:
-            raise
-        except OSError:  # a file system without hard links: check, then rename
-            if os.path.lexists(target):
-                raise FileExistsError(errno.EEXIST, "appeared while writing", os.fsdecode(target)) from None
-            os.replace(tmp, target)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-
-
 def _read(path: bytes, limit: int = 1 << 20) -> bytes | None:
     try:
         with open(path, "rb") as f:
@@ -169,7 +149,7 @@ def write_beside(photo: str | bytes, leaves: list[str], result: SidecarResult, r
             result.kept += 1
             return
         if replace_own and own is not None and there == [target] and leaves_of(own) is not None:
-            tmp = os.path.join(os.path.dirname(target), (TMP_PREFIX + secrets.token_hex(8)).encode())
+            tmp = tmp_beside(target)
             try:
                 with open(tmp, "xb") as f:
                     f.write(data)
@@ -189,7 +169,7 @@ def write_beside(photo: str | bytes, leaves: list[str], result: SidecarResult, r
         result.skipped.append(f"{shown}: has a sidecar already ({names}); left alone")
         return
     try:
-        _create(target, data)
+        create_new(target, data)
         result.written += 1
     except FileExistsError:
         result.skipped.append(f"{shown}: a sidecar appeared while albumsort wrote one; left alone")

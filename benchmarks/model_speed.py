@@ -3,9 +3,10 @@
     python benchmarks/model_speed.py [--repeats 5] [--threads 1]
 
 Measured side by side in one run on the same random crops: ONNX Runtime on
-``models/emotion.onnx`` (what albumsort runs, on every OS), LiteRT on
-``models/emotion.tflite`` (the runtime it replaced; kept only if clearly
-faster), OpenCV DNN and Keras (the training form).  ``--threads 1`` is what
+``models/emotion.onnx`` (what albumsort runs, on every OS), OpenCV DNN on
+the same file, and Keras (the training form).  LiteRT, the runtime ONNX
+Runtime replaced, was measured here until the seven-expression model
+(benchmarks/README.md keeps its figures).  ``--threads 1`` is what
 an index worker uses.  Load time is measured in a fresh interpreter, imports
 included, because that is what a user waits for.
 """
@@ -43,7 +44,6 @@ def faces_per_second(fn, x, repeats):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "emotion.onnx"))
-    ap.add_argument("--tflite", default=str(ROOT / "models" / "emotion.tflite"))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=None, help="threads per runtime (default: albumsort's, 2)")
@@ -57,32 +57,19 @@ def main() -> int:
     shape = (args.n, size, size) + ((channels,) if channels > 1 else ())
     crops = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     x = to_model_input(crops)
-    for label, path in (("ONNX Runtime", args.model), ("LiteRT", args.tflite)):
-        if Path(path).is_file():
-            loads = [float(subprocess.run([sys.executable, "-c", LOAD.format(root=str(ROOT), model=path)],
-                                          capture_output=True, text=True, check=True).stdout) for _ in range(3)]
-            print(f"{label}: cold load + first prediction (fresh process, imports included): "
-                  f"median {statistics.median(loads):.2f} s")
+    loads = [float(subprocess.run([sys.executable, "-c", LOAD.format(root=str(ROOT), model=args.model)],
+                                  capture_output=True, text=True, check=True).stdout) for _ in range(3)]
+    print("ONNX Runtime: cold load + first prediction (fresh process, imports included): "
+          f"median {statistics.median(loads):.2f} s")
 
     both = lambda m, b: np.concatenate([m.score(b)[0], m.score(b)[1][:, None]], axis=1)  # noqa: E731
     ref = both(onnx, x)  # four probabilities and readability
     print(f"{'runtime':28}{'faces/s (median)':>18}{'max |diff| vs ONNX':>24}")
     print(f"{'ONNX Runtime (albumsort)':28}{faces_per_second(onnx.score, x, args.repeats):>18,.0f}{0:>24.1e}")
-    args.model = args.tflite  # the older runtimes read the TFLite file
-    if Path(args.tflite).is_file():
-        try:
-            lite = EmotionModel(args.tflite, threads=args.threads)
-            if lite.runtime != "litert":
-                raise ImportError
-            print(f"{'LiteRT (replaced)':28}{faces_per_second(lite.score, x, args.repeats):>18,.0f}"
-                  f"{np.abs(both(lite, x) - ref).max():>24.1e}")
-        except ImportError:
-            print("LiteRT not installed: pip install -e '.[bench]' to compare it")
-
     import cv2
 
     try:
-        net = cv2.dnn.readNetFromTFLite(args.model)
+        net = cv2.dnn.readNetFromONNX(args.model)
     except cv2.error as e:
         net = None
         reason = [ln for ln in str(e).splitlines() if "Unsupported" in ln or "error" in ln][-1].strip()[-70:]
@@ -90,7 +77,7 @@ def main() -> int:
     def opencv(batch):
         out = []
         for i in range(0, len(batch), 256):
-            net.setInput(np.ascontiguousarray(batch[i:i + 256].transpose(0, 3, 1, 2)))
+            net.setInput(np.ascontiguousarray(batch[i:i + 256]))  # NHWC, as the ONNX file reads it
             out.append(np.asarray(net.forward()).reshape(len(batch[i:i + 256]), -1))
         return np.concatenate(out)
 

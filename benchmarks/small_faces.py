@@ -36,9 +36,8 @@ def main() -> int:
         sys.exit(f"no data at {root}")
 
     from albumsort.faces import iou
-    from albumsort.index import DEFAULT_MIN_CONFIDENCE
     from albumsort.pipeline import Analysed, Pipeline, PipelineSpec
-    from albumsort.ranking import face_confidence
+    from albumsort.scores import DEFAULT_MIN_CONFIDENCE, face_confidence
     from training.data import is_training_share
 
     truth = defaultdict(list)

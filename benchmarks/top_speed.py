@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from albumsort.index import Index  # noqa: E402
 from albumsort.preprocess import EMOTIONS  # noqa: E402
-from albumsort.ranking import face_confidence, ranking_columns, top  # noqa: E402
+from albumsort.ranking import top  # noqa: E402
+from albumsort.scores import face_confidence, ranking_columns  # noqa: E402
 
 
 def fill(idx: Index, n: int) -> int:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from albumsort.cli import ExitStatus, app
 from albumsort.index import Index
 from albumsort.labels import EMOTIONS, EXPRESSIONS
-from albumsort.ranking import face_confidence, ranking_columns
+from albumsort.scores import face_confidence, ranking_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +86,7 @@ def test_1_db_naming_a_folder_says_it_must_be_a_file(tmp_path):
 
 
 def test_1_an_unreadable_file_that_is_not_ours_is_not_called_an_index_to_move(tmp_path):
-    from albumsort.index import damaged_message
+    from albumsort.files import damaged_message
 
     other = tmp_path / "theirs.db"
     other.write_bytes(b"SQLite format 3\x00" + b"\x00" * 84)  # a header without albumsort's application_id
@@ -528,7 +528,7 @@ def test_12_a_reader_open_while_index_writes_reads_whole_and_creates_nothing(alb
 def test_12_an_immutable_read_torn_by_a_writer_is_not_called_damage(album, monkeypatch, capsys):
     import sqlite3
 
-    from albumsort import cli
+    from albumsort.cli import base as cli
 
     db, _ = album
     con = sqlite3.connect(db)  # an index left in WAL mode (an older albumsort): read immutable, nothing created
@@ -545,7 +545,7 @@ def test_12_an_immutable_read_torn_by_a_writer_is_not_called_damage(album, monke
         raise sqlite3.DatabaseError("database disk image is malformed")
 
     monkeypatch.setattr(cli, "app", torn)
-    monkeypatch.setitem(cli._state, "index", reader)
+    monkeypatch.setitem(cli.state, "index", reader)
     with pytest.raises(SystemExit) as e:
         cli.run()
     err = capsys.readouterr().err

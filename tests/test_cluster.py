@@ -22,6 +22,8 @@ from albumsort.index import Index
 from albumsort.indexer import run_index
 from tests.conftest import astronaut, grace_hopper, scenery
 
+pytestmark = pytest.mark.slow
+
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "albumsort"]

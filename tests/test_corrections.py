@@ -93,13 +93,12 @@ def test_corrections_follow_the_content_through_a_move_and_a_rescore(album):
     idx.close()
     assert top(db, "angry") == ["/al/moved/frown.jpg"]
     # A new model re-scores the photo: the stored result and faces are replaced, the correction stays.
-    from albumsort.indexer import _store  # noqa: F401  (the writer path; exercised end to end in test_cli)
     idx = Index(db)
     f = idx.faces("h4")[0]
     with idx.transaction():
         f2 = {k: f[k] for k in f if k not in ("id", "hash")} | {"p_sad": 0.2, "p_neutral": 0.8, "x": f["x"] + 1}
         idx.resolve_corrections("h4", [f2])
-        from albumsort.ranking import ranking_columns
+        from albumsort.scores import ranking_columns
         idx.put_result("h4", {**{k: v for k, v in idx.result("h4").items() if k != "hash"},
                               "model_version": "m2", **ranking_columns(idx.corrected_faces("h4", [f2]))}, [f2])
     idx.close()

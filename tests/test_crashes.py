@@ -20,6 +20,8 @@ from albumsort.ranking import top
 from tests.conftest import scenery
 from tests.test_cli import CLI, albumsort, big_album, full_snapshot
 
+pytestmark = pytest.mark.slow
+
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds worker processes in /proc")
 
 

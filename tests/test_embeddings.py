@@ -97,6 +97,43 @@ def test_large_faces_are_shrunk_before_warping_not_aliased():
     assert abs(dx) < 0.1 and abs(dy) < 0.1
 
 
+
+def _align_whole(rgb, lm, size=E.SIZE):
+    """Alignment from the whole photo: shrunk by whole k x k blocks, then warped."""
+    import cv2
+
+    dst = E.ARCFACE_TEMPLATE * (size / 112.0)
+    m = E.similarity_transform(lm, dst)
+    scale = float(np.hypot(m[0, 0], m[0, 1]))
+    img = rgb
+    if scale < 0.5:
+        k = int(1 / scale + 1e-3)
+        h, w = rgb.shape[0] // k * k, rgb.shape[1] // k * k  # whole k x k blocks: an exact k-fold average
+        img = cv2.resize(rgb[:h, :w], (w // k, h // k), interpolation=cv2.INTER_AREA)
+        m = E.similarity_transform((lm - (k - 1) / 2) / k, dst)
+    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_alignment_reads_only_the_face_region_and_gives_what_the_whole_photo_gives():
+    """Faces of every size (k = 1..6), inside the photo, on its edges and partly outside it, on a photo
+    whose sides are no multiple of k: the crop is what aligning from the whole photo gives."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    photo = cv2.resize(np.asarray(astronaut()), (1531, 1017), interpolation=cv2.INTER_CUBIC)
+    photo = np.clip(photo.astype(int) + rng.integers(-20, 21, photo.shape), 0, 255).astype(np.uint8)  # detail
+    worst = 0.0
+    for scale in (0.8, 1.5, 2.5, 3.5, 5.0, 6.5):
+        for cx, cy in ((700, 500), (40, 30), (1500, 1000), (-30, 500), (765, 1040)):
+            angle = rng.uniform(-0.4, 0.4)
+            rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
+            lm = (E.ARCFACE_TEMPLATE - 56) @ rot.T * scale + np.array([cx, cy], np.float32)
+            a = E.align(photo, lm).astype(np.float32)
+            b = _align_whole(photo, lm).astype(np.float32)
+            worst = max(worst, float(np.abs(a - b).max()))
+    assert worst <= 1.0, worst  # rounding of the warp's last bit
+
+
 # --------------------------------------------------------------------------
 # Embeddings of real faces
 def _embed_first(detector, embedder, rgb):

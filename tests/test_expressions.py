@@ -13,7 +13,7 @@ import pytest
 
 from albumsort.index import Index
 from albumsort.labels import BEYOND, EMOTIONS, EXPRESSIONS
-from albumsort.ranking import PRIOR, PRIOR_WEIGHT, face_confidence, ranking_columns, top_emotion
+from albumsort.scores import PRIOR, PRIOR_WEIGHT, face_confidence, ranking_columns, top_emotion
 from tests.test_cli_messages import build, run
 
 

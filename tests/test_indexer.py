@@ -180,7 +180,7 @@ def test_content_found_twice_in_one_run_is_scored_once(album, tmp_path):
 
     class NoLookups(LocalPool):  # as on a cluster whose look-up actor is gone
         def run(self, tasks, total, job):
-            return super().run(tasks, total, dataclasses.replace(job, db_path=None))
+            return super().run(tasks, total, dataclasses.replace(job, known=None))
 
     for i in range(3):
         shutil.copy(album / "people" / "astronaut.jpg", album / f"copy{i}.jpg")
@@ -194,10 +194,10 @@ def test_content_found_twice_in_one_run_is_scored_once(album, tmp_path):
 def test_the_photos_to_do_wait_on_disk_and_leave_nothing_behind_even_after_kill_9(tmp_path):
     import subprocess
 
-    from albumsort.indexer import _Todo
+    from albumsort.indexer import Todo
     from tests.test_cli import CLI, big_album, wait_for_rows
 
-    with _Todo() as todo:  # larger than the cache it may hold in memory: the rest is on disk
+    with Todo() as todo:  # larger than the cache it may hold in memory: the rest is on disk
         for i in range(200_000):
             todo.add(f"/album/{i:06d}.jpg".encode(), i, i)
         pages, page = (todo.conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))

@@ -68,6 +68,7 @@ def test_markers_are_evaluated():
     assert not names & {"yuface", "mtcnn", "tensorflow", "ai-edge-litert"}  # one portable runtime
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
 def test_every_runtime_dependency_has_a_wheel(platform, tmp_path):
     if not pypi_reachable():

@@ -6,7 +6,8 @@ import pytest
 
 from albumsort.index import Index
 from albumsort.labels import EMOTIONS, EXPRESSIONS
-from albumsort.ranking import face_confidence, no_faces, photo_scores, ranking_columns, top
+from albumsort.ranking import no_faces, top
+from albumsort.scores import face_confidence, photo_scores, ranking_columns
 
 
 def face(happy, det=0.95, **others):
@@ -103,7 +104,7 @@ def test_unknown_emotion(filled):
 def test_a_tie_between_emotions_counts_once_on_every_path(tmp_path):
     """Issue 21: a face tied between two emotions shows the first of EXPRESSIONS, in the precomputed columns
     (default threshold) as in the SQL that aggregates faces (other thresholds, --everyone)."""
-    from albumsort.ranking import top_emotion
+    from albumsort.scores import top_emotion
 
     idx = Index(tmp_path / "t.db")
     pairs = [(a, b) for i, a in enumerate(EXPRESSIONS) for b in EXPRESSIONS[i + 1:]]

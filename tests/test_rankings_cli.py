@@ -8,7 +8,7 @@ import pytest
 
 from albumsort.index import Index
 from albumsort.labels import EMOTIONS
-from albumsort.ranking import face_confidence, ranking_columns
+from albumsort.scores import face_confidence, ranking_columns
 from tests.test_cli import albumsort
 
 

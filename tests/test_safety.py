@@ -20,7 +20,8 @@ import pytest
 from PIL import Image
 
 from albumsort.export import MANIFEST, export_name, export_ranked
-from albumsort.index import APPLICATION_ID, Index
+from albumsort.files import APPLICATION_ID
+from albumsort.index import Index
 from albumsort.indexer import run_index, worker_count
 from tests.conftest import astronaut
 from tests.test_cli import CLI, albumsort

@@ -176,6 +176,7 @@ def test_temperature_recovers_known_scale():
     assert after < before / 2
 
 
+@pytest.mark.slow
 def test_smoke_training_resumes_to_the_same_model_and_evaluates(fer_folder, tmp_path):
     """A short run end to end: stopped after its first epoch and resumed, it ends bit-equal to a run that went
     straight through; it writes the seven-expression model, its card, metrics and curves, and an ONNX file

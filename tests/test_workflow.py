@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from albumsort.cli import ExitStatus, app
 from albumsort.index import Index
 from albumsort.labels import EMOTIONS
-from albumsort.ranking import ranking_columns
+from albumsort.scores import ranking_columns
 from tests.conftest import astronaut, scenery
 from tests.test_cli_messages import face
 
@@ -414,12 +414,13 @@ def test_2_a_sidecar_albumsort_did_not_write_is_never_replaced_and_is_reported(t
 
 
 def test_2_a_sidecar_is_created_whole_and_never_over_a_file(tmp_path):
-    from albumsort.sidecars import _create, packet
+    from albumsort.files import create_new
+    from albumsort.sidecars import packet
 
     target = tmp_path / "x.jpg.xmp"
     target.write_bytes(b"appeared meanwhile")
     with pytest.raises(FileExistsError):
-        _create(os.fsencode(target), packet(["happy"]))
+        create_new(os.fsencode(target), packet(["happy"]))
     assert target.read_bytes() == b"appeared meanwhile" and sorted(p.name for p in tmp_path.iterdir()) == [
         "x.jpg.xmp"]  # no temporary file left behind
 

@@ -82,14 +82,14 @@ def readability_metrics(faces: np.ndarray, nonfaces: np.ndarray | None = None, t
 
 
 def predict(model_path: str | Path, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (N, 7), readability (N,)) for uint8 crops from an .onnx, .tflite or .keras model.
+    """(probabilities (N, 7), readability (N,)) for uint8 crops from an .onnx or .keras model.
 
-    An .onnx or .tflite model is run through albumsort's own runtime (no Keras import),
+    An .onnx model is run through albumsort's own runtime (no Keras import),
     so the figures are the ones the album pipeline gets.  A .keras model gets
     the temperatures and flip averaging recorded in the .json beside it.
     """
     model_path = Path(model_path)
-    if model_path.suffix in (".tflite", ".onnx"):
+    if model_path.suffix == ".onnx":
         from albumsort.emotions import EmotionModel
 
         return EmotionModel(model_path).score_crops(images, batch_size=batch_size)
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m training evaluate", description=__doc__)
-    ap.add_argument("--model", required=True, help="a .tflite or .keras emotion model")
+    ap.add_argument("--model", required=True, help="an .onnx or .keras emotion model")
     ap.add_argument("--data", required=True, help="folder holding angry/ happy/ sad/ neutral/ (others ignored)")
     ap.add_argument("--expw", default=None, help="ExpW folder: also score its held-out share (needs the detector)")
     ap.add_argument("--rafdb", default=None, help="RAF-DB folder: also score its validation share (needs the detector)")

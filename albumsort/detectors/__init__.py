@@ -10,7 +10,8 @@ Detections`` and registers it::
 
 Adding a detector is adding one file here: every module of the package is
 imported when a detector is first looked up.  ``faces.make_detector`` is the
-way in for the rest of albumsort.
+way in for the rest of albumsort.  ``Face`` and its geometry (IoU, NMS) live
+here, beside the protocol that returns them.
 """
 
 from __future__ import annotations
@@ -18,13 +19,89 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
-    from albumsort.faces import Face
+DETECT_SIDE = 1000
+"""Long side of the image a photo is decoded at for detection (a 12 MP JPEG decodes at 1/4 scale to exactly that);
+YuNet reads it as is, SCRFD shrinks it to 640."""
+
+
+
+
+@dataclass
+class Face:
+    """One detected face, in the pixel coordinates of the image it was found in."""
+
+    box: tuple[float, float, float, float]  # x, y, w, h
+    score: float
+    landmarks: list[float] | None = field(default=None)  # 5 points as x0, y0, ..., x4, y4
+
+    def scaled(self, s: float) -> Face:
+        lm = [v * s for v in self.landmarks] if self.landmarks is not None else None
+        return Face(box_of(v * s for v in self.box), self.score, lm)
+
+    def shifted(self, dx: float, dy: float) -> Face:
+        x, y, w, h = self.box
+        lm = None
+        if self.landmarks is not None:
+            lm = [v + (dx if i % 2 == 0 else dy) for i, v in enumerate(self.landmarks)]
+        return Face((x + dx, y + dy, w, h), self.score, lm)
+
+
+def box_of(values) -> tuple[float, float, float, float]:
+    """x, y, w, h as plain floats (from a row of a network's output)."""
+    x, y, w, h = (float(v) for v in values)
+    return x, y, w, h
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def nms(faces: list[Face], threshold: float = 0.4) -> list[Face]:
+    """Keep the best-scoring face of every overlapping group."""
+    kept: list[Face] = []
+    for f in sorted(faces, key=lambda f: -f.score):
+        if all(iou(f.box, k.box) < threshold for k in kept):
+            kept.append(f)
+    return kept
+
+
+def resize_to(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """Shrink so the long side is at most ``side``; returns (image, factor applied)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = min(1.0, side / max(h, w))
+    if s >= 1.0:
+        return image, 1.0
+    return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA), s
+
+
+def nms_arrays(scores: np.ndarray, boxes: np.ndarray, threshold: float) -> list[int]:
+    """Indices of the boxes (x, y, w, h) that non-maximum suppression keeps, best score first."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    x1, y1 = boxes[:, 0], boxes[:, 1]
+    x2, y2 = x1 + boxes[:, 2], y1 + boxes[:, 3]
+    area = np.maximum(boxes[:, 2], 0) * np.maximum(boxes[:, 3], 0)
+    keep = []
+    while len(order):
+        i, rest = order[0], order[1:]
+        keep.append(int(i))
+        iw = np.maximum(0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
+        ih = np.maximum(0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+        inter = iw * ih
+        order = rest[inter / np.maximum(area[i] + area[rest] - inter, 1e-9) <= threshold]
+    return keep
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from albumsort.detectors import Detections, Thresholds, register
-from albumsort.faces import Face, nms_arrays
+from albumsort.detectors import Detections, Face, Thresholds, box_of, nms_arrays, register
 from albumsort.runtime import OnnxModel, file_version, model_file
 
 STRIDES = (8, 16, 32)
@@ -106,7 +105,7 @@ class SCRFD:
         scores, boxes, kps = self.raw(rgb)
         keep = nms_arrays(scores, boxes, NMS_IOU)
         scale = min(1.0, self.side / max(rgb.shape[:2]))  # min_size is in px of an image at most `side` long
-        return self.thresholds.sized((Face(tuple(float(v) for v in boxes[i]), float(scores[i]),
+        return self.thresholds.sized((Face(box_of(boxes[i]), float(scores[i]),
                                            [float(v) for v in kps[i]]) for i in keep), scale, photo_scale)
 
 

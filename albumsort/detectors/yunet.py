@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from albumsort.detectors import Detections, Thresholds, register
-from albumsort.faces import DETECT_SIDE, Face, nms_arrays, resize_to
+from albumsort.detectors import DETECT_SIDE, Detections, Face, Thresholds, box_of, nms_arrays, register, resize_to
 from albumsort.runtime import OnnxModel, file_version, model_file
 
 STRIDES = (8, 16, 32)
@@ -79,6 +78,6 @@ class YuNet:
     def detect(self, rgb: np.ndarray, photo_scale: float = 1.0) -> Detections:
         scores, boxes, kps, s = self.raw(rgb)
         keep = nms_arrays(scores, boxes, NMS_IOU)
-        return self.thresholds.sized((Face(tuple(float(v) for v in boxes[i]), float(scores[i]),
+        return self.thresholds.sized((Face(box_of(boxes[i]), float(scores[i]),
                                            [float(v) for v in kps[i]]).scaled(1 / s) for i in keep), s, photo_scale)
 
