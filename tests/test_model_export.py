@@ -52,4 +52,5 @@ def test_onnx_declares_its_input():
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
     assert (inp.name, out.name) == ("face", "probabilities")
     assert inp.shape[1:] == [meta["input_size"], meta["input_size"], meta["channels"]]
-    assert out.shape[1] == 5
+    assert out.shape[1] == len(meta["labels"]) + 1  # the expressions the card names, then readability
+    assert meta["labels"] == ["angry", "happy", "sad", "neutral", "surprise", "fear", "disgust"]
