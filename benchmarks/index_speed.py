@@ -183,7 +183,8 @@ def run_index(album: Path, db: Path) -> tuple[float, str, int]:
 STAGES = (("header", "header check"), ("read_hash", "read + hash the file"), ("known_lookup", "known-content look-up"),
           ("reduced_decode", "reduced decode (incl. orientation)"), ("exif_orientation", "  of it: EXIF orientation"),
           ("detect", "detection"), ("second_decode", "second decode (small faces)"), ("crop", "cropping"),
-          ("emotion_model", "emotion model"), ("embed", "face embeddings (people)"), ("dhash", "difference hash"), ("pickle", "pickling the result"),
+          ("emotion_model", "emotion model"), ("embed", "face embeddings (people)"), ("dhash", "difference hash"),
+          ("pickle", "pickling the result"),
           ("ipc", "worker end -> driver (IPC, queue)"), ("store", "driver's SQLite write"),
           ("total", "worker total per photo"))
 
