@@ -1,6 +1,6 @@
 """Executors: what runs the photo pipeline over the driver's tasks, on this machine or on a Ray cluster.
 
-The driver (``indexer.run_index``) scans, decides what changed, writes the
+The driver (``indexing.run_index``) scans, decides what changed, writes the
 index in transactions and shows progress.  An executor only maps
 ``Pipeline.analyse`` over tasks and hands back ``(task, result)`` pairs as
 they complete, in lists, at least once a second (an empty list when nothing
@@ -90,7 +90,7 @@ class KnownContent:
 
     The first 8 bytes of each content hash, sorted: 8 MB for a million photos, searched in a worker without
     SQLite.  A match the driver finds not current after all (a 1-in-2^64 prefix collision) is scored again
-    (``indexer._store``); content first scored during the run is de-duplicated when results return.
+    (``indexing._store``); content first scored during the run is de-duplicated when results return.
     """
 
     keys: np.ndarray  # uint64, sorted

@@ -26,7 +26,7 @@ Its results are small frozen dataclasses that pickle to a local worker
 process and to a Ray actor alike: :class:`Analysed`, :class:`Known` and
 :class:`Failed`, whose ``remember`` says whether the failure depends on the
 file's bytes alone (then the index skips the unchanged file on later runs).
-Whoever writes the index (``indexer``) turns them into rows; whoever runs
+Whoever writes the index (``indexing``) turns them into rows; whoever runs
 them (``executors``) never reads or writes the index.  Benchmarks, training
 and tests call this module directly.
 """
@@ -256,7 +256,7 @@ def find_faces(rgb: np.ndarray, detector, model,
     with stages.stage("emotion_model"):
         probs, readability = model.score_crops(crops)
     t = detector.thresholds
-    keep = [i for i, f in enumerate(cands) if t.confirmed(f.score, float(readability[i]))]
+    keep = [i for i, f in enumerate(cands) if t.confirmed(f.det_score, float(readability[i]))]
     return FacesFound([cands[i] for i in keep], probs[keep], readability[keep], [scales[i] for i in keep],
                       found.small, big if any(scales[i] > 1 for i in keep) else None)
 
@@ -380,7 +380,7 @@ class Pipeline:
             hash=content_hash, width=full_w, height=full_h, dhash=dhash, exif_time=taken,
             n_small=found.small, truncated=read.get("truncated"),
 
-            faces=tuple(FaceResult(box=tuple(v * s for v in f.box), det_score=f.score,
+            faces=tuple(FaceResult(box=tuple(v * s for v in f.box), det_score=f.det_score,
                                    p=tuple(float(v) for v in p), readability=float(r),
                                    landmarks=tuple(round(v * s, 1) for v in f.landmarks) if f.landmarks else None,
                                    read_scale=float(rs), embedding=emb, embedding_norm=norm)

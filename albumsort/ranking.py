@@ -44,7 +44,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from albumsort.index import Index, under_sql
 from albumsort.labels import EXPRESSIONS
 from albumsort.scores import (
     DEFAULT_MIN_CONFIDENCE,
@@ -56,6 +55,7 @@ from albumsort.scores import (
     shows_emotion,
     top_emotion,
 )
+from albumsort.store import Index, under_sql
 
 UNREADABLE = 0.5
 """Faces whose readability is below this cannot be read: masked, turned away, covered, or not a face."""

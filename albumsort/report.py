@@ -23,10 +23,10 @@ from typing import Any
 
 from albumsort.files import REPORT_MARKER as MARKER
 from albumsort.files import replace_whole, tmp_beside
-from albumsort.index import Index
 from albumsort.labels import EMOTIONS, EXPRESSIONS
 from albumsort.ranking import Filters, no_faces, top
 from albumsort.scores import DEFAULT_MIN_CONFIDENCE, top_expression
+from albumsort.store import Index
 
 THUMB_SIDE = 320
 

@@ -8,7 +8,7 @@
    (``ray.init(num_cpus=max workers)``, actors as on any cluster), with the
    same number of workers, for each of ``--workers``: photos/s of each
    (whole runs: worker start-up included) and Ray's overhead.
-2. The driver's commit ceiling: ``indexer._process`` (the driver's loop and
+2. The driver's commit ceiling: ``indexing._process`` (the driver's loop and
    its transactions, as in every run) fed by executors whose workers return
    a made-up result (one face) at once, in-process and through Ray actors, for
    each size of ``--ceiling``: photos/s the driver commits, and its peak
@@ -89,9 +89,9 @@ class SyntheticActor:
 def ceiling_child(n: int, kind: str, workers: int) -> dict:
     """Commit ``n`` synthetic photos through the real driver loop; photos/s and this process's peak RSS."""
     from albumsort.executors import Job, RayPool
-    from albumsort.index import Index
-    from albumsort.indexer import Summary, _process, _Todo
+    from albumsort.indexing import Summary, Todo, _process
     from albumsort.pipeline import PipelineSpec
+    from albumsort.store import Index
 
     with tempfile.TemporaryDirectory(prefix="albumsort-ceiling-") as d:
         idx = Index(Path(d) / "index.db")
@@ -105,7 +105,7 @@ def ceiling_child(n: int, kind: str, workers: int) -> dict:
             executor = SyntheticPool(workers)
         job = Job(PipelineSpec(), ("synthetic-model", "synthetic-detector"), None)
         summary = Summary()
-        with _Todo() as todo:
+        with Todo() as todo:
             for i in range(n):
                 todo.add(f"/synthetic/{i // 1000:05d}/IMG_{i:07d}.jpg".encode(), 3_000_000 + i, i * 10**9)
             t = time.perf_counter()
@@ -151,8 +151,8 @@ def album(n: int) -> Path:
 
 
 def index_once(photos: Path, executor) -> tuple[float, str]:
-    from albumsort.index import Index
-    from albumsort.indexer import run_index
+    from albumsort.indexing import run_index
+    from albumsort.store import Index
 
     with tempfile.TemporaryDirectory(prefix="albumsort-bench-") as d:
         idx = Index(Path(d) / "index.db")

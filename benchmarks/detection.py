@@ -232,13 +232,13 @@ def candidates(name: str, limit: int, side: int | None, floor: float = 0.2):
         faces = det.detect(rgb)
         read = model.score_crops(crops_for(rgb, faces, model.input_size, model.channels))[1] if faces else []
         scale = min(1.0, det.side / max(rgb.shape[:2]))
-        cands[p] = [(f.score, float(r), f.box[3] * scale, f.box) for f, r in zip(faces, read, strict=False)]
+        cands[p] = [(f.det_score, float(r), f.box[3] * scale, f.box) for f, r in zip(faces, read, strict=False)]
     for path in scenes():
         rgb = load(path)
         faces = det.detect(rgb)
         read = model.score_crops(crops_for(rgb, faces, model.input_size, model.channels))[1] if faces else []
         scale = min(1.0, det.side / max(rgb.shape[:2]))
-        cands[f"scene:{path.name}"] = [(f.score, float(r), f.box[3] * scale, f.box)
+        cands[f"scene:{path.name}"] = [(f.det_score, float(r), f.box[3] * scale, f.box)
                                        for f, r in zip(faces, read, strict=True)]
     return det, gt, cands
 

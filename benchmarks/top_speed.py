@@ -23,10 +23,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from albumsort.index import Index  # noqa: E402
 from albumsort.preprocess import EMOTIONS  # noqa: E402
 from albumsort.ranking import top  # noqa: E402
 from albumsort.scores import face_confidence, ranking_columns  # noqa: E402
+from albumsort.store import Index  # noqa: E402
 
 
 def fill(idx: Index, n: int) -> int:

@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from albumsort.cli import ExitStatus, app
-from albumsort.index import Index
 from albumsort.labels import EMOTIONS, EXPRESSIONS
 from albumsort.scores import face_confidence, ranking_columns
+from albumsort.store import Index
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,8 +101,8 @@ def test_1_a_folder_given_by_albumsort_db_is_named_as_such(tmp_path):
 
 
 def test_5_the_run_summary_writes_every_number_alike():
-    from albumsort.index import Stats
-    from albumsort.indexer import Summary
+    from albumsort.indexing import Summary
+    from albumsort.store import Stats
 
     totals = Stats(12408, 30120, 21000, 1408, {e: 2750 for e in EMOTIONS}, 0)
     line = Summary(indexed=12408, unchanged=1200, rescored=1500, copied=1001, known_failed=1002,
@@ -225,8 +225,8 @@ def test_5_status_report_and_summary_count_the_same_way(album, tmp_path):
     for key in ["photos", "faces", "no-face photos"] + [f"mostly {e}" for e in EMOTIONS]:
         assert summary[key] == s[key], key
 
-    from albumsort.index import Index as Idx
-    from albumsort.indexer import Summary
+    from albumsort.indexing import Summary
+    from albumsort.store import Index as Idx
 
     line = Summary(unchanged=10, totals=Idx(db, create=False).stats()).line()
     assert line.startswith("0 indexed, 10 unchanged") and " faces" not in line.split(";")[0]

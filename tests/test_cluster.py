@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from albumsort.executors import LocalPool, RayPool
-from albumsort.index import Index
-from albumsort.indexer import run_index
+from albumsort.indexing import run_index
+from albumsort.store import Index
 from tests.conftest import astronaut, grace_hopper, scenery
 
 pytestmark = pytest.mark.slow

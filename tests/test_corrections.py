@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from albumsort.index import Index
+from albumsort.store import Index
 from tests.test_cli_messages import build, face, run
 from tests.test_expressions import paths
 

@@ -14,9 +14,9 @@ import time
 import pytest
 
 from albumsort.executors import CRASHED, LocalPool
-from albumsort.index import Index
 from albumsort.labels import EMOTIONS
 from albumsort.ranking import top
+from albumsort.store import Index
 from tests.conftest import scenery
 from tests.test_cli import CLI, albumsort, big_album, full_snapshot
 
@@ -175,7 +175,7 @@ def _serve_dying_on_poison(conn, job):
 
 def test_only_a_photo_that_kills_its_worker_alone_is_blamed(tmp_path, monkeypatch):
     from albumsort.executors import ALONE_TRIES
-    from albumsort.indexer import run_index
+    from albumsort.indexing import run_index
 
     album = big_album(tmp_path / "album", 10)
     scenery(99, (900, 700)).save(album / "poison.jpg")
@@ -213,7 +213,7 @@ def _serve_without_networks(conn, job):
 
 def test_workers_that_cannot_load_the_pipeline_stop_the_run_with_one_line(tmp_path):
     from albumsort.executors import WorkersFailed
-    from albumsort.indexer import run_index
+    from albumsort.indexing import run_index
 
     album = big_album(tmp_path / "album", 3)
     idx = Index(tmp_path / "i.db")
@@ -271,7 +271,7 @@ def _serve_dying_at_start(conn, job):
 
 def test_workers_that_always_die_while_starting_stop_the_run_instead_of_looping(tmp_path):
     from albumsort.executors import START_TRIES, WorkersFailed
-    from albumsort.indexer import run_index
+    from albumsort.indexing import run_index
 
     album = big_album(tmp_path / "album", 3)
     with pytest.raises(WorkersFailed, match=f"^{START_TRIES} worker processes in a row died while loading"):

@@ -11,9 +11,9 @@ import json
 import numpy as np
 import pytest
 
-from albumsort.index import Index
 from albumsort.labels import BEYOND, EMOTIONS, EXPRESSIONS
 from albumsort.scores import PRIOR, PRIOR_WEIGHT, face_confidence, ranking_columns, top_emotion
+from albumsort.store import Index
 from tests.test_cli_messages import build, run
 
 

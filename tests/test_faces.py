@@ -17,7 +17,7 @@ def test_face_geometry_helpers():
     assert g.box == (25, 47, 60, 80) and g.landmarks[:2] == [7, 11]
     assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(1 / 3)
     kept = nms([Face((0, 0, 10, 10), 0.5), Face((1, 1, 10, 10), 0.9), Face((50, 50, 10, 10), 0.7)])
-    assert [k.score for k in kept] == [0.9, 0.7]
+    assert [k.det_score for k in kept] == [0.9, 0.7]
 
 
 def test_unknown_detector_name():
@@ -30,7 +30,7 @@ def test_nms_arrays_matches_nms():
     scores = np.array([0.5, 0.9, 0.7, 0.8], np.float32)
     keep = nms_arrays(scores, boxes, 0.4)
     assert keep == [1, 3]
-    assert [f.score for f in nms([Face(tuple(b), float(s)) for b, s in zip(boxes, scores, strict=False)])] == \
+    assert [f.det_score for f in nms([Face(tuple(b), float(s)) for b, s in zip(boxes, scores, strict=False)])] == \
         pytest.approx([scores[k] for k in keep])
 
 
@@ -107,7 +107,7 @@ def test_astronaut_has_one_face_with_landmarks(name):
     assert len(faces) == 1
     (f,) = faces
     x, y, w, h = f.box
-    assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200 and f.score > 0.8
+    assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200 and f.det_score > 0.8
     assert f.landmarks is not None and len(f.landmarks) == 10
 
 

@@ -74,7 +74,7 @@ def test_reduced_jpeg_decode(tmp_path):
 @pytest.mark.parametrize("orientation", (1, 6, 8))
 def test_12mp_jpeg_decodes_at_quarter_scale_upright(tmp_path, monkeypatch, orientation):
     """At the detector's 1000 px, libjpeg decodes a 4000x3000 photo at 1/4 scale: no resize after, orientation exact."""
-    from albumsort.indexer import DECODE_SIDE
+    from albumsort.indexing import DECODE_SIDE
 
     upright = Image.new("RGB", (4000, 3000), (0, 0, 255))
     upright.paste((255, 0, 0), (0, 0, 2000, 1500))  # red top-left quarter

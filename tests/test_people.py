@@ -8,8 +8,8 @@ from PIL import Image, ImageOps
 
 from albumsort import people
 from albumsort.embeddings import pairwise_scores
-from albumsort.index import Index
 from albumsort.pipeline import Pipeline, PipelineSpec
+from albumsort.store import Index
 from tests.conftest import astronaut, grace_hopper, scenery
 from tests.test_cli import albumsort
 

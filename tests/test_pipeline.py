@@ -43,7 +43,7 @@ def faces_the_detector_sees(n: int) -> list[tuple[np.ndarray, tuple]]:
         probe = background.copy()
         probe.paste(small, (100, 100))
         box = (100 + x * s, 100 + y * s, w * s, h * s)
-        if any(f.score >= 0.5 and iou(f.box, box) >= 0.3 for f in det.detect(np.asarray(probe))):
+        if any(f.det_score >= 0.5 and iou(f.box, box) >= 0.3 for f in det.detect(np.asarray(probe))):
             out.append((rgb, (x, y, w, h)))
             if len(out) == n:
                 break

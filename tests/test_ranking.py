@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from albumsort.index import Index
 from albumsort.labels import EMOTIONS, EXPRESSIONS
 from albumsort.ranking import no_faces, top
 from albumsort.scores import face_confidence, photo_scores, ranking_columns
+from albumsort.store import Index
 
 
 def face(happy, det=0.95, **others):

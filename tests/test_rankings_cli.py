@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from albumsort.index import Index
 from albumsort.labels import EMOTIONS
 from albumsort.scores import face_confidence, ranking_columns
+from albumsort.store import Index
 from tests.test_cli import albumsort
 
 

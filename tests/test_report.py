@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from albumsort.index import Index
-from albumsort.indexer import run_index
+from albumsort.indexing import run_index
 from albumsort.preprocess import EMOTIONS
 from albumsort.ranking import no_faces, top
 from albumsort.report import build_report
+from albumsort.store import Index
 from tests.conftest import ROOT, astronaut, grace_hopper, scenery
 
 EVIL = "<img src=x onerror=alert(1)>.jpg"

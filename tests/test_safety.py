@@ -21,8 +21,8 @@ from PIL import Image
 
 from albumsort.export import MANIFEST, export_name, export_ranked
 from albumsort.files import APPLICATION_ID
-from albumsort.index import Index
-from albumsort.indexer import run_index, worker_count
+from albumsort.indexing import run_index, worker_count
+from albumsort.store import Index
 from tests.conftest import astronaut
 from tests.test_cli import CLI, albumsort
 from tests.test_export import items
@@ -314,13 +314,13 @@ def test_max_pixels_must_be_positive(tmp_path, album):
 
 
 def test_workers_are_capped_by_available_memory(monkeypatch):
-    from albumsort import indexer
+    from albumsort import indexing
 
-    monkeypatch.setattr(indexer, "available_memory", lambda: 2 * indexer.WORKER_MEMORY + 1)
+    monkeypatch.setattr(indexing, "available_memory", lambda: 2 * indexing.WORKER_MEMORY + 1)
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     assert worker_count(None) == 2
     assert worker_count(5) == 5  # what the user asks for
-    monkeypatch.setattr(indexer, "available_memory", lambda: 1)
+    monkeypatch.setattr(indexing, "available_memory", lambda: 1)
     assert worker_count(None) == 1
 
 

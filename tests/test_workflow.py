@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from albumsort.cli import ExitStatus, app
-from albumsort.index import Index
 from albumsort.labels import EMOTIONS
 from albumsort.scores import ranking_columns
+from albumsort.store import Index
 from tests.conftest import astronaut, scenery
 from tests.test_cli_messages import face
 

@@ -296,7 +296,7 @@ class DetectionCache:
         st = Path(path).stat()
         key = f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{variant}"
         if key not in self._data:
-            self._data[key] = [[list(f.box), f.score, f.landmarks] for f in self.detector.detect(rgb)]
+            self._data[key] = [[list(f.box), f.det_score, f.landmarks] for f in self.detector.detect(rgb)]
             self._dirty = True
         return [Face(tuple(b), sc, lm) for b, sc, lm in self._data[key]]
 
@@ -465,7 +465,7 @@ def load_facelike(wider: str | Path, share: str | None = None, size: int = FACE_
         box = tuple(float(r[k]) for k in "xywh")
         crop, found = album_crop(rgb, box, size=size, channels=channels, faces=faces)
         best = max((iou(f.box, box) for f in faces), default=0.0)
-        scores.append(max((f.score for f in faces if iou(f.box, box) == best), default=0.0) if found else 0.0)
+        scores.append(max((f.det_score for f in faces if iou(f.box, box) == best), default=0.0) if found else 0.0)
         crops.append(crop)
         out_kinds.append(r["kind"])
     cache.save()

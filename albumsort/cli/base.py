@@ -228,7 +228,7 @@ def open_index(ctx: typer.Context, create: bool = False):
     import sqlite3
 
     from albumsort.files import DamagedIndex, IndexChanged, NotAnIndex, damaged_message, default_db_path
-    from albumsort.index import Index
+    from albumsort.store import Index
 
     given = ctx.obj["db"]
     path = Path(given).expanduser() if given else default_db_path()

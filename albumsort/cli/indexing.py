@@ -66,7 +66,7 @@ def index(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from albumsort.faces import DetectorUnavailable
-    from albumsort.indexer import IndexLocked, run_index
+    from albumsort.indexing import IndexLocked, run_index
 
     if max_pixels is not None and max_pixels < 1:
         raise UsageLine(f"--max-pixels must be a positive number, not {max_pixels}")
@@ -156,7 +156,7 @@ def _held_under(idx, path: Path) -> int:
 def _gone_hint(ctx: typer.Context, path: Path) -> str:
     """For a PATH that does not exist: how many indexed photos are under it and how to drop them, if any."""
     from albumsort.files import default_db_path, path_key
-    from albumsort.index import Index
+    from albumsort.store import Index
 
     given = ctx.obj["db"]
     try:

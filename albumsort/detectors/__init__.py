@@ -36,19 +36,19 @@ class Face:
     """One detected face, in the pixel coordinates of the image it was found in."""
 
     box: tuple[float, float, float, float]  # x, y, w, h
-    score: float
+    det_score: float  # the detector's confidence that this is a face (not the expression score)
     landmarks: list[float] | None = field(default=None)  # 5 points as x0, y0, ..., x4, y4
 
     def scaled(self, s: float) -> Face:
         lm = [v * s for v in self.landmarks] if self.landmarks is not None else None
-        return Face(box_of(v * s for v in self.box), self.score, lm)
+        return Face(box_of(v * s for v in self.box), self.det_score, lm)
 
     def shifted(self, dx: float, dy: float) -> Face:
         x, y, w, h = self.box
         lm = None
         if self.landmarks is not None:
             lm = [v + (dx if i % 2 == 0 else dy) for i, v in enumerate(self.landmarks)]
-        return Face((x + dx, y + dy, w, h), self.score, lm)
+        return Face((x + dx, y + dy, w, h), self.det_score, lm)
 
 
 def box_of(values) -> tuple[float, float, float, float]:
@@ -70,7 +70,7 @@ def iou(a, b) -> float:
 def nms(faces: list[Face], threshold: float = 0.4) -> list[Face]:
     """Keep the best-scoring face of every overlapping group."""
     kept: list[Face] = []
-    for f in sorted(faces, key=lambda f: -f.score):
+    for f in sorted(faces, key=lambda f: -f.det_score):
         if all(iou(f.box, k.box) < threshold for k in kept):
             kept.append(f)
     return kept
@@ -140,7 +140,7 @@ class Thresholds:
             h = f.box[3]
             if h * detect_scale >= self.min_size and h * photo_scale >= self.min_photo_size:
                 kept.append(f)
-            elif f.score >= self.sure:
+            elif f.det_score >= self.sure:
                 small += 1
         return Detections(kept, small)
 

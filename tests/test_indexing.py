@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from albumsort import emotions
-from albumsort.index import Index
-from albumsort.indexer import IndexLocked, run_index
+from albumsort.indexing import IndexLocked, run_index
 from albumsort.ranking import no_faces, top
+from albumsort.store import Index
 
 
 def run(album, db, **kw):
@@ -194,7 +194,7 @@ def test_content_found_twice_in_one_run_is_scored_once(album, tmp_path):
 def test_the_photos_to_do_wait_on_disk_and_leave_nothing_behind_even_after_kill_9(tmp_path):
     import subprocess
 
-    from albumsort.indexer import Todo
+    from albumsort.indexing import Todo
     from tests.test_cli import CLI, big_album, wait_for_rows
 
     with Todo() as todo:  # larger than the cache it may hold in memory: the rest is on disk

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from albumsort import stages
 from albumsort.files import lock_path, path_key, path_text
-from albumsort.index import UNCOUNTED, Index, Stats, is_current
 from albumsort.labels import EXPRESSIONS
 from albumsort.pipeline import DECODE_SIDE  # noqa: F401  (tests read it from here)
 from albumsort.scan import Failure, walk
 from albumsort.scores import face_confidence, ranking_columns
+from albumsort.store import UNCOUNTED, Index, Stats, is_current
 
 if TYPE_CHECKING:
     from albumsort.executors import Executor
