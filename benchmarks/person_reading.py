@@ -1,6 +1,7 @@
 """Reading a face against its person's own faces (issue 20, point 4): which correction helps, on three kinds of album.
 
-    git --git-dir=<WuJie1010/Facial-Expression-Recognition.Pytorch snapshot> archive HEAD CK+48 | tar -x -C /tmp/people-data/ckplus
+    git --git-dir=<WuJie1010/Facial-Expression-Recognition.Pytorch snapshot> archive HEAD CK+48 \\
+        | tar -x -C /tmp/people-data/ckplus
     python benchmarks/person_reading.py --ckplus /tmp/people-data/ckplus/CK+48
 
 CK+ (research terms, never committed) holds posed sequences of 123 subjects,
