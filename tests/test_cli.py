@@ -144,11 +144,18 @@ def wait_for_rows(db, n, proc, timeout=120):
     return False
 
 
+@pytest.fixture(scope="module")
+def indexed_big_album(tmp_path_factory):
+    """48 photos and the index an uninterrupted run makes of them, made once for both signals."""
+    root = tmp_path_factory.mktemp("killed")
+    album = big_album(root / "album", 48)
+    albumsort("index", album, db=root / "ref.db", check=True)
+    return album, full_snapshot(root / "ref.db")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_killed_run_resumes_to_the_same_index(tmp_path, sig):
-    album = big_album(tmp_path / "album", 48)
-    reference = tmp_path / "ref.db"
-    albumsort("index", album, db=reference, check=True)
+def test_killed_run_resumes_to_the_same_index(tmp_path, sig, indexed_big_album):
+    album, reference = indexed_big_album
 
     db = tmp_path / "killed.db"
     env = dict(os.environ, ALBUMSORT_DB=str(db))
@@ -164,4 +171,4 @@ def test_killed_run_resumes_to_the_same_index(tmp_path, sig):
     assert 0 < len(done) < 48  # a consistent partial index
     p = albumsort("index", album, db=db, check=True)
     assert f"{48 - len(done)} indexed" in p.stderr and f"{len(done)} unchanged" in p.stderr, p.stderr
-    assert full_snapshot(db) == full_snapshot(reference)
+    assert full_snapshot(db) == reference
