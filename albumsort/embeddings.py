@@ -171,7 +171,7 @@ class Embeddings:
     """What ``FaceEmbedder.embed`` returns for N faces."""
 
     vectors: np.ndarray  # (N, D) float32, L2-normalised
-    norms: np.ndarray  # (N,) float32: the raw norm before normalisation (quality)
+    norms: np.ndarray  # (N,) float32: the raw norm before normalisation (quality); NaN where not run
     usable: np.ndarray  # (N,) bool: passes ``FaceEmbedder.usable``; the others get no embedding
 
 
@@ -223,14 +223,17 @@ class FaceEmbedder(OnnxModel):
 
         ``scale``: pixels of ``rgb`` per pixel of the faces' coordinates (more than 1 when ``rgb`` is a
         larger decode of the image the detector read).  Size rules are judged in ``rgb``'s pixels.
+        Faces with the eyes under ``min_eyes`` apart are not run (a crowd's small faces cost nothing): their
+        vector is zero and their norm NaN.
         """
         lms = [landmarks_array(f) * np.float32(scale) for f in faces]
-        if not lms:
-            return Embeddings(np.zeros((0, 128), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
-        crops = np.stack([align(rgb, lm) for lm in lms])
-        vectors, norms = self.embed_crops(crops)
+        vectors = np.zeros((len(lms), 128), np.float32)
+        norms = np.full(len(lms), np.nan, np.float32)
         eyes = np.array([eye_distance(lm) for lm in lms], np.float32)
-        return Embeddings(vectors, norms, self.usable(norms, eyes))
+        run = np.flatnonzero(eyes >= self.min_eyes)
+        if len(run):
+            vectors[run], norms[run] = self.embed_crops(np.stack([align(rgb, lms[i]) for i in run]))
+        return Embeddings(vectors, norms, self.usable(np.nan_to_num(norms), eyes))
 
 
 # --------------------------------------------------------------------------

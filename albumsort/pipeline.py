@@ -85,7 +85,8 @@ class FaceResult:
     """Who it is: the unit face embedding as float32 bytes (``albumsort.embeddings``), None when people are
     off or the face is too small, blurred or turned away to identify (``FaceEmbedder.usable``)."""
     embedding_norm: float | None = None
-    """The embedding's raw norm (its quality), also for a face judged not usable; None when people are off."""
+    """The embedding's raw norm (its quality), also for a face judged not usable; None when people are off or
+    the face is too small to identify (the network is not run on it)."""
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,8 @@ class Pipeline:
         """(embedding bytes or None, raw norm or None) per kept face; all None when people are off.
 
         A face cut from the larger decode is embedded from it too: alignment and the size rule see its
-        real pixels.  Faces without the detector's five landmarks get no embedding."""
+        real pixels.  Faces without the detector's five landmarks get no embedding, and faces too small to
+        identify neither an embedding nor a norm (the network is not run on them)."""
         out: list[tuple[bytes | None, float | None]] = [(None, None)] * len(found.faces)
         if self.embedder is None:
             return out
@@ -409,5 +411,6 @@ class Pipeline:
                 emb = self.embedder.embed(src, [found.faces[i] for i in pick], scale=s)
                 for j, i in enumerate(pick):
                     vec = to_bytes(emb.vectors[j]) if emb.usable[j] else None
-                    out[i] = (vec, round(float(emb.norms[j]), 3))
+                    norm = float(emb.norms[j])
+                    out[i] = (vec, None if np.isnan(norm) else round(norm, 3))
         return out

@@ -179,6 +179,15 @@ def test_tiny_or_blurred_faces_get_no_embedding(detector, embedder):
     k = 8 / E.eye_distance(face)  # eyes 8 px apart: under MIN_EYES
     tiny = cv2.resize(rgb, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
     assert not embedder.embed(tiny, [face], scale=k).usable[0]
+    runs = []
+    real = embedder.embed_crops
+    embedder.embed_crops = lambda crops: runs.append(len(crops)) or real(crops)
+    try:  # the network runs on the face large enough to identify only
+        both = embedder.embed(rgb, [face.scaled(k), face])
+    finally:
+        del embedder.embed_crops
+    assert runs == [1] and np.isnan(both.norms[0]) and not both.usable[0] and both.usable[1]
+    assert not both.vectors[0].any() and both.norms[1] >= E.MIN_NORM
     assert embedder.embed(rgb, [face]).usable[0]
     flat = np.full_like(rgb, 128)  # no face at all where the landmarks say: a short vector
     assert not embedder.embed(flat, [face]).usable[0]

@@ -202,11 +202,10 @@ def test_the_pipeline_embeds_faces_large_enough_to_identify(tmp_path):
     assert off.faces[0].embedding is None and off.faces[0].embedding_norm is None
     assert PipelineSpec(people=False).versions()[1] != PipelineSpec().versions()[1]  # turning people on re-reads
     tiny = tmp_path / "tiny.jpg"
-    Image.new("RGB", (2000, 1500), (120, 120, 120)).save(tiny)
-    big = astronaut().resize((60, 60))
-    im = Image.open(tiny)
-    im.paste(big, (900, 700))
+    im = Image.new("RGB", (640, 480), (120, 120, 120))
+    im.paste(astronaut().resize((100, 100)), (300, 200))  # a face 21 px high, read where it is
     im.save(tiny, quality=95)
     small = Pipeline(PipelineSpec()).analyse(str(tiny))
-    for f in small.faces:  # eyes about 10 px apart: kept for its expression, too small to identify
-        assert f.embedding is None and f.embedding_norm is not None
+    assert small.faces
+    for f in small.faces:  # eyes about 10 px apart: kept for its expression, too small to identify (not run)
+        assert f.embedding is None and f.embedding_norm is None
