@@ -227,7 +227,7 @@ class FaceEmbedder(OnnxModel):
         vector is zero and their norm NaN.
         """
         lms = [landmarks_array(f) * np.float32(scale) for f in faces]
-        vectors = np.zeros((len(lms), 128), np.float32)
+        vectors = np.zeros((len(lms), self.dim), np.float32)
         norms = np.full(len(lms), np.nan, np.float32)
         eyes = np.array([eye_distance(lm) for lm in lms], np.float32)
         run = np.flatnonzero(eyes >= self.min_eyes)

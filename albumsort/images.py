@@ -158,7 +158,7 @@ CUT_SHORT = "cannot be decoded: the file is cut short"
 """The reason of a file that ends before any of its picture (a JPEG that ends a little early is read)."""
 OLD_TRUNCATED = "truncated file"
 """How failures of files that end early began before they were read as far as they go: such a known failure
-is read again (``index.ADDED_COLUMNS``' migration)."""
+is read again (``store.ADDED_COLUMNS``' migration)."""
 
 
 def _is_truncation(e: BaseException) -> bool:

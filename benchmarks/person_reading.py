@@ -70,7 +70,8 @@ def load(folder: Path, model: EmotionModel) -> list[dict]:
     return rows
 
 
-def albums(rows: list[dict]) -> dict[str, list[dict]]:
+def albums(rows: list[dict]) -> tuple[dict[str, list[dict]], set[int]]:
+    """The albums by name, and the subjects who only smile in the mixed one."""
     peak: dict[tuple, dict] = {}
     for r in rows:
         key = (r["subject"], r["sequence"])
@@ -86,7 +87,7 @@ def albums(rows: list[dict]) -> dict[str, list[dict]]:
     subjects = sorted(happy)
     smilers = set(subjects[::2])  # half the subjects only ever smile, the other half are posed
     mixed = [r for r in smiles if r["subject"] in smilers] + [r for r in posed if r["subject"] not in smilers]
-    return {"posed": posed, "smile-heavy": heavy, "always smiling": smiles, "mixed": mixed}
+    return {"posed": posed, "smile-heavy": heavy, "always smiling": smiles, "mixed": mixed}, smilers
 
 
 def pooled_smiles(folder: Path, model: EmotionModel, per_person: int = 30, persons: int = 10) -> list[dict]:
@@ -110,6 +111,8 @@ def corrected(album: list[dict], how: str, k: float = 5.0, a: float = 1.0) -> np
     ref = L.mean(axis=0) if how.startswith("album") else 0.0
     for idx in by.values():
         n, m = len(idx), L[idx].mean(axis=0)
+        if n < 2:  # one face: nothing to read it against (centring it would leave a tie)
+            continue
         w = {"none": 0.0, "centre": 1.0, "shrink": n / (n + k), "learned": a * n / (n + k), "album": 1.0,
              "album-shrink": n / (n + k), "capped": n / (n + k)}[how]
         c = w * (m - ref)
@@ -128,17 +131,19 @@ GRID = tuple(i / 10 for i in range(16))
 
 
 def learned_tops(album: list[dict], posed: list[dict], k: float, grid: tuple = GRID) -> np.ndarray:
-    """Each fold's subjects read with the ``a`` that reads the other folds' posed faces best."""
+    """Each fold's subjects read with the ``a`` that reads the other folds' posed faces best; subjects not in
+    the posed album (the pooled smiles) with the ``a`` that reads all of it best."""
     subjects = sorted({r["subject"] for r in posed})
     folds = {s: i % 5 for i, s in enumerate(subjects)}
     top = np.zeros(len(album), np.int64)
-    for fold in range(5):
+    for fold in (*range(5), None):
         train = [r for r in posed if folds[r["subject"]] != fold]
         best = max(grid, key=lambda a: accuracy(train, corrected(train, "learned", k, a)))
-        mine = [i for i, r in enumerate(album) if folds.get(r["subject"], 0) == fold]
-        sub = [album[i] for i in mine]  # subjects outside the posed album (pooled smiles) fall in fold 0
-        if sub:
-            top[mine] = corrected(sub, "learned", k, best)
+        mine = [i for i, r in enumerate(album) if folds.get(r["subject"]) == fold]
+        if mine:
+            top[mine] = corrected([album[i] for i in mine], "learned", k, best)
+            where = f"fold {fold}" if fold is not None else "outside the folds"
+            print(f"    learned: a = {best:.1f} for {len(mine)} faces ({where})", file=sys.stderr)
     return top
 
 
@@ -157,7 +162,7 @@ def main(argv=None) -> int:
         return 2
     model = EmotionModel(args.model)
     rows = load(args.ckplus, model)
-    al = albums(rows)
+    al, smiling = albums(rows)
     if args.fer_happy.is_dir():
         al["smiling, 30 each"] = pooled_smiles(args.fer_happy, model)
     posed = al["posed"]
@@ -168,7 +173,6 @@ def main(argv=None) -> int:
         cells.append(accuracy(album, learned_tops(album, posed, args.k)))
         print(f"{name:16}{len(album):>7}" + "".join(f"{100 * c:>14.1f}" for c in cells))
     mixed = al["mixed"]
-    smiling = {r["subject"] for r in al["always smiling"]} - {r["subject"] for r in mixed if r["label"] != "happy"}
     print("mixed album, the smilers' smiles read happy / the posed subjects' faces read right:")
     for h in HOW:
         top = corrected(mixed, h, args.k)

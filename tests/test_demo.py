@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -34,8 +35,20 @@ def test_the_demo_prints_what_the_readme_shows(tmp_path):
     index = albumsort("index", album, db=db)
     assert index.returncode == 1 and "1 failed" in index.stderr, index.stderr  # the broken download, on purpose
     top = albumsort("top", "happy", "-n", "5", db=db, check=True)
-    printed = [line.replace(str(tmp_path) + "/", "") for line in top.stdout.strip().splitlines()]
-    assert printed + top.stderr.strip().splitlines() == readme_demo_output()
+    printed = [line.replace(str(tmp_path) + "/", "").split("\t") for line in top.stdout.strip().splitlines()]
+    shown = readme_demo_output()
+    assert top.stderr.strip().splitlines() == shown[len(printed):]  # "only 3 photos show happy (-n 5)"
+    expected = [line.split("\t") for line in shown[:len(printed)]]
+    assert [r[:1] + r[2:] for r in printed] == [r[:1] + r[2:] for r in expected]  # ranks, counts, paths
+    for got, want in zip(printed, expected, strict=True):  # scores, to the rounding another CPU may differ by
+        assert abs(float(got[1]) - float(want[1])) <= 0.005, (got, want)
+
     sad = albumsort("top", "sad", "-n", "5", db=db, check=True).stdout
     assert [line.rsplit("/", 1)[-1] for line in sad.strip().splitlines()] == \
         ["grace_hopper.jpg", "cameraman.png", "group_collage.jpg"]  # as the README says
+    for name, sad_p in (("portraits/grace_hopper.jpg", 0.88), ("portraits/cameraman.png", 0.77)):  # README's figures
+        (f,) = json.loads(albumsort("show", album / name, "--json", db=db, check=True).stdout)["faces"]
+        assert abs(f["probabilities"]["sad"] - sad_p) <= 0.01
+    for emotion in ("angry", "neutral"):  # "no face in it is angry or neutral"
+        empty = albumsort("top", emotion, db=db, check=True)
+        assert empty.stdout == "" and f"no photo shows {emotion}" in empty.stderr
