@@ -51,10 +51,17 @@ DECODE_SIDE = 1000
 """Photos are decoded with their long side at most this for detection (``faces.DETECT_SIDE``):
 libjpeg decodes a 4000x3000 JPEG at 1/4 scale to exactly 1000x750."""
 
-REREAD = "reread-small"
-"""Tag of the crop policy in the detector version (small faces cut from a larger decode).  Not changed by
-``MIN_REREAD_GAIN``: a photo scored before it differs by at most 1.5x the detail of a face's crop, not worth
-re-scoring a whole library for."""
+REREAD = "reread-48"
+"""Tag of the crop policy in the detector version (faces under ``READ_SIDE`` cut from a larger decode).  Not
+changed by ``MIN_REREAD_GAIN``: a photo scored before it differs by at most 1.5x the detail of a face's crop,
+not worth re-scoring a whole library for."""
+
+READ_SIDE = 48
+"""A face is cut for the model from a decode where its box is at least this many pixels (or the model's
+input, if smaller).  The model reads no better from more: RAF-DB's validation faces shrunk to N px and
+enlarged to its 96 px input read 71.8% right at 24 px, 78.3% at 32, 80.2% at 40, 81.1% at 48, 80.3% at
+64 and 80.9% at 100 (``benchmarks/small_faces.py --resolution``).  Asking for 96 px decoded 62 of 100
+camera photos again at full size for nothing."""
 
 MIN_REREAD_GAIN = 1.5
 """A second decode is made only when it gives a small face at least this many times the pixels per side:
@@ -225,8 +232,8 @@ def find_faces(rgb: np.ndarray, detector, model,
 
     ``full_side`` is the photo's own long side (``rgb`` may be a reduced decode of it): the detector's
     size floor in the photo's pixels is measured against it.  ``larger(side)`` decodes the same photo
-    with its long side ``side`` (up to ``full_side``), or returns None when it cannot; faces smaller than
-    the model's input at ``rgb``'s scale are cut from it.  Without it every crop comes from ``rgb``.  The
+    with its long side ``side`` (up to ``full_side``), or returns None when it cannot; faces under
+    ``READ_SIDE`` at ``rgb``'s scale are cut from it.  Without it every crop comes from ``rgb``.  The
     one definition of "the faces in a photo".
     """
     seen = max(rgb.shape[:2])
@@ -241,9 +248,10 @@ def find_faces(rgb: np.ndarray, detector, model,
         crops = crops_for(rgb, cands, size, channels)
     scales = [1.0] * len(cands)
     big = None
-    under = [i for i, f in enumerate(cands) if max(f.box[2], f.box[3]) < size]  # under S: read from more pixels
+    enough = min(size, READ_SIDE)
+    under = [i for i, f in enumerate(cands) if max(f.box[2], f.box[3]) < enough]  # read from more pixels
     if under and larger is not None and full_side:
-        side = reread_side(full_side, seen, min(max(cands[i].box[2], cands[i].box[3]) for i in under), size)
+        side = reread_side(full_side, seen, min(max(cands[i].box[2], cands[i].box[3]) for i in under), enough)
         with stages.stage("second_decode"):
             big = larger(side) if side else None
         if big is not None:

@@ -1,6 +1,7 @@
 """Which faces are too small to read?  SCRFD's faces on the WIDER sample by their height in the photo.
 
     python benchmarks/small_faces.py [--detector scrfd]
+    python benchmarks/small_faces.py --resolution     # how many pixels a face needs to be read as well
 
 Runs the photo pipeline (as ``albumsort index`` does: 1000 px decode, small
 faces re-read from a larger decode) over the 400 WIDER sample photos with
@@ -10,6 +11,11 @@ the detector confirms, how many the model reads (readability >= 0.5) and how
 many reach the default confidence 0.20.  The floor (``min_photo_size``,
 ``albumsort/detectors/scrfd.py``) is chosen from this table.  Not a timing
 benchmark: it can run on a busy machine.
+
+``--resolution`` reads RAF-DB's validation share (tight 100 px crops) shrunk
+to N px and enlarged again to the model's input: the seven-class accuracy by
+N says how large a face must be in the decode it is cut from
+(``pipeline.READ_SIDE``); more pixels than that buy a second decode nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +33,38 @@ DATA = ROOT.parent / "shared" / "data"
 BANDS = (0, 8, 12, 14, 16, 20, 24, 32, 48, 10**9)
 
 
+def resolution(sides=(16, 20, 24, 32, 40, 48, 64, 100)) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from albumsort.emotions import EmotionModel
+    from albumsort.labels import EXPRESSIONS
+    from training.data import rafdb_files
+
+    model = EmotionModel()
+    val = rafdb_files(DATA / "rafdb", "val")
+    if not val:
+        sys.exit(f"no RAF-DB at {DATA / 'rafdb'}")
+    faces = [Image.open(p).convert("L" if model.channels == 1 else "RGB") for p, _ in val]
+    labels = np.array([EXPRESSIONS.index(e) for _, e in val])
+    side = model.input_size
+    print(f"{model.version}: RAF-DB validation share, {len(val)} faces, each shrunk to N px then enlarged to {side}")
+    print(f"{'N px':>6}{'seven-class':>13}{'readability':>13}")
+    for n in sides:
+        crops = np.stack([np.asarray(f.resize((n, n), Image.Resampling.BOX)
+                                     .resize((side, side), Image.Resampling.BILINEAR)) for f in faces])
+        p, r = model.score_crops(crops)
+        print(f"{n:>6}{100 * (p.argmax(1) == labels).mean():>12.1f}%{r.mean():>13.2f}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--detector", default="scrfd")
+    ap.add_argument("--resolution", action="store_true", help="accuracy by the face's pixels (RAF-DB validation)")
     args = ap.parse_args()
+    if args.resolution:
+        return resolution()
     root = DATA / "wider-face-val-sample"
     if not root.is_dir():
         sys.exit(f"no data at {root}")

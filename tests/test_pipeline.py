@@ -69,8 +69,9 @@ def group_photo(tmp_path_factory):
 
 
 def test_small_faces_are_read_from_a_larger_decode(group_photo, monkeypatch):
-    """Issue 17, point 4: every face found; each cut for the model from a decode where it is at least the
-    model's input size; the photo decoded twice (detection size, then the scale needed), not more."""
+    """Issue 17, point 4: every face found; each cut for the model from a decode where it is at least
+    ``READ_SIDE`` (past which the model reads no better); the photo decoded twice (detection size, then the
+    smallest scale that is enough), not more."""
     path, truth = group_photo
     decodes = []
     real = images.load_rgb
@@ -83,7 +84,7 @@ def test_small_faces_are_read_from_a_larger_decode(group_photo, monkeypatch):
     monkeypatch.setattr(images, "load_rgb", spy)
     pipe = pipeline.Pipeline()
     res = pipe.analyse(str(path))
-    size = pipe.model.input_size
+    size = pipeline.READ_SIDE
     assert len(truth) == 20 and isinstance(res, pipeline.Analysed)
     assert decodes[0] == (750, 1000) and len(decodes) == 2 and max(decodes[1]) > 1000
     matched = []
@@ -94,9 +95,10 @@ def test_small_faces_are_read_from_a_larger_decode(group_photo, monkeypatch):
     for f in matched:
         at_detection = max(f.box[2:]) * 1000 / 4000  # the face in the 1000 px decode
         assert at_detection < size  # small where it was detected...
-        # ...but cut from a decode where it is >= S, or from the full photo when even that holds fewer pixels
-        # (a face 95 px tall in the 4000 px photo: the int8 detector's boxes differ by a pixel between CPUs)
+        # ...but cut from a decode where it is >= READ_SIDE, or from the full photo when even that holds fewer
+        # pixels (a face 95 px tall in the 4000 px photo: the int8 detector's boxes differ by a pixel between CPUs)
         assert at_detection * f.read_scale >= size or f.read_scale == 4.0
+
     assert res.n_small == 0  # 16 px at SCRFD's 640 but 100 px in the photo: read, not "too small"
 
 
@@ -129,6 +131,23 @@ def test_large_faces_need_no_second_decode(monkeypatch, tmp_path):
     monkeypatch.setattr(images, "load_rgb", lambda *a, **k: calls.append(k.get("max_side")) or real(*a, **k))
     res = pipeline.Pipeline().analyse(str(path))
     assert len(res.faces) == 1 and res.faces[0].read_scale == 1.0 and calls == [1000]
+
+
+def test_a_face_of_read_side_or_more_needs_no_second_decode(monkeypatch, tmp_path):
+    """A face 70 px tall in the 1000 px decode (under the model's 96 px input, over ``READ_SIDE``) is read
+    from that decode: more pixels would not read it better, and a 12 MP photo is not decoded again."""
+    from tests.conftest import astronaut
+
+    canvas = Image.new("RGB", (4000, 3000), (90, 110, 100))
+    canvas.paste(astronaut().resize((1160, 1160)), (1400, 900))
+    path = tmp_path / "a.jpg"
+    canvas.save(path, quality=92)
+    calls = []
+    real = images.load_rgb
+    monkeypatch.setattr(images, "load_rgb", lambda *a, **k: calls.append(k.get("max_side")) or real(*a, **k))
+    res = pipeline.Pipeline().analyse(str(path))
+    (face,) = res.faces
+    assert pipeline.READ_SIDE <= max(face.box[2:]) / 4 < 96 and face.read_scale == 1.0 and calls == [1000]
 
 
 def test_versions_are_known_without_loading_a_network(monkeypatch):
