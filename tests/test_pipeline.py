@@ -120,16 +120,19 @@ def test_reread_side_picks_the_smallest_jpeg_scale_that_is_enough():
     assert pipeline.reread_side(1500, 1000, 10, 96) == 1500
 
 
+def analysed_with_decodes(image: Image.Image, path, monkeypatch) -> tuple[pipeline.Analysed, list]:
+    """``image`` saved as a JPEG at ``path`` and analysed, and the long side each decode of it asked for."""
+    image.save(path, quality=92)
+    calls: list = []
+    real = images.load_rgb
+    monkeypatch.setattr(images, "load_rgb", lambda *a, **k: calls.append(k.get("max_side")) or real(*a, **k))
+    return pipeline.Pipeline().analyse(str(path)), calls
+
+
 def test_large_faces_need_no_second_decode(monkeypatch, tmp_path):
     from tests.conftest import astronaut
 
-    big = astronaut().resize((2048, 2048))
-    path = tmp_path / "a.jpg"
-    big.save(path, quality=92)
-    calls = []
-    real = images.load_rgb
-    monkeypatch.setattr(images, "load_rgb", lambda *a, **k: calls.append(k.get("max_side")) or real(*a, **k))
-    res = pipeline.Pipeline().analyse(str(path))
+    res, calls = analysed_with_decodes(astronaut().resize((2048, 2048)), tmp_path / "a.jpg", monkeypatch)
     assert len(res.faces) == 1 and res.faces[0].read_scale == 1.0 and calls == [1000]
 
 
@@ -140,12 +143,7 @@ def test_a_face_of_read_side_or_more_needs_no_second_decode(monkeypatch, tmp_pat
 
     canvas = Image.new("RGB", (4000, 3000), (90, 110, 100))
     canvas.paste(astronaut().resize((1160, 1160)), (1400, 900))
-    path = tmp_path / "a.jpg"
-    canvas.save(path, quality=92)
-    calls = []
-    real = images.load_rgb
-    monkeypatch.setattr(images, "load_rgb", lambda *a, **k: calls.append(k.get("max_side")) or real(*a, **k))
-    res = pipeline.Pipeline().analyse(str(path))
+    res, calls = analysed_with_decodes(canvas, tmp_path / "a.jpg", monkeypatch)
     (face,) = res.faces
     assert pipeline.READ_SIDE <= max(face.box[2:]) / 4 < 96 and face.read_scale == 1.0 and calls == [1000]
 
