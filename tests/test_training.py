@@ -356,3 +356,19 @@ def test_augmentations_keep_shape_and_label_face_like_things_unreadable(channels
     assert (centre > 0.1).all()  # the face itself is replaced, not a corner
     y0, t0 = make_facelike(x, t, Rng(seed), 0.0, 64, channels)
     assert np.array_equal(y0.numpy(), x.numpy()) and np.array_equal(t0.numpy(), t.numpy())
+
+
+def test_the_committed_long_run_resumes_with_the_recipe():
+    """The 150-epoch CPU run spans sittings from its checkpoint in the repository (models/README.md): a default
+    changed under it would make ``--resume`` refuse it and the sittings spent on it would be lost."""
+    from dataclasses import asdict
+
+    from training.train import RUN_ONLY, Config
+
+    state = ROOT / "training" / "checkpoints" / "seven-150" / "emotion_checkpoint.json"
+    assert state.is_file() and state.with_suffix(".keras").is_file()
+    st = json.loads(state.read_text())
+    mine = asdict(Config())
+    differ = {k: (mine[k], st["config"].get(k)) for k in mine if k not in RUN_ONLY and mine[k] != st["config"].get(k)}
+    assert not differ, differ
+    assert 0 < st["epoch"] < st["config"]["epochs"] == 150 and len(st["history"]["loss"]) == st["epoch"]
