@@ -17,7 +17,9 @@ half are never seen.  Measure the result beside the float file with::
     python benchmarks/people.py --model models/mobilefacenet_int8.onnx
     python benchmarks/people.py
 
-Int8 speed depends on the CPU (VNNI); keep the float file's figures beside it.
+Int8 speed depends on the CPU (VNNI); keep the float file's figures beside it.  The calibration faces are
+found with the shipped emotion model's confirmation, so the same bytes come back (sha256 in models/README.md)
+while that model is the one they were made with; with another, re-measure before replacing the file.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces", type=int, default=400)
     ap.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
-    ap.add_argument("--src", default=str(ROOT / "models" / E.MODEL_NAME))
+    ap.add_argument("--src", default=str(ROOT / "models" / "mobilefacenet.onnx"))
     ap.add_argument("--out", default=str(ROOT / "models" / "mobilefacenet_int8.onnx"))
     args = ap.parse_args()
 

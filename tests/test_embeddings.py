@@ -41,8 +41,23 @@ def test_shipped_network_matches_its_provenance_row(embedder):
     assert embedder.path.name == E.MODEL_NAME
     assert hashlib.sha256((MODELS / E.MODEL_NAME).read_bytes()).hexdigest() == row["sha256"]
     assert "non-commercial" in row["licence"]
-    assert embedder.version == f"mobilefacenet-{row['sha256'][:12]}"
+    assert embedder.version == f"mobilefacenet_int8-{row['sha256'][:12]}"
     assert embedder.dim == 128
+
+
+def test_the_int8_network_embeds_as_the_float_one_it_was_made_from(detector, embedder):
+    """The shipped file is a quantised copy (benchmarks/quantize_mobilefacenet.py): on real faces, under small
+    shifts, its embeddings point where the float network's do and its norms (the quality rule) agree."""
+    assert "mobilefacenet.onnx" in provenance()[E.MODEL_NAME]["source"]
+    source = E.FaceEmbedder(MODELS / "mobilefacenet.onnx", threads=1)
+    for image in (astronaut, grace_hopper):
+        rgb = np.asarray(image())
+        lm = E.landmarks_array(detector.detect(rgb)[0])
+        crops = np.stack([E.align(rgb, lm + d) for d in (0, 1, -2)])
+        v8, n8 = embedder.embed_crops(crops)
+        v32, n32 = source.embed_crops(crops)
+        assert np.all(np.sum(v8 * v32, axis=1) > 0.95)
+        np.testing.assert_allclose(n8, n32, rtol=0.1)
 
 
 # --------------------------------------------------------------------------
