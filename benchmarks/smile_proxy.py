@@ -14,7 +14,10 @@ happy-vs-rest ROC AUC of
   detector x readability x top probability, the detector's score taken as 1;
   a face under the 0.20 floor leaves the photo at 0, "No face"),
 
-and the share of smiles whose readability is under 0.5.  For the last model
+and the share of smiles whose readability is under 0.5.  Then, for every
+model, which degradation of a readable face makes it unreadable: ExpW's
+held-out faces read readable as they are, darkened, softened (shrunk to N px
+and enlarged back) or noised, and the share that falls under 0.5.  For the last model
 it also tries other ways readability could enter the confidence, with what
 each lets through: the labelled face-like things of the WIDER sample
 (``evaluate --facelike``) ranked as sad or angry, and held-out non-face crops
@@ -66,6 +69,28 @@ WEIGHTS = {"r (as shipped)": lambda r: r, "sqrt(r)": np.sqrt, "r ** 0.25": lambd
            "min(1, r / 0.25)": lambda r: np.minimum(1.0, r / 0.25), "1 (ignored)": np.ones_like}
 
 
+def _soften(x: np.ndarray, side: int) -> np.ndarray:
+    import cv2
+
+    n = x.shape[1]
+    return np.stack([cv2.resize(cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA), (n, n),
+                                interpolation=cv2.INTER_LINEAR).reshape(im.shape) for im in x])
+
+
+def _noised(x: np.ndarray, sd: float) -> np.ndarray:
+    return np.clip(x + np.random.default_rng(0).normal(0, sd, x.shape), 0, 255).astype(np.uint8)
+
+
+DEGRADATIONS = {
+    "brightness x0.3": lambda x: (x * 0.3).astype(np.uint8),
+    "gamma 2 (darker)": lambda x: (255 * (x / 255.0) ** 2).astype(np.uint8),
+    "softened to 32 px": lambda x: _soften(x, 32),
+    "softened to 24 px": lambda x: _soften(x, 24),
+    "softened to 16 px": lambda x: _soften(x, 16),
+    "noise sd 12": lambda x: _noised(x, 12),
+}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", type=Path, help="earlier .onnx files (each with its .json beside it)")
@@ -91,6 +116,18 @@ def main(argv=None) -> int:
             last[name] = (p, r, pos)
             print(f"{str(path)[-30:]:30s} {name:11s} {len(y):6d} {pos.sum():7d}  {roc_auc(p[:, HAPPY], pos):11.4f}"
                   f"  {roc_auc(one_face_photo_score(p, r), pos):9.4f}  {np.mean(r[pos] < 0.5):17.1%}", flush=True)
+
+    print("\nExpW held-out faces readable as they are (>= 0.5), share read < 0.5 after a degradation:")
+    paths = [*args.models, args.current]
+    print(f"{'degradation':20s}" + "".join(f"{str(p)[-26:]:>28s}" for p in paths))
+    crops, readable = {}, {}
+    for path in paths:
+        size, ch = model_input(path)
+        crops[path] = load_expw(DATA / "expw", "test", size=size, channels=ch)[0]
+        readable[path] = predict(path, crops[path])[1] >= 0.5
+    for name, degrade in DEGRADATIONS.items():
+        cells = [np.mean(predict(p, degrade(crops[p]))[1][readable[p]] < 0.5) for p in paths]
+        print(f"{name:20s}" + "".join(f"{c:28.1%}" for c in cells), flush=True)
 
     size, ch = model_input(args.current)
     held = load_facelike(DATA / "wider-face-val-sample", share="test", size=size, channels=ch)
