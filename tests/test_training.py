@@ -358,6 +358,49 @@ def test_augmentations_keep_shape_and_label_face_like_things_unreadable(channels
     assert np.array_equal(y0.numpy(), x.numpy()) and np.array_equal(t0.numpy(), t.numpy())
 
 
+def test_softening_reaches_the_detail_asked_for():
+    """``soften_to_px`` lets readable faces be softened below half the side (the 96 px readability head called
+    soft web faces unreadable); left unset, augmentation is exactly the recipe's (the committed run resumes)."""
+    tf = pytest.importorskip("tensorflow")
+    from training.augment import Rng, augment_batch
+
+    x = tf.random.stateless_uniform([32, 96, 96, 1], seed=[1, 2])  # all detail: every pixel independent
+
+    def least_detail(soften_to):
+        out = []
+        for k in range(12):
+            a = augment_batch(x, Rng(tf.constant([k, 7], tf.int64)), 1.0, 96, 1, soften_to).numpy()
+            out.append(np.abs(np.diff(a, axis=2)).mean(axis=(1, 2, 3)).min())  # the softest face of the batch
+        return min(out)
+
+    seed = tf.constant([5, 6], tf.int64)
+    assert np.array_equal(augment_batch(x, Rng(seed), 1.0, 96, 1).numpy(),
+                          augment_batch(x, Rng(seed), 1.0, 96, 1, 48).numpy())  # None = half the side
+    assert least_detail(16) < 0.6 * least_detail(None)
+    from training.train import parse_config
+
+    cfg = parse_config(["--soften-to-px", "20", "--init", "models/emotion.keras"])
+    assert (cfg.soften_to_px, cfg.init) == (20, "models/emotion.keras")
+    assert (parse_config([]).soften_to_px, parse_config([]).init) == (None, None)
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_refuses_other_shapes(tmp_path):
+    pytest.importorskip("tensorflow")
+    from training.model import build_model
+    from training.train import Config, start_model
+
+    m = build_model(8, 0.25, 8, 96, 1, 2)
+    m.save(tmp_path / "start.keras")
+    got = start_model(Config(init=str(tmp_path / "start.keras")), 8)
+    assert all(np.array_equal(a, b) for a, b in zip(got.get_weights(), m.get_weights(), strict=True))
+    fresh = start_model(Config(width=8), 8)
+    assert not all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), m.get_weights(), strict=True))
+    with pytest.raises(SystemExit, match="gives 8 outputs; this run needs"):
+        start_model(Config(init=str(tmp_path / "start.keras")), 5)
+    with pytest.raises(SystemExit, match="no model file"):
+        start_model(Config(init=str(tmp_path / "missing.keras")), 8)
+
+
 def test_the_committed_long_run_resumes_with_the_recipe():
     """The 150-epoch CPU run spans sittings from its checkpoint in the repository (models/README.md): a default
     changed under it would make ``--resume`` refuse it and the sittings spent on it would be lost."""

@@ -47,8 +47,13 @@ def _affine(images, scale, angle, tx, ty):
         fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
 
 
-def augment_batch(x, rng: Rng, strength: float = 1.0, size: int = 48, channels: int = 1):
-    """x: float32 (B, size, size, channels) in [0, 1], channels 1 or 3; returns the same shape, augmented."""
+def augment_batch(x, rng: Rng, strength: float = 1.0, size: int = 48, channels: int = 1,
+                  soften_to: int | None = None):
+    """x: float32 (B, size, size, channels) in [0, 1], channels 1 or 3; returns the same shape, augmented.
+
+    ``soften_to``: the least detail, in px, a third of the faces are softened to (shrunk and enlarged back);
+    None: half the side (at 96 px no readable face then has less than 48 px of detail, and the readability
+    head learns that a soft face is no face: models/README.md, "Smiles")."""
     x = tf.ensure_shape(x, [None, size, size, channels])
     b = tf.shape(x)[0]
     u = lambda lo, hi: rng.uniform([b], lo, hi)  # noqa: E731
@@ -73,7 +78,8 @@ def augment_batch(x, rng: Rng, strength: float = 1.0, size: int = 48, channels: 
         sat = tf.where(rng.uniform([b, 1, 1, 1]) < 0.15, 0.0, sat)
         x = tf.clip_by_value(grey + (x - grey) * sat, 0.0, 1.0)
     # Blur on a third of the batch: down to 1/2..5/6 of the side and back up.
-    small = rng.uniform([], size // 2, size * 5 // 6 + 1, dtype=tf.int32)
+    least = size // 2 if soften_to is None else min(max(int(soften_to), 2), size * 5 // 6)
+    small = rng.uniform([], least, size * 5 // 6 + 1, dtype=tf.int32)
     blurred = tf.image.resize(tf.image.resize(x, [small, small], antialias=True), [size, size])
     x = tf.where(rng.uniform([b, 1, 1, 1]) < 0.33 * s, blurred, x)
     # Random erasing on a quarter of the batch.

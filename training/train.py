@@ -64,6 +64,13 @@ class Config:
     resume: bool = False
     stop_after: float = 0.0
     """Minutes: end the sitting after the first epoch that passes them (0: run to the end); --resume continues."""
+    soften_to_px: int | None = None
+    """Readable faces (a third of each batch) are softened down to this many px of detail; None: half the
+    input side (the recipe of the 40-epoch and 150-epoch runs).  ``benchmarks/smile_proxy.py`` measures what
+    it does to the readability of soft web faces."""
+    init: str | None = None
+    """A ``.keras`` model to start from (fine-tuning): its weights, with a fresh optimiser and schedule over
+    ``epochs``; None: from scratch.  Its input and outputs must be the recipe's."""
 
 
 RUN_ONLY = ("threads", "resume", "stop_after", "out")
@@ -118,7 +125,7 @@ def make_dataset(x: np.ndarray, t: np.ndarray, cfg: Config, train: bool, weights
         if cfg.jpeg_probability > 0:
             a = jpeg_artefacts(a, rng, cfg.jpeg_probability)
         if cfg.augment_strength > 0:
-            a = augment_batch(a, rng, cfg.augment_strength, cfg.input_size, cfg.channels)
+            a = augment_batch(a, rng, cfg.augment_strength, cfg.input_size, cfg.channels, cfg.soften_to_px)
         if cfg.unreadable_probability > 0:
             a, b = make_unreadable(a, b, rng, cfg.unreadable_probability, cfg.input_size)
         if cfg.facelike_probability > 0:
@@ -302,11 +309,29 @@ def save_checkpoint(model, cfg: Config, epoch: int, history: dict, seconds: floa
     tmp_state.replace(state)
 
 
+def start_model(cfg: Config, n_outputs: int):
+    """A new network, or the weights of ``cfg.init`` (fine-tuning), checked against the recipe's shapes."""
+    from training.model import build_model
+
+    if not cfg.init:
+        return build_model(cfg.width, cfg.dropout, n_outputs, cfg.input_size, cfg.channels, cfg.stem_stride)
+    import keras
+
+    if not Path(cfg.init).is_file():
+        raise SystemExit(f"--init: no model file at {cfg.init}")
+    model = keras.models.load_model(cfg.init, compile=False)
+    have = (tuple(model.input_shape[1:]), int(model.output_shape[-1]))
+    want = ((cfg.input_size, cfg.input_size, cfg.channels), n_outputs)
+    if have != want:
+        raise SystemExit(f"--init: {cfg.init} reads {have[0]} and gives {have[1]} outputs; this run needs {want[0]} "
+                         f"and {want[1]}")
+    print(f"starting from the weights of {cfg.init}", flush=True)
+    return model
+
+
 def fit(cfg: Config, x_train, t_train, x_val, t_val):
     """Train epoch by epoch from scratch or from the checkpoint; returns (model, history, seconds, finished)."""
     import keras
-
-    from training.model import build_model
 
     ckpt, state = checkpoint_paths(cfg)
     steps = len(x_train) // cfg.batch_size
@@ -323,7 +348,7 @@ def fit(cfg: Config, x_train, t_train, x_val, t_val):
     else:
         if cfg.resume:
             print(f"--resume: no checkpoint at {state}; starting from scratch", flush=True)
-        model = build_model(cfg.width, cfg.dropout, t_train.shape[1], cfg.input_size, cfg.channels, cfg.stem_stride)
+        model = start_model(cfg, t_train.shape[1])
         total, warm = max(1, steps * cfg.epochs), steps * cfg.warmup_epochs
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0 if warm else cfg.lr, decay_steps=max(1, total - warm), warmup_target=cfg.lr if warm else None,
@@ -482,7 +507,12 @@ def train(cfg: Config) -> dict | None:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+OPTIONAL_TYPES = {"limit_per_class": int, "soften_to_px": int, "init": str}
+"""The argument type of each Config field whose default is None."""
+
+
+def parse_config(argv: list[str] | None = None) -> Config:
+    """The command line as a ``Config``: one option per field, defaults from ``Config``."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m training train", description=__doc__,
@@ -493,7 +523,10 @@ def main(argv: list[str] | None = None) -> int:
             ap.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=value,
                             help=f"default: {value}")
             continue
-        kind = type(value) if value is not None else int
+        kind = type(value) if value is not None else OPTIONAL_TYPES[name]
         ap.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value, help=f"default: {value}")
-    args = ap.parse_args(argv)
-    return 0 if train(Config(**vars(args))) is not None else 3
+    return Config(**vars(ap.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return 0 if train(parse_config(argv)) is not None else 3
