@@ -333,6 +333,8 @@ def fit(cfg: Config, x_train, t_train, x_val, t_val):
     """Train epoch by epoch from scratch or from the checkpoint; returns (model, history, seconds, finished)."""
     import keras
 
+    import training.model  # noqa: F401  (registers the Standardize layer for loading the checkpoint)
+
     ckpt, state = checkpoint_paths(cfg)
     steps = len(x_train) // cfg.batch_size
     if cfg.resume and state.is_file():
