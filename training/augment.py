@@ -77,7 +77,7 @@ def augment_batch(x, rng: Rng, strength: float = 1.0, size: int = 48, channels: 
         sat = tf.reshape(u(1 - 0.4 * s, 1 + 0.3 * s), [b, 1, 1, 1])
         sat = tf.where(rng.uniform([b, 1, 1, 1]) < 0.15, 0.0, sat)
         x = tf.clip_by_value(grey + (x - grey) * sat, 0.0, 1.0)
-    # Blur on a third of the batch: down to 1/2..5/6 of the side and back up.
+    # Blur on a third of the batch: down to soften_to px (unset: 1/2 of the side)..5/6 of the side and back up.
     least = size // 2 if soften_to is None else min(max(int(soften_to), 2), size * 5 // 6)
     small = rng.uniform([], least, size * 5 // 6 + 1, dtype=tf.int32)
     blurred = tf.image.resize(tf.image.resize(x, [small, small], antialias=True), [size, size])
