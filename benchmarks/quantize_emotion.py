@@ -5,8 +5,9 @@
 Why: the emotion model costs about 3 ms per candidate face in ``albumsort
 index`` (issue 22's profile: 42 ms per photo of 14.7 candidates), and the
 speed floor (500 faces/s on 2 cores, issue 24) is what rules out an ensemble
-of two float models (632 faces/s alone).  ONNX Runtime's static quantisation
-(QDQ, per-channel int8 weights, uint8 activations, MinMax) is calibrated on
+of two float models (632 faces/s alone).  The quantisation is the export's own
+(``training.export.quantize_int8``: the convolutions and dense layer in int8,
+the calibrated heads float), calibrated on
 ``--faces`` training-share crops (RAF-DB training split and FER2013 training
 faces, cut as the album cuts them); the measure is on faces never trained on:
 RAF-DB's validation share seven-wise (the four lists' precision and recall,
@@ -56,42 +57,17 @@ def main(argv=None) -> int:
     ap.add_argument("--src", type=Path, default=ROOT / "models" / "emotion.onnx")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "emotion_int8.onnx")
     args = ap.parse_args(argv)
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     from albumsort.emotions import EmotionModel
     from albumsort.labels import EXPRESSIONS
     from albumsort.preprocess import to_model_input
     from training.data import load_ferplus, load_rafdb
     from training.evaluate import four_way, list_view
+    from training.export import quantize_int8
 
     float_model = EmotionModel(args.src, threads=2)
     size, ch = float_model.input_size, float_model.channels
     cal = calibration_inputs(args.faces, size, ch)
-    from albumsort.runtime import session
-
-    name = session(args.src, 1).get_inputs()[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(range(0, len(cal), 32))
-
-        def get_next(self):
-            i = next(self.it, None)
-            return None if i is None else {name: cal[i:i + 32]}
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(args.src), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(args.out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+    quantize_int8(args.src, args.out, cal)
     shutil.copy(args.src.with_suffix(".json"), args.out.with_suffix(".json"))  # labels and input, as the float file's
     int8_model = EmotionModel(args.out, threads=2)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB; float {args.src.stat().st_size / 1e6:.2f} MB) "

@@ -96,3 +96,19 @@ def with_heads(model: keras.Model, emotion_temperature: float = 1.0, readability
     readable = layers.Lambda(lambda t: 1.0 - t[:, k:], name="readability")(everything)
     out = layers.Concatenate(name="probabilities")([emotions, readable])
     return keras.Model(inp, out, name="albumsort_emotion_calibrated")
+
+
+def average_logits(members: list[keras.Model]) -> keras.Model:
+    """One logits model whose output is the mean of its members' logits (an ensemble, exported as one file).
+
+    The members must read the same input and give the same outputs; each is
+    wrapped under its own name (``member_i``), as Keras wants operation names
+    unique within a model.  ``with_heads`` then calibrates the mean like any
+    single model's logits.
+    """
+    shapes = {(tuple(m.input_shape[1:]), tuple(m.output_shape[1:])) for m in members}
+    if len(shapes) != 1:
+        raise ValueError(f"ensemble members read or give different shapes: {sorted(shapes)}")
+    inp = keras.Input(tuple(members[0].input_shape[1:]), name="face")
+    outs = [keras.Model(m.input, m.output, name=f"member_{i}")(inp, training=False) for i, m in enumerate(members)]
+    return keras.Model(inp, layers.Average(name="ensemble_mean")(outs), name="albumsort_ensemble")

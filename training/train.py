@@ -3,6 +3,8 @@
     python -m training train                        # 150 epochs from ../shared/data, checkpoint every epoch
     python -m training train --stop-after 110       # end this sitting after the epoch that passes 110 minutes
     python -m training train --resume               # continue from the last checkpoint, same result
+    python -m training train --int8                 # ship the int8 copy of the exported file
+    python -m training ensemble --members a.keras b.keras --int8   # one file: the members' mean logits
 
 Long runs span sittings: after every epoch the model, its optimizer state and
 the history are written to ``<out>/<name>_checkpoint.keras`` and ``.json``;
@@ -68,12 +70,15 @@ class Config:
     """Readable faces (a third of each batch) are softened down to this many px of detail; None: half the
     input side (the recipe of the 40-epoch and 150-epoch runs).  ``benchmarks/smile_proxy.py`` measures what
     it does to the readability of soft web faces."""
+    int8: bool = False
+    """Ship the int8 copy of the exported file (``training.export.quantize_int8``); the float file is kept
+    beside it as ``<name>_float.onnx``.  Export only: a run may resume with or without it."""
     init: str | None = None
     """A ``.keras`` model to start from (fine-tuning): its weights, with a fresh optimiser and schedule over
     ``epochs``; None: from scratch.  Its input and outputs must be the recipe's."""
 
 
-RUN_ONLY = ("threads", "resume", "stop_after", "out")
+RUN_ONLY = ("threads", "resume", "stop_after", "out", "int8")
 """Config fields that may differ between the sittings of one run (``out``: a checkpoint may be moved, e.g.
 into the repository between sittings, and resumed from there)."""
 
@@ -403,19 +408,7 @@ def train(cfg: Config) -> dict | None:
     tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
     tf.config.threading.set_inter_op_parallelism_threads(cfg.threads)
     seed_everything(cfg.seed)
-    import keras
-
     from training.data import TARGETS
-    from training.evaluate import (
-        facelike_metrics,
-        four_way,
-        heads_from_logits,
-        list_view,
-        metrics,
-        plot_confusion,
-        readability_metrics,
-    )
-    from training.export import calibrated, export_onnx, max_difference
 
     t0 = time.time()
     data = load_all_cached(cfg)
@@ -428,29 +421,69 @@ def train(cfg: Config) -> dict | None:
     model, history, train_seconds, finished = fit(cfg, x_train, t_train, x_val, t_val)
     if not finished:
         return None
+    return finish(cfg, model, data, history, train_seconds, t0)
 
-    def logits_of(images):
-        x = to_model_input(images)
-        out = model.predict(x, batch_size=512, verbose=0)
-        if cfg.flip_tta:
-            out = (out + model.predict(x[:, :, ::-1], batch_size=512, verbose=0)) / 2
-        return out
 
-    val_logits = logits_of(data["val"][0])
+def finish(cfg: Config, model, data: dict, history: dict, train_seconds: float, t0: float,
+           members: list[str] | None = None) -> dict:
+    """Calibrate a trained logits model on the validation share, export it (int8 with ``cfg.int8``), evaluate
+    the exported file on every held-out set and write its card, metrics and plots into ``cfg.out``.
+
+    The figures are those of the ONNX file albumsort will run, read through albumsort's own runtime.
+    """
+    import keras
+    import tensorflow as tf
+
+    from training.data import TARGETS
+    from training.evaluate import (
+        facelike_metrics,
+        four_way,
+        list_view,
+        metrics,
+        plot_confusion,
+        predict,
+        readability_metrics,
+    )
+    from training.export import calibrated, export_onnx, max_difference, quantize_int8
+
+    x_val, t_val = to_model_input(data["val"][0]), data["val"][1]
+    val_logits = model.predict(x_val, batch_size=512, verbose=0)
+    if cfg.flip_tta:
+        val_logits = (val_logits + model.predict(x_val[:, :, ::-1], batch_size=512, verbose=0)) / 2
     cal = calibrate(val_logits, t_val)
     t_e, t_r = cal["emotion_temperature"], cal["readability_temperature"]
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / f"{cfg.name}.keras")
     wrapped = calibrated(model, t_e, t_r, cfg.flip_tta)
-    export_onnx(wrapped, out / f"{cfg.name}.onnx")
-    onnx_vs_keras = max_difference(wrapped, out / f"{cfg.name}.onnx", x_val[:1000])
+    shipped = out / f"{cfg.name}.onnx"
+    float_file = out / f"{cfg.name}_float.onnx" if cfg.int8 else shipped
+    export_onnx(wrapped, float_file)
+    result: dict = {"calibration": cal, "onnx_max_difference_vs_keras": max_difference(wrapped, float_file,
+                                                                                          x_val[:1000])}
+    card = {
+        "labels": list(TARGETS[:-1]),
+        "outputs": "seven expression probabilities (each among all seven), then readability",
+        "input": f"{cfg.input_size}x{cfg.input_size} {'RGB' if cfg.channels == 3 else 'grayscale'}, "
+                 "albumsort.preprocess.crop_face + to_model_input",
+        "input_size": cfg.input_size, "channels": cfg.channels,
+        "emotion_temperature": t_e, "readability_temperature": t_r, "flip_tta": cfg.flip_tta,
+        "int8": cfg.int8, "members": members, "config": asdict(cfg)}
+    (out / f"{cfg.name}.json").write_text(json.dumps(card, indent=2))
+    if cfg.int8:
+        x_train = data["train"][0]
+        pick = np.random.default_rng(cfg.seed).choice(len(x_train), min(512, len(x_train)), replace=False)
+        quantize_int8(float_file, shipped, to_model_input(x_train[np.sort(pick)]))
+        (out / f"{cfg.name}_float.json").write_text(json.dumps(card | {"int8": False}, indent=2))
+        p8, _ = predict(shipped, data["val"][0])
+        p32, _ = predict(float_file, data["val"][0])
+        result["int8_vs_float"] = {"validation_top_expression_differs": float(np.mean(p8.argmax(1) != p32.argmax(1))),
+                                   "validation_max_probability_difference": float(np.abs(p8 - p32).max())}
 
-    result = {"calibration": cal, "onnx_max_difference_vs_keras": onnx_vs_keras}
     for key in ("test_ferplus", "test_fer2013", "test_expw", "test_rafdb"):
         if key in data:
             images, targets = data[key]
-            probs, readability = heads_from_logits(logits_of(images), t_e, t_r)
+            probs, readability = predict(shipped, images)
             labels = targets.argmax(1)
             result[key] = four_way(probs, labels)
             result[key]["readability"] = readability_metrics(readability)
@@ -461,9 +494,9 @@ def train(cfg: Config) -> dict | None:
         from training.data import load_facelike
 
         fl = load_facelike(wider, share="test", size=cfg.input_size, channels=cfg.channels)
-        p_fl, r_fl = heads_from_logits(logits_of(fl["crops"]), t_e, t_r)
+        p_fl, r_fl = predict(shipped, fl["crops"])
         result["facelike_held_out"] = facelike_metrics(p_fl, r_fl, fl["kinds"], fl["det_score"])
-    probs, readability = heads_from_logits(val_logits, t_e, t_r)
+    probs, readability = predict(shipped, data["val"][0])
     face = t_val.argmax(1) < len(TARGETS) - 1
     result["validation"] = metrics(probs[face], t_val[face].argmax(1))
     result["validation"]["readability"] = readability_metrics(readability[face], readability[~face])
@@ -471,10 +504,11 @@ def train(cfg: Config) -> dict | None:
         "expw_detector_found": data.get("expw_detector_found"),
         "rafdb_detector_found": data.get("rafdb_detector_found"),
         "n_facelike_train": data.get("n_facelike"),
-        "n_train": int(len(x_train)), "n_nonfaces": data.get("n_nonfaces"),
+        "n_train": int(len(data["train"][0])), "n_nonfaces": data.get("n_nonfaces"),
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - t0, 1),
         "params": int(model.count_params()),
+        "members": members,
         "config": asdict(cfg),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -483,15 +517,9 @@ def train(cfg: Config) -> dict | None:
     })
     (out / f"{cfg.name}_metrics.json").write_text(json.dumps(result, indent=2))
     headline = result.get("test_ferplus", result["validation"])
-    (out / f"{cfg.name}.json").write_text(json.dumps({
-        "labels": list(TARGETS[:-1]),
-        "outputs": "seven expression probabilities (each among all seven), then readability",
-        "input": f"{cfg.input_size}x{cfg.input_size} {'RGB' if cfg.channels == 3 else 'grayscale'}, "
-                 "albumsort.preprocess.crop_face + to_model_input",
-        "input_size": cfg.input_size, "channels": cfg.channels,
-        "emotion_temperature": t_e, "readability_temperature": t_r, "flip_tta": cfg.flip_tta,
-        "config": asdict(cfg), "test_accuracy": headline["accuracy"]}, indent=2))
-    plot_curves(history, out / f"{cfg.name}_curves.png")
+    (out / f"{cfg.name}.json").write_text(json.dumps(card | {"test_accuracy": headline["accuracy"]}, indent=2))
+    if history:
+        plot_curves(history, out / f"{cfg.name}_curves.png")
     plot_confusion(headline, out / f"{cfg.name}_confusion.png",
                    f"FER2013 PublicTest, FER+ majority, 4 classes: {headline['accuracy']:.1%}")
     summary = {k: result[k] for k in ("train_seconds", "params")}
@@ -505,8 +533,35 @@ def train(cfg: Config) -> dict | None:
                                       **{e: {"precision": v["precision"], "recall": v["recall"]}
                                          for e, v in lv["lists"].items()}}
     summary["calibration"] = cal
+    if "int8_vs_float" in result:
+        summary["int8_vs_float"] = result["int8_vs_float"]
     print(json.dumps(summary, indent=2), flush=True)
     return result
+
+
+def ensemble(cfg: Config, members: list[str]) -> dict:
+    """Average the logits of trained models (``.keras`` files of this recipe) into one model, then calibrate,
+    export and evaluate it as ``finish`` does a single run.  The members must not have seen the validation
+    share: models of this recipe with its default ``seed`` and ``val_fraction`` hold out the same faces."""
+    import keras
+
+    import training.model as tm
+
+    missing = [m for m in members if not Path(m).is_file()]
+    if missing:
+        raise SystemExit(f"--members: no model file at {', '.join(missing)}")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    t0 = time.time()
+    data = load_all_cached(cfg)
+    model = tm.average_logits([keras.models.load_model(m, compile=False) for m in members])
+    want = (cfg.input_size, cfg.input_size, cfg.channels)
+    if tuple(model.input_shape[1:]) != want:
+        raise SystemExit(f"--members read {tuple(model.input_shape[1:])}; this recipe reads {want}")
+    return finish(cfg, model, data, {}, 0.0, t0, members=[str(m) for m in members])
 
 
 OPTIONAL_TYPES = {"limit_per_class": int, "soften_to_px": int, "init": str}
@@ -532,3 +587,14 @@ def parse_config(argv: list[str] | None = None) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     return 0 if train(parse_config(argv)) is not None else 3
+
+
+def ensemble_main(argv: list[str] | None = None) -> int:
+    """``python -m training ensemble --members a.keras b.keras [train's options]``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m training ensemble", add_help=False)
+    ap.add_argument("--members", nargs="+", required=True, help="the .keras files of trained models to average")
+    known, rest = ap.parse_known_args(argv)
+    ensemble(parse_config(rest), known.members)
+    return 0
