@@ -1,10 +1,12 @@
 """Emotion-model speed: cold load time and faces/s in batches, per runtime, and output agreement.
 
-    python benchmarks/model_speed.py [--repeats 5] [--threads 1]
+    python benchmarks/model_speed.py [--repeats 5] [--threads 1] [--also OTHER.onnx ...]
 
 Measured side by side in one run on the same random crops: ONNX Runtime on
 ``models/emotion.onnx`` (what albumsort runs, on every OS), OpenCV DNN on
-the same file, and Keras (the training form).  LiteRT, the runtime ONNX
+the same file, Keras (the training form), the float file an int8 one was
+made from (``emotion_float.onnx``) and any ``--also`` file (an earlier model,
+read as ``git show``'s copy), all on the same crops.  LiteRT, the runtime ONNX
 Runtime replaced, was measured here until the seven-expression model
 (benchmarks/README.md keeps its figures).  ``--threads 1`` is what
 an index worker uses.  Load time is measured in a fresh interpreter, imports
@@ -47,6 +49,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=None, help="threads per runtime (default: albumsort's, 2)")
+    ap.add_argument("--also", nargs="*", default=[], help="other .onnx emotion files to time side by side")
     args = ap.parse_args()
 
     from albumsort.emotions import EmotionModel
@@ -66,6 +69,13 @@ def main() -> int:
     ref = both(onnx, x)  # four probabilities and readability
     print(f"{'runtime':28}{'faces/s (median)':>18}{'max |diff| vs ONNX':>24}")
     print(f"{'ONNX Runtime (albumsort)':28}{faces_per_second(onnx.score, x, args.repeats):>18,.0f}{0:>24.1e}")
+    float_file = Path(args.model).with_name(Path(args.model).stem + "_float.onnx")
+    others = ([("ONNX Runtime, float source", float_file)] if float_file.is_file() else []) + [
+        (f"ONNX Runtime, {Path(p).name}", Path(p)) for p in args.also]
+    for label, path in others:
+        other = EmotionModel(path, threads=args.threads)
+        diff = np.abs(both(other, x) - ref).max() if other.labels == onnx.labels else float("nan")
+        print(f"{label[:28]:28}{faces_per_second(other.score, x, args.repeats):>18,.0f}{diff:>24.1e}")
     import cv2
 
     try:

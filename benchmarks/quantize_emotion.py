@@ -54,7 +54,9 @@ def faces_per_second(model, x: np.ndarray) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=int, default=512)
-    ap.add_argument("--src", type=Path, default=ROOT / "models" / "emotion.onnx")
+    float_file = ROOT / "models" / "emotion_float.onnx"  # the source of a shipped int8 file
+    ap.add_argument("--src", type=Path,
+                    default=float_file if float_file.is_file() else ROOT / "models" / "emotion.onnx")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "emotion_int8.onnx")
     args = ap.parse_args(argv)
     from albumsort.emotions import EmotionModel

@@ -427,6 +427,10 @@ def test_an_ensemble_averages_its_members_logits(tmp_path):
     want = (a.predict(x, verbose=0) + b.predict(x, verbose=0)) / 2
     assert np.allclose(both.predict(x, verbose=0), want, atol=1e-5)
     both.save(tmp_path / "both.keras")  # one file, as the export and --init read it
+    import keras
+
+    again = keras.models.load_model(tmp_path / "both.keras", compile=False)
+    assert np.allclose(again.predict(x, verbose=0), want, atol=1e-5)
     with pytest.raises(ValueError, match="different shapes"):
         average_logits([a, build_model(8, 0.25, 5, 96, 1, 2)])
 
@@ -436,22 +440,39 @@ def test_ensemble_command_ships_an_int8_file_of_two_members(fer_folder, tmp_path
     evaluated through albumsort's runtime; the float file is kept beside it; quantising twice gives the same
     bytes."""
     pytest.importorskip("tensorflow")
+    from dataclasses import asdict
+
     import onnx
 
     from albumsort.emotions import EmotionModel
     from training.export import quantize_int8
     from training.model import build_model
+    from training.train import Config
 
+    data = ["--data", str(fer_folder), "--expw", "", "--rafdb", "", "--nonfaces", ""]
+    config = asdict(Config(data=str(fer_folder), expw="", rafdb="", nonfaces=""))
     members = []
     for i in range(2):
         m = build_model(8, 0.25, 8, 96, 1, 2)
         m.save(tmp_path / f"m{i}.keras")
+        (tmp_path / f"m{i}.json").write_text(json.dumps({"config": config}))
         members.append(str(tmp_path / f"m{i}.keras"))
     out = tmp_path / "ens"
     env = dict(os.environ, ALBUMSORT_TRAINING_CACHE=str(tmp_path / "cache"))
-    p = subprocess.run([sys.executable, "-m", "training", "ensemble", "--members", *members, "--int8",
-                        "--data", str(fer_folder), "--expw", "", "--rafdb", "", "--nonfaces", "", "--out", str(out),
-                        "--name", "ens"], capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
+    run = ["ensemble", "--members", *members, *data]
+
+    def training(*args):
+        return subprocess.run([sys.executable, "-m", "training", *args], capture_output=True, text=True, cwd=ROOT,
+                              timeout=600, env=env)
+
+    # A member trained on another split, or an --out that would overwrite a member, is refused before any work.
+    (tmp_path / "m1.json").write_text(json.dumps({"config": config | {"seed": 7}}))
+    bad = training(*run, "--out", str(out))
+    assert bad.returncode != 0 and "other data settings (seed)" in bad.stderr, bad.stderr[-2000:]
+    (tmp_path / "m1.json").write_text(json.dumps({"config": config}))
+    bad = training(*run, "--out", str(tmp_path), "--name", "m0")
+    assert bad.returncode != 0 and "would overwrite a member" in bad.stderr
+    p = training(*run, "--int8", "--out", str(out), "--name", "ens")
     assert p.returncode == 0, p.stderr[-3000:]
     for f in ("ens.onnx", "ens_float.onnx", "ens.json", "ens_float.json", "ens.keras", "ens_metrics.json",
               "ens_confusion.png"):

@@ -541,8 +541,12 @@ def finish(cfg: Config, model, data: dict, history: dict, train_seconds: float, 
 
 def ensemble(cfg: Config, members: list[str]) -> dict:
     """Average the logits of trained models (``.keras`` files of this recipe) into one model, then calibrate,
-    export and evaluate it as ``finish`` does a single run.  The members must not have seen the validation
-    share: models of this recipe with its default ``seed`` and ``val_fraction`` hold out the same faces."""
+    export and evaluate it as ``finish`` does a single run.
+
+    Each member's card (the ``.json`` beside it) must record the data fields (``DATA_FIELDS``) of ``cfg``:
+    the same seed and shares mean the same held-out faces, so no member has trained on the validation share
+    the temperatures are fitted on.  A member is never overwritten by the ensemble's files.
+    """
     import keras
 
     import training.model as tm
@@ -550,6 +554,17 @@ def ensemble(cfg: Config, members: list[str]) -> dict:
     missing = [m for m in members if not Path(m).is_file()]
     if missing:
         raise SystemExit(f"--members: no model file at {', '.join(missing)}")
+    for m in members:
+        card = Path(m).with_suffix(".json")
+        if not card.is_file():
+            raise SystemExit(f"--members: {m} has no card ({card.name}) saying what it was trained on")
+        theirs = json.loads(card.read_text()).get("config", {})
+        differ = [k for k in DATA_FIELDS if theirs.get(k) != getattr(cfg, k)]
+        if differ:
+            raise SystemExit(f"--members: {m} was trained with other data settings ({', '.join(differ)}); "
+                             "its held-out share would not be this run's")
+    if any((Path(cfg.out) / f"{cfg.name}.keras").resolve() == Path(m).resolve() for m in members):
+        raise SystemExit(f"--out {cfg.out} --name {cfg.name} would overwrite a member; choose another")
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
@@ -594,7 +609,13 @@ def ensemble_main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m training ensemble", add_help=False)
-    ap.add_argument("--members", nargs="+", required=True, help="the .keras files of trained models to average")
+    ap.add_argument("--members", nargs="+", help="the .keras files of trained models to average")
     known, rest = ap.parse_known_args(argv)
+    if not known.members:
+        if "-h" in rest or "--help" in rest:
+            print("python -m training ensemble --members A.keras B.keras [...] [--int8] [train's options: --out, "
+                  "--name, data settings]\n\n" + (ensemble.__doc__ or ""))
+            return 0
+        raise SystemExit("python -m training ensemble: --members A.keras B.keras [...] is required")
     ensemble(parse_config(rest), known.members)
     return 0
