@@ -71,7 +71,7 @@ def main() -> int:
     print(f"{'ONNX Runtime (albumsort)':28}{faces_per_second(onnx.score, x, args.repeats):>18,.0f}{0:>24.1e}")
     float_file = Path(args.model).with_name(Path(args.model).stem + "_float.onnx")
     others = ([("ONNX Runtime, float source", float_file)] if float_file.is_file() else []) + [
-        (f"ONNX Runtime, {Path(p).name}", Path(p)) for p in args.also]
+        (f"ONNX Runtime, {Path(p).parent.name}/{Path(p).name}", Path(p)) for p in args.also]
     for label, path in others:
         other = EmotionModel(path, threads=args.threads)
         diff = np.abs(both(other, x) - ref).max() if other.labels == onnx.labels else float("nan")
