@@ -399,3 +399,43 @@ def test_fine_tuning_starts_from_the_given_weights_and_refuses_other_shapes(tmp_
         start_model(Config(init=str(tmp_path / "start.keras")), 5)
     with pytest.raises(SystemExit, match="no model file"):
         start_model(Config(init=str(tmp_path / "missing.keras")), 8)
+
+
+def test_run_seed_changes_the_batches_but_not_the_split():
+    """``--run-seed`` draws other batches and augmentations (a second ensemble member), while ``seed`` alone
+    keeps deciding the held-out split, so the ensemble command accepts both runs."""
+    pytest.importorskip("tensorflow")
+    from training.train import DATA_FIELDS, Config, draw_seed, make_dataset, parse_config
+
+    assert draw_seed(Config()) == 1234 and draw_seed(Config(run_seed=7)) == 7
+    assert parse_config(["--run-seed", "7"]).run_seed == 7 and parse_config([]).run_seed is None
+    assert "run_seed" not in DATA_FIELDS
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 96, 96, 1)).astype(np.float32) / 255
+    t = np.eye(8, dtype=np.float32)[rng.integers(0, 8, 64)]
+
+    def first_batch(**kw):
+        cfg = Config(epochs=1, batch_size=32, width=8, **kw)
+        return next(iter(make_dataset(x, t, cfg, train=True)))[0].numpy()
+
+    assert np.array_equal(first_batch(), first_batch(run_seed=1234))
+    assert not np.array_equal(first_batch(), first_batch(run_seed=7))
+
+
+@pytest.mark.parametrize("state", sorted((ROOT / "training" / "checkpoints").glob("*/*_checkpoint.json")),
+                         ids=lambda p: p.parent.name)
+def test_a_committed_long_run_resumes_with_the_recipe(state):
+    """A 150-epoch CPU run spans sittings from its checkpoint in the repository (models/README.md): a default
+    changed under it would make ``--resume`` refuse it and the sittings spent on it would be lost.  Only the
+    run's own ``run_seed`` may differ from the defaults."""
+    from dataclasses import asdict
+
+    from training.train import RUN_ONLY, Config
+
+    assert state.with_suffix(".keras").is_file()
+    st = json.loads(state.read_text())
+    mine = asdict(Config())
+    differ = {k: (mine[k], st["config"].get(k)) for k in mine
+              if k not in RUN_ONLY and k != "run_seed" and mine[k] != st["config"].get(k)}
+    assert not differ, differ
+    assert 0 < st["epoch"] < st["config"]["epochs"] == 150 and len(st["history"]["loss"]) == st["epoch"]

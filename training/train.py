@@ -70,12 +70,21 @@ class Config:
     """Readable faces (a third of each batch) are softened down to this many px of detail; None: half the
     input side (the recipe of the 40-epoch and 150-epoch runs).  ``benchmarks/smile_proxy.py`` measures what
     it does to the readability of soft web faces."""
+    run_seed: int | None = None
+    """Seed of the initial weights, the batch order, the augmentation and dropout; None: ``seed``.  ``seed``
+    alone decides the data and the held-out split, so runs that differ only in ``run_seed`` hold out the same
+    faces and can be ensembled (``python -m training ensemble``)."""
     int8: bool = False
     """Ship the int8 copy of the exported file (``training.export.quantize_int8``); the float file is kept
     beside it as ``<name>_float.onnx``.  Export only: a run may resume with or without it."""
     init: str | None = None
     """A ``.keras`` model to start from (fine-tuning): its weights, with a fresh optimiser and schedule over
     ``epochs``; None: from scratch.  Its input and outputs must be the recipe's."""
+
+
+def draw_seed(cfg: Config) -> int:
+    """The seed of everything random in training except the data split (``Config.run_seed``)."""
+    return cfg.seed if cfg.run_seed is None else cfg.run_seed
 
 
 RUN_ONLY = ("threads", "resume", "stop_after", "out", "int8")
@@ -107,7 +116,7 @@ def make_dataset(x: np.ndarray, t: np.ndarray, cfg: Config, train: bool, weights
 
     Training batches run from ``first_epoch`` to ``cfg.epochs`` (``len(x) // batch_size`` per epoch).
     Batch i of epoch e holds the faces of that epoch's stateless permutation, augmented with draws seeded
-    by (``cfg.seed``, e, i) alone: a run resumed at epoch e sees what an uninterrupted run would have seen.
+    by (``draw_seed(cfg)``, e, i) alone: a run resumed at epoch e sees what an uninterrupted run would have seen.
     """
     import tensorflow as tf
 
@@ -122,7 +131,7 @@ def make_dataset(x: np.ndarray, t: np.ndarray, cfg: Config, train: bool, weights
     steps = np.array([(e, i) for e in range(first_epoch, cfg.epochs) for i in range(per_epoch)], np.int64)
 
     def batch(step):
-        epoch_seed = tf.stack([tf.constant(cfg.seed, tf.int64), step[0]])
+        epoch_seed = tf.stack([tf.constant(draw_seed(cfg), tf.int64), step[0]])
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=epoch_seed)
         idx = order[step[1] * size:(step[1] + 1) * size]
         a, b = tf.gather(xs, idx), tf.gather(ts, idx)
@@ -380,7 +389,7 @@ def fit(cfg: Config, x_train, t_train, x_val, t_val):
             state_of["t"] = time.time()
             for v in self.model.variables:
                 if "seed_generator_state" in v.path:
-                    v.assign(np.array([cfg.seed * 1000 + epoch, 0], dtype=v.dtype))
+                    v.assign(np.array([draw_seed(cfg) * 1000 + epoch, 0], dtype=v.dtype))
 
         def on_epoch_end(self, epoch, logs=None):
             nonlocal seconds
@@ -407,7 +416,7 @@ def train(cfg: Config) -> dict | None:
 
     tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
     tf.config.threading.set_inter_op_parallelism_threads(cfg.threads)
-    seed_everything(cfg.seed)
+    seed_everything(draw_seed(cfg))
     from training.data import TARGETS
 
     t0 = time.time()
@@ -579,7 +588,7 @@ def ensemble(cfg: Config, members: list[str]) -> dict:
     return finish(cfg, model, data, {}, 0.0, t0, members=[str(m) for m in members])
 
 
-OPTIONAL_TYPES = {"limit_per_class": int, "soften_to_px": int, "init": str}
+OPTIONAL_TYPES = {"run_seed": int, "limit_per_class": int, "soften_to_px": int, "init": str}
 """The argument type of each Config field whose default is None."""
 
 
