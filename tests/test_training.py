@@ -401,6 +401,84 @@ def test_fine_tuning_starts_from_the_given_weights_and_refuses_other_shapes(tmp_
         start_model(Config(init=str(tmp_path / "missing.keras")), 8)
 
 
+def test_an_ensemble_averages_its_members_logits(tmp_path):
+    pytest.importorskip("tensorflow")
+    from training.model import average_logits, build_model
+
+    a, b = build_model(8, 0.25, 8, 96, 1, 2), build_model(8, 0.25, 8, 96, 1, 2)
+    x = np.random.default_rng(0).random((4, 96, 96, 1), np.float32)
+    both = average_logits([a, b])
+    want = (a.predict(x, verbose=0) + b.predict(x, verbose=0)) / 2
+    assert np.allclose(both.predict(x, verbose=0), want, atol=1e-5)
+    both.save(tmp_path / "both.keras")  # one file, as the export and --init read it
+    import keras
+
+    again = keras.models.load_model(tmp_path / "both.keras", compile=False)
+    assert np.allclose(again.predict(x, verbose=0), want, atol=1e-5)
+    with pytest.raises(ValueError, match="different shapes"):
+        average_logits([a, build_model(8, 0.25, 5, 96, 1, 2)])
+
+
+def test_ensemble_command_ships_an_int8_file_of_two_members(fer_folder, tmp_path):
+    """``python -m training ensemble --int8``: the members' mean, calibrated, exported, quantised to int8 and
+    evaluated through albumsort's runtime; the float file is kept beside it; quantising twice gives the same
+    bytes."""
+    pytest.importorskip("tensorflow")
+    from dataclasses import asdict
+
+    import onnx
+
+    from albumsort.emotions import EmotionModel
+    from training.export import quantize_int8
+    from training.model import build_model
+    from training.train import Config
+
+    data = ["--data", str(fer_folder), "--expw", "", "--rafdb", "", "--nonfaces", ""]
+    config = asdict(Config(data=str(fer_folder), expw="", rafdb="", nonfaces=""))
+    members = []
+    for i in range(2):
+        m = build_model(8, 0.25, 8, 96, 1, 2)
+        m.save(tmp_path / f"m{i}.keras")
+        (tmp_path / f"m{i}.json").write_text(json.dumps({"config": config}))
+        members.append(str(tmp_path / f"m{i}.keras"))
+    out = tmp_path / "ens"
+    env = dict(os.environ, ALBUMSORT_TRAINING_CACHE=str(tmp_path / "cache"))
+    run = ["ensemble", "--members", *members, *data]
+
+    def training(*args):
+        return subprocess.run([sys.executable, "-m", "training", *args], capture_output=True, text=True, cwd=ROOT,
+                              timeout=600, env=env)
+
+    # A member trained on another split, or an --out that would overwrite a member, is refused before any work.
+    (tmp_path / "m1.json").write_text(json.dumps({"config": config | {"seed": 7}}))
+    bad = training(*run, "--out", str(out))
+    assert bad.returncode != 0 and "other data settings (seed)" in bad.stderr, bad.stderr[-2000:]
+    (tmp_path / "m1.json").write_text(json.dumps({"config": config}))
+    bad = training(*run, "--out", str(tmp_path), "--name", "m0")
+    assert bad.returncode != 0 and "would overwrite a member" in bad.stderr
+    p = training(*run, "--int8", "--out", str(out), "--name", "ens")
+    assert p.returncode == 0, p.stderr[-3000:]
+    for f in ("ens.onnx", "ens_float.onnx", "ens.json", "ens_float.json", "ens.keras", "ens_metrics.json",
+              "ens_confusion.png"):
+        assert (out / f).is_file(), f
+    card = json.loads((out / "ens.json").read_text())
+    assert card["int8"] is True and card["members"] == members and card["labels"] == list(EXPRESSIONS)
+    ops = {n.op_type for n in onnx.load(out / "ens.onnx").graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert "QuantizeLinear" not in {n.op_type for n in onnx.load(out / "ens_float.onnx").graph.node}
+    metrics = json.loads((out / "ens_metrics.json").read_text())
+    assert metrics["members"] == members and "int8_vs_float" in metrics and "test_ferplus_lists" in metrics
+    probs, readability = EmotionModel(out / "ens.onnx").score_crops(np.full((3, 96, 96), 128, np.uint8))
+    assert probs.shape == (3, 7) and np.allclose(probs.sum(1), 1, atol=1e-3)
+    x = np.random.default_rng(1).random((64, 96, 96, 1), np.float32)
+    quantize_int8(out / "ens_float.onnx", tmp_path / "a.onnx", x)
+    quantize_int8(out / "ens_float.onnx", tmp_path / "b.onnx", x)
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    bad = subprocess.run([sys.executable, "-m", "training", "ensemble", "--members", str(tmp_path / "nope.keras")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode != 0 and "no model file" in bad.stderr
+
+
 def test_run_seed_changes_the_batches_but_not_the_split():
     """``--run-seed`` draws other batches and augmentations (a second ensemble member), while ``seed`` alone
     keeps deciding the held-out split, so the ensemble command accepts both runs."""
