@@ -484,8 +484,9 @@ def finish(cfg: Config, model, data: dict, history: dict, train_seconds: float, 
         pick = np.random.default_rng(cfg.seed).choice(len(x_train), min(512, len(x_train)), replace=False)
         quantize_int8(float_file, shipped, to_model_input(x_train[np.sort(pick)]))
         (out / f"{cfg.name}_float.json").write_text(json.dumps(card | {"int8": False}, indent=2))
-        p8, _ = predict(shipped, data["val"][0])
-        p32, _ = predict(float_file, data["val"][0])
+    val_probs, val_readability = predict(shipped, data["val"][0])
+    if cfg.int8:
+        p8, p32 = val_probs, predict(float_file, data["val"][0])[0]
         result["int8_vs_float"] = {"validation_top_expression_differs": float(np.mean(p8.argmax(1) != p32.argmax(1))),
                                    "validation_max_probability_difference": float(np.abs(p8 - p32).max())}
 
@@ -505,10 +506,9 @@ def finish(cfg: Config, model, data: dict, history: dict, train_seconds: float, 
         fl = load_facelike(wider, share="test", size=cfg.input_size, channels=cfg.channels)
         p_fl, r_fl = predict(shipped, fl["crops"])
         result["facelike_held_out"] = facelike_metrics(p_fl, r_fl, fl["kinds"], fl["det_score"])
-    probs, readability = predict(shipped, data["val"][0])
     face = t_val.argmax(1) < len(TARGETS) - 1
-    result["validation"] = metrics(probs[face], t_val[face].argmax(1))
-    result["validation"]["readability"] = readability_metrics(readability[face], readability[~face])
+    result["validation"] = metrics(val_probs[face], t_val[face].argmax(1))
+    result["validation"]["readability"] = readability_metrics(val_readability[face], val_readability[~face])
     result.update({
         "expw_detector_found": data.get("expw_detector_found"),
         "rafdb_detector_found": data.get("rafdb_detector_found"),
