@@ -110,7 +110,8 @@ def main() -> int:
 
             meta = json.loads(Path(args.model).with_suffix(".json").read_text())
             km = with_heads(keras.models.load_model(keras_path, compile=False), meta["emotion_temperature"],
-                            meta["readability_temperature"], meta.get("flip_tta", False))
+                            meta["readability_temperature"], meta.get("flip_tta", False),
+                            meta.get("zoom_tta", 0.0))
             kfn = lambda b: km.predict(b, batch_size=256, verbose=0)  # noqa: E731
             print(f"{'Keras (training form)':28}{faces_per_second(kfn, x, args.repeats):>18,.0f}"
                   f"{np.abs(kfn(x) - ref).max():>24.1e}")

@@ -39,7 +39,8 @@ def test_onnx_matches_keras_on_1000_faces():
 
     meta = json.loads((MODELS / "emotion.json").read_text())
     model = keras.models.load_model(MODELS / "emotion.keras")
-    wrapped = calibrated(model, meta["emotion_temperature"], meta["readability_temperature"], meta["flip_tta"])
+    wrapped = calibrated(model, meta["emotion_temperature"], meta["readability_temperature"], meta["flip_tta"],
+                         meta.get("zoom_tta", 0.0))
     size, channels = meta["input_size"], meta["channels"]
     assert tuple(wrapped.input_shape[1:]) == (size, size, channels)
     float_file = MODELS / ("emotion_float.onnx" if meta.get("int8") else "emotion.onnx")

@@ -419,6 +419,31 @@ def test_an_ensemble_averages_its_members_logits(tmp_path):
         average_logits([a, build_model(8, 0.25, 5, 96, 1, 2)])
 
 
+def test_test_time_views_average_the_logits_of_the_face_its_mirror_and_its_centre(tmp_path):
+    """``views_mean``: with ``zoom`` the centre of the face, resized back, is one more view (and its mirror with
+    ``flip``); the file exported from it reads what Keras reads."""
+    tf = pytest.importorskip("tensorflow")
+    from training.export import calibrated, export_onnx, max_difference
+    from training.model import build_model, views_mean
+
+    m = build_model(8, 0.25, 8, 96, 1, 2)
+    x = np.random.default_rng(0).random((3, 96, 96, 1), np.float32)
+    centre = tf.image.resize(x[:, 5:91, 5:91], (96, 96), method="bilinear").numpy()  # round(96 * 0.9) = 86
+
+    def logits(v):
+        return m.predict(v, verbose=0)
+
+    assert views_mean(m) is m
+    assert np.allclose(views_mean(m, zoom=0.9).predict(x, verbose=0), (logits(x) + logits(centre)) / 2, atol=1e-5)
+    four = (logits(x) + logits(x[:, :, ::-1]) + logits(centre) + logits(centre[:, :, ::-1])) / 4
+    assert np.allclose(views_mean(m, flip=True, zoom=0.9).predict(x, verbose=0), four, atol=1e-5)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        views_mean(m, zoom=1.1)
+    wrapped = calibrated(m, 1.3, 0.8, flip=True, zoom=0.9)
+    export_onnx(wrapped, tmp_path / "views.onnx")
+    assert max_difference(wrapped, tmp_path / "views.onnx", x) < 1e-4
+
+
 def test_ensemble_command_ships_an_int8_file_of_two_members(fer_folder, tmp_path):
     """``python -m training ensemble --int8``: the members' mean, calibrated, exported, quantised to int8 and
     evaluated through albumsort's runtime; the float file is kept beside it; quantising twice gives the same

@@ -86,7 +86,7 @@ def predict(model_path: str | Path, images: np.ndarray, batch_size: int = 256) -
 
     An .onnx model is run through albumsort's own runtime (no Keras import),
     so the figures are the ones the album pipeline gets.  A .keras model gets
-    the temperatures and flip averaging recorded in the .json beside it.
+    the temperatures and test-time views recorded in the .json beside it.
     """
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
@@ -97,15 +97,13 @@ def predict(model_path: str | Path, images: np.ndarray, batch_size: int = 256) -
 
     import keras
 
-    import training.model  # noqa: F401  (registers the Standardize layer for loading)
+    from training.model import views_mean  # (also registers the Standardize layer for loading)
 
     meta_path = model_path.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     model = keras.models.load_model(model_path, compile=False)
-    x = to_model_input(images)
-    logits = model.predict(x, batch_size=batch_size, verbose=0)
-    if meta.get("flip_tta"):
-        logits = (logits + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    views = views_mean(model, bool(meta.get("flip_tta")), float(meta.get("zoom_tta") or 0.0))
+    logits = views.predict(to_model_input(images), batch_size=batch_size, verbose=0)
     return heads_from_logits(logits, meta.get("emotion_temperature", 1.0), meta.get("readability_temperature", 1.0))
 
 

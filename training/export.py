@@ -18,11 +18,12 @@ INPUT_NAME = "face"
 OUTPUT_NAME = "probabilities"
 
 
-def calibrated(model, emotion_temperature: float, readability_temperature: float, flip: bool):
-    """The logits model wrapped into its calibrated heads, built (called once) so it can be exported."""
+def calibrated(model, emotion_temperature: float, readability_temperature: float, flip: bool, zoom: float = 0.0):
+    """The logits model wrapped into its calibrated heads and test-time views, built (called once) so it can be
+    exported."""
     from training.model import with_heads
 
-    wrapped = with_heads(model, emotion_temperature, readability_temperature, flip)
+    wrapped = with_heads(model, emotion_temperature, readability_temperature, flip, zoom)
     wrapped(np.zeros((1,) + tuple(wrapped.input_shape[1:]), np.float32))
     return wrapped
 

@@ -73,22 +73,45 @@ def build_model(width: int = 16, dropout: float = 0.4, n_classes: int = N_OUTPUT
     return keras.Model(inp, out, name="albumsort_emotion")
 
 
+def views_mean(model: keras.Model, flip: bool = False, zoom: float = 0.0) -> keras.Model:
+    """The logits ``model`` reads, averaged over test-time views of each face (``model`` itself without any).
+
+    * ``flip``: the mirror image of every view;
+    * ``zoom`` (0 < zoom < 1): the centre ``zoom`` of the face, resized back to the input side (bilinear), a
+      slightly tighter crop; 0 = no such view.
+    Averaging logits over views is averaging the model's log-probabilities: the faces it reads alike either way
+    keep their reading, the ones it is unsure of get a steadier one.  Inside the file, so every consumer gets it.
+    """
+    if not flip and not zoom:
+        return model
+    side = int(model.input_shape[1])
+    inp = keras.Input(tuple(model.input_shape[1:]), name="face")
+    views = [inp]
+    if zoom:
+        if not 0 < zoom < 1:
+            raise ValueError(f"zoom {zoom}: the share of the face kept, between 0 and 1")
+        inner = int(round(side * zoom))
+        views.append(layers.Resizing(side, side, interpolation="bilinear", name="zoom_resize")(
+            layers.CenterCrop(inner, inner, name="zoom_crop")(inp)))
+    if flip:
+        views += [layers.Lambda(lambda t: keras.ops.flip(t, axis=2), name=f"mirror_{i}")(v)
+                  for i, v in enumerate(views)]
+    outs = [model(v, training=False) for v in views]
+    return keras.Model(inp, layers.Average(name="views_mean")(outs), name="views_mean")
+
+
 def with_heads(model: keras.Model, emotion_temperature: float = 1.0, readability_temperature: float = 1.0,
-               flip: bool = False) -> keras.Model:
+               flip: bool = False, zoom: float = 0.0) -> keras.Model:
     """Wrap a logits model into what albumsort runs: (N, K+1) = K expression probabilities, readability.
 
     * expressions: softmax of the K expression logits / T_e, i.e. P(expression | readable face),
       each a probability among all K (the seven), never renormalised over fewer;
     * readability: 1 - P(unreadable) from the softmax of all K+1 logits / T_r.
-    With ``flip`` the logits of the face and its mirror image are averaged
-    (test-time augmentation inside the file, so every consumer gets it).
+    The logits are those of ``views_mean`` (``flip``, ``zoom``): test-time views inside the file.
     Plain slice, softmax and concat ops keep the file easy to export (ONNX, TFLite).
     """
     inp = keras.Input(tuple(model.input_shape[1:]), name="face")
-    logits = model(inp, training=False)
-    if flip:
-        mirrored = model(layers.Lambda(lambda t: keras.ops.flip(t, axis=2), name="mirror")(inp), training=False)
-        logits = layers.Average(name="flip_mean")([logits, mirrored])
+    logits = views_mean(model, flip, zoom)(inp, training=False)
     k = int(model.output_shape[-1]) - 1
     emo_logits = layers.Lambda(lambda t: t[:, :k], name="emotion_logits")(logits)
     emotions = layers.Softmax(name="emotions")(layers.Rescaling(1.0 / float(emotion_temperature))(emo_logits))
@@ -104,8 +127,11 @@ def average_logits(members: list[keras.Model]) -> keras.Model:
     The members must read the same input and give the same outputs; each is
     wrapped under its own name (``member_i``), as Keras wants operation names
     unique within a model.  ``with_heads`` then calibrates the mean like any
-    single model's logits.
+    single model's logits.  One member is returned as it is (``python -m training ensemble`` with one member
+    re-exports a trained model with other export settings, e.g. ``--zoom-tta``).
     """
+    if len(members) == 1:
+        return members[0]
     shapes = {(tuple(m.input_shape[1:]), tuple(m.output_shape[1:])) for m in members}
     if len(shapes) != 1:
         raise ValueError(f"ensemble members read or give different shapes: {sorted(shapes)}")
