@@ -1,13 +1,16 @@
 """Which networks to ensemble: every subset of the given ``.keras`` networks, their logits averaged, on RAF-DB's
 validation share with all seven expressions (issue 24).
 
-    python benchmarks/ensemble_candidates.py 40=A/emotion.keras 150=B/emotion.keras [ft=C/emotion.keras ...]
+    python benchmarks/ensemble_candidates.py [--views face+mirror] 40=A/emotion.keras 150=B/emotion.keras ...
 
-For each subset, with and without the mirror-image average, it prints the seven-class accuracy and the four
-lists' precision/recall (a face joins the list of its top expression among seven).  The logits are compared
-before calibration: a temperature does not change a face's top expression.  Float Keras, so a later int8
-export of the chosen subset can read a few tenths of a point lower (``python -m training ensemble --int8``
-reports its own figures).  The table behind the shipped pair is in models/README.md ("Recipe").
+For each subset and each set of test-time views (the face alone; + its mirror, as shipped; + the centre 0.9 of
+the face, resized back, as ``--zoom-tta 0.9`` builds it; + both; all four), it prints the seven-class accuracy
+and the four lists' precision/recall (a face joins the list of its top expression among seven), and the
+network passes per face, which is what the view set costs.  ``--views face+mirror`` keeps one view set.
+The logits are compared before calibration: a temperature does not change a face's top expression.
+Float Keras, so a later int8 export of the chosen subset can read a few tenths of a point lower
+(``python -m training ensemble --int8`` reports its own figures).  The table behind the shipped file is in
+models/README.md ("Recipe").
 """
 
 from __future__ import annotations
@@ -21,8 +24,37 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 
 
+VIEW_SETS = {  # name -> the views averaged (face, mirror, centre, centre mirrored)
+    "face": ("face",),
+    "face+mirror": ("face", "mirror"),
+    "face+centre": ("face", "centre"),
+    "face+mirror+centre": ("face", "mirror", "centre"),
+    "all four": ("face", "mirror", "centre", "centre mirror"),
+}
+ZOOM = 0.9
+
+
+def view_inputs(x):
+    """The four views of faces ``x`` (N, S, S, C), the centre one computed by the layers ``views_mean`` uses."""
+    import numpy as np
+    from keras import layers
+
+    side = x.shape[1]
+    inner = int(round(side * ZOOM))
+    centre = np.asarray(layers.Resizing(side, side, interpolation="bilinear")(layers.CenterCrop(inner, inner)(x)))
+    return {"face": x, "mirror": x[:, :, ::-1], "centre": centre, "centre mirror": centre[:, :, ::-1]}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
+    only = None
+    if "--views" in args:
+        i = args.index("--views")
+        only = args[i + 1] if i + 1 < len(args) else ""
+        del args[i:i + 2]
+        if only not in VIEW_SETS:
+            print(f"--views {only!r}: one of {', '.join(VIEW_SETS)}", file=sys.stderr)
+            return 2
     if not args or any("=" not in a for a in args):
         print(__doc__, file=sys.stderr)
         return 2
@@ -36,22 +68,24 @@ def main(argv: list[str] | None = None) -> int:
 
     x, t, _ = load_rafdb(DATA / "rafdb", "val", size=96, channels=1)
     x, labels = to_model_input(x), t.argmax(1)
+    sets = {only: VIEW_SETS[only]} if only else VIEW_SETS
+    needed = sorted({v for views in sets.values() for v in views})
+    inputs = {k: v for k, v in view_inputs(x).items() if k in needed}
     logits = {}
     for arg in args:
         name, path = arg.split("=", 1)
         m = keras.models.load_model(path, compile=False)
-        plain = m.predict(x, batch_size=256, verbose=0)
-        logits[name] = (plain, (plain + m.predict(x[:, :, ::-1], batch_size=256, verbose=0)) / 2)
-    print(f"{'networks':30} seven-class  " + "  ".join(f"{e} P/R".ljust(13) for e in EMOTIONS))
+        logits[name] = {v: m.predict(xv, batch_size=256, verbose=0) for v, xv in inputs.items()}
+    print(f"{'networks':22} {'views':19} passes  seven-class  " + "  ".join(f"{e} P/R".ljust(13) for e in EMOTIONS))
     for r in range(1, len(logits) + 1):
         for subset in itertools.combinations(logits, r):
-            for flip in (0, 1):
-                mean = sum(logits[n][flip] for n in subset) / len(subset)
+            for set_name, views in sets.items():
+                mean = sum(logits[n][v] for n in subset for v in views) / (len(subset) * len(views))
                 lv = list_view(mean[:, :-1], labels)
                 cells = "  ".join(f"{100 * lv['lists'][e]['precision']:.1f}/{100 * lv['lists'][e]['recall']:.1f}"
                                   .ljust(13) for e in EMOTIONS)
-                print(f"{' + '.join(subset) + (' (flip)' if flip else ''):30} {lv['seven_class_accuracy']:10.1%}  "
-                      f"{cells}", flush=True)
+                print(f"{' + '.join(subset):22} {set_name:19} {len(subset) * len(views):6d}  "
+                      f"{lv['seven_class_accuracy']:10.1%}  {cells}", flush=True)
     return 0
 
 
