@@ -46,7 +46,7 @@ def test_the_demo_prints_what_the_readme_shows(tmp_path):
     sad = albumsort("top", "sad", "-n", "5", db=db, check=True).stdout
     assert [line.rsplit("/", 1)[-1] for line in sad.strip().splitlines()] == \
         ["grace_hopper.jpg", "cameraman.png", "group_collage.jpg"]  # as the README says
-    for name, sad_p in (("portraits/grace_hopper.jpg", 0.96), ("portraits/cameraman.png", 0.93)):  # README's figures
+    for name, sad_p in (("portraits/grace_hopper.jpg", 0.89), ("portraits/cameraman.png", 0.69)):  # README's figures
         (f,) = json.loads(albumsort("show", album / name, "--json", db=db, check=True).stdout)["faces"]
         assert abs(f["probabilities"]["sad"] - sad_p) <= 0.01
     for emotion in ("angry", "neutral"):  # "no face in it is angry or neutral"
