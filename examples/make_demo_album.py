@@ -2,6 +2,9 @@
 
     python examples/make_demo_album.py [DEST]     # default: examples/album
 
+DEST must be new, empty or an album this script built before (it holds ``.albumsort-demo``): the script
+never writes over a folder of someone's own photos.
+
 Nothing is downloaded: scikit-image's ``astronaut`` (Eileen Collins, NASA,
 public domain), ``camera`` (public domain), ``coffee``, ``chelsea``,
 ``rocket`` and ``hubble_deep_field`` (public domain / CC0 per scikit-image's
@@ -84,8 +87,40 @@ def build(dest: Path) -> list[Path]:
     return made
 
 
-def main() -> int:
-    dest = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "album"
+MARKER = ".albumsort-demo"
+"""Written into every album this script builds: only such a folder (or an empty or new one) is written into."""
+
+FILES = ("portraits/astronaut.jpg", "portraits/grace_hopper.jpg", "portraits/cameraman.png",
+         "portraits/phone_shot_rotated.jpg", "group_collage.jpg", "places/coffee.webp", "places/chelsea_the_cat.jpg",
+         "places/rocket.gif", "places/hubble.jpg", ".thumbnails/skipped_hidden.jpg", "broken_download.jpg")
+"""What ``build`` writes, relative to the album: a folder holding exactly these (an album built before the marker
+existed) is one this script made, too."""
+
+
+def made_here(dest: Path) -> bool:
+    """Whether ``dest`` is empty or an album this script built (so rebuilding it overwrites nothing else)."""
+    if (dest / MARKER).is_file():
+        return True
+    files = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if not p.is_dir()}
+    return not files or files == set(FILES)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dest", nargs="?", type=Path, default=Path(__file__).resolve().parent / "album",
+                    help="folder to build the album in (default: examples/album)")
+    dest = ap.parse_args(argv).dest
+    if dest.exists() and not dest.is_dir():
+        print(f"make_demo_album: {dest} is a file, not a folder", file=sys.stderr)
+        return 2
+    if dest.is_dir() and not made_here(dest):
+        print(f"make_demo_album: {dest} already holds files this script did not make; "
+              "choose a new or empty folder", file=sys.stderr)
+        return 2
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / MARKER).write_text("built by examples/make_demo_album.py; it may rebuild this folder\n")
     made = build(dest)
     print(f"demo album: {len(made)} files in {dest}")
     return 0

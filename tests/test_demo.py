@@ -52,3 +52,36 @@ def test_the_demo_prints_what_the_readme_shows(tmp_path):
     for emotion in ("angry", "neutral"):  # "no face in it is angry or neutral"
         empty = albumsort("top", emotion, db=db, check=True)
         assert empty.stdout == "" and f"no photo shows {emotion}" in empty.stderr
+
+
+def test_the_demo_script_never_writes_into_someone_elses_folder(tmp_path, capsys):
+    """``make_demo_album.py DEST`` writes only into a new or empty folder or one it built: a folder of the user's
+    own photos is refused with one line and left as it was; ``--help`` is help, not a folder name."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        from make_demo_album import FILES, MARKER, main
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    mine = tmp_path / "photos"
+    (mine / "portraits").mkdir(parents=True)
+    (mine / "portraits" / "astronaut.jpg").write_bytes(b"the user's own photo")
+    assert main([str(mine)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did not make" in err[0]
+    assert sorted(p.name for p in mine.rglob("*")) == ["astronaut.jpg", "portraits"]
+    assert (mine / "portraits" / "astronaut.jpg").read_bytes() == b"the user's own photo"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    assert main([str(a_file)]) == 2 and a_file.read_text() == "x"
+    with pytest.raises(SystemExit) as help_exit:
+        main(["--help"])
+    assert help_exit.value.code == 0 and not Path("--help").exists()
+    pytest.importorskip("skimage")
+    pytest.importorskip("matplotlib")
+    album = tmp_path / "album"
+    assert main([str(album)]) == 0 and (album / MARKER).is_file()
+    assert sorted(p.relative_to(album).as_posix() for p in album.rglob("*") if p.is_file()) == \
+        sorted(FILES + (MARKER,))
+    assert main([str(album)]) == 0  # its own album is rebuilt
+    (album / MARKER).unlink()
+    assert main([str(album)]) == 0  # and one built before the marker existed (its files and nothing else)
