@@ -61,10 +61,10 @@ class Config:
     flip_tta: bool = True
     zoom_tta: float = 0.0
     """Export only: the file also reads the centre ``zoom_tta`` of each face, resized back (``training.model.
-    views_mean``); 0 = not.  Measured 2026-12-06 on the 40+150 int8 ensemble re-exported with 0.9: RAF-DB val
-    seven-class 84.2% -> 85.4%, ExpW 65.5% -> 67.6%, FER+ 87.4% -> 87.7%, face-like held out ranked sad/angry
-    6 -> 3 of 42; but 0.56x the faces/s (281 against 502 in one ``benchmarks/model_speed.py`` run), under the
-    500 faces/s floor, so it stays off until a faster file leaves room."""
+    views_mean``); 0 = not.  The shipped three-network file is ``--no-flip-tta --zoom-tta 0.9`` (the face and
+    its centre, no mirror): at the same passes the centre view measured more accurate than the mirror and
+    1.10-1.15x as fast in ONNX Runtime (models/README.md, "The shipped file (three networks)").  A single
+    run's own export keeps the recipe's mirror (``flip_tta``) and no centre view."""
     val_fraction: float = 0.1
     seed: int = 1234
     limit_per_class: int | None = None
