@@ -63,7 +63,7 @@ class Config:
     """Export only: the file also reads the centre ``zoom_tta`` of each face, resized back (``training.model.
     views_mean``); 0 = not.  The shipped three-network file is ``--no-flip-tta --zoom-tta 0.9`` (the face and
     its centre, no mirror): at the same passes the centre view measured more accurate than the mirror and
-    1.10-1.15x as fast in ONNX Runtime (models/README.md, "The shipped file (three networks)").  A single
+    1.1-1.3x as fast in ONNX Runtime (models/README.md, "The shipped file (three networks)").  A single
     run's own export keeps the recipe's mirror (``flip_tta``) and no centre view."""
     val_fraction: float = 0.1
     seed: int = 1234
