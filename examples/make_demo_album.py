@@ -101,7 +101,14 @@ def made_here(dest: Path) -> bool:
     """Whether ``dest`` is empty or an album this script built (so rebuilding it overwrites nothing else)."""
     if (dest / MARKER).is_file():
         return True
-    files = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if not p.is_dir()}
+    files = set()
+    for p in dest.rglob("*"):
+        if p.is_dir():
+            continue
+        rel = p.relative_to(dest).as_posix()
+        if rel not in FILES:  # a file of someone else's: stop walking (DEST may be a whole photo library)
+            return False
+        files.add(rel)
     return not files or files == set(FILES)
 
 
