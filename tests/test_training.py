@@ -542,3 +542,35 @@ def test_a_committed_long_run_resumes_with_the_recipe(state):
               if k not in RUN_ONLY and k != "run_seed" and mine[k] != st["config"].get(k)}
     assert not differ, differ
     assert 0 < st["epoch"] < st["config"]["epochs"] == 150 and len(st["history"]["loss"]) == st["epoch"]
+
+
+def test_focal_gamma_weighs_sure_faces_less_and_zero_is_the_recipe():
+    """``--focal-gamma`` 0 is the recipe's cross-entropy; > 0 scales each face's loss by (1 - p)**gamma, so a face
+    read surely costs far less than under cross-entropy while a confused one costs about as much."""
+    pytest.importorskip("tensorflow")
+    from training.train import Config, loss_of, parse_config
+
+    assert parse_config(["--focal-gamma", "2"]).focal_gamma == 2.0 and Config().focal_gamma == 0.0
+    t = np.array([[0, 1, 0], [0, 1, 0]], np.float32)
+    logits = np.array([[0.0, 6.0, 0.0], [0.3, 0.0, 0.3]], np.float32)  # a sure face, a confused one
+    ce = loss_of(Config(label_smoothing=0.0)).call(t, logits).numpy()
+    focal = loss_of(Config(label_smoothing=0.0, focal_gamma=2.0)).call(t, logits).numpy().reshape(-1)
+    if focal.size > 2:  # per-class terms: sum them per face
+        focal = focal.reshape(2, -1).sum(1)
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert np.allclose(focal, ce * (1 - p[:, 1]) ** 2, rtol=1e-4)
+    assert focal[0] / ce[0] < 1e-4 and focal[1] / ce[1] > 0.3
+
+
+def test_resume_reads_a_checkpoint_made_before_a_setting_existed():
+    """A setting added to the recipe after a run started (its default unchanged) must not make ``--resume``
+    refuse that run's checkpoint: a missing key in the checkpoint means the default."""
+    from dataclasses import asdict
+
+    from training.train import Config, resume_differences
+
+    old = asdict(Config())
+    del old["focal_gamma"]
+    assert resume_differences(Config(), old) == []
+    assert resume_differences(Config(focal_gamma=2.0), old) == ["focal_gamma"]
+    assert resume_differences(Config(epochs=40, stop_after=5, out="x"), asdict(Config())) == ["epochs"]

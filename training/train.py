@@ -45,6 +45,9 @@ class Config:
     weight_decay: float = 5e-4
     warmup_epochs: int = 1
     label_smoothing: float = 0.05
+    focal_gamma: float = 0.0
+    """0: cross-entropy (the recipe).  > 0: focal loss, each face's cross-entropy scaled by (1 - p)**gamma, so
+    faces the model already reads surely weigh less and the confusable ones (sad/neutral, disgust/angry) more."""
     class_weight_power: float = 0.7
     augment_strength: float = 0.7
     jpeg_probability: float = 0.2
@@ -349,6 +352,23 @@ def start_model(cfg: Config, n_outputs: int):
     return model
 
 
+def resume_differences(cfg: Config, saved: dict) -> list[str]:
+    """The settings in which ``cfg`` differs from a checkpoint's ``saved`` config (``RUN_ONLY`` ones aside); a
+    setting the checkpoint predates counts as its default, so adding one to the recipe strands no run."""
+    mine, defaults = asdict(cfg), asdict(Config())
+    return [k for k in mine if k not in RUN_ONLY and mine[k] != saved.get(k, defaults[k])]
+
+
+def loss_of(cfg: Config):
+    """The training loss: cross-entropy on the soft targets (label-smoothed), or its focal form (``focal_gamma``)."""
+    import keras
+
+    if cfg.focal_gamma > 0:
+        return keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=cfg.focal_gamma, from_logits=True,
+                                                         label_smoothing=cfg.label_smoothing)
+    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing)
+
+
 def fit(cfg: Config, x_train, t_train, x_val, t_val):
     """Train epoch by epoch from scratch or from the checkpoint; returns (model, history, seconds, finished)."""
     import keras
@@ -359,8 +379,7 @@ def fit(cfg: Config, x_train, t_train, x_val, t_val):
     steps = len(x_train) // cfg.batch_size
     if cfg.resume and state.is_file():
         st = json.loads(state.read_text())
-        mine, theirs = asdict(cfg), st["config"]
-        differ = [k for k in mine if k not in RUN_ONLY and mine[k] != theirs.get(k)]
+        differ = resume_differences(cfg, st["config"])
         if differ:
             raise SystemExit(f"--resume: the checkpoint was trained with other settings ({', '.join(differ)}); "
                              f"give the same ones or start a new --out")
@@ -377,7 +396,7 @@ def fit(cfg: Config, x_train, t_train, x_val, t_val):
             warmup_steps=warm)
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
+            loss=loss_of(cfg),
             metrics=["accuracy"])
         start, history, seconds = 0, {}, 0.0
     weights = class_weights(t_train, cfg.class_weight_power)
