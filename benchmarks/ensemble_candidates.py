@@ -2,11 +2,15 @@
 validation share with all seven expressions (issue 24).
 
     python benchmarks/ensemble_candidates.py [--views face+mirror] 40=A/emotion.keras 150=B/emotion.keras ...
+    python benchmarks/ensemble_candidates.py 150=B/emotion.keras mfn=C/emotion.keras@face   # C reads the face only
 
 For each subset and each set of test-time views (the face alone; + its mirror, as shipped; + the centre 0.9 of
 the face, resized back, as ``--zoom-tta 0.9`` builds it; + both; all four), it prints the seven-class accuracy
 and the four lists' precision/recall (a face joins the list of its top expression among seven), and the
 network passes per face, which is what the view set costs.  ``--views face+mirror`` keeps one view set.
+``NAME=PATH@VIEWS`` fixes one network's views whatever the row's (``python -m training ensemble
+--member-views``): a costly pretrained member (``--arch mobilefacenet``) may read the face once while the small
+CNNs read more; the mean is then of each network's own views, and the passes add up.
 The logits are compared before calibration: a temperature does not change a face's top expression.
 Float Keras, so a later int8 export of the chosen subset can read a few tenths of a point lower
 (``python -m training ensemble --int8`` reports its own figures).  The table behind the shipped file is in
@@ -69,22 +73,32 @@ def main(argv: list[str] | None = None) -> int:
     x, t, _ = load_rafdb(DATA / "rafdb", "val", size=96, channels=1)
     x, labels = to_model_input(x), t.argmax(1)
     sets = {only: VIEW_SETS[only]} if only else VIEW_SETS
-    needed = sorted({v for views in sets.values() for v in views})
-    inputs = {k: v for k, v in view_inputs(x).items() if k in needed}
-    logits = {}
+    fixed: dict[str, tuple[str, ...] | None] = {}
+    paths = {}
     for arg in args:
         name, path = arg.split("=", 1)
+        path, _, own = path.partition("@") if "@" in path and not Path(path).is_file() else (path, "", "")
+        if own and own not in VIEW_SETS:
+            print(f"{arg}: views {own!r} are not one of {', '.join(VIEW_SETS)}", file=sys.stderr)
+            return 2
+        paths[name], fixed[name] = path, VIEW_SETS[own] if own else None
+    needed = sorted({v for views in list(sets.values()) + [f for f in fixed.values() if f] for v in views})
+    inputs = {k: v for k, v in view_inputs(x).items() if k in needed}
+    logits = {}
+    for name, path in paths.items():
         m = keras.models.load_model(path, compile=False)
-        logits[name] = {v: m.predict(xv, batch_size=256, verbose=0) for v, xv in inputs.items()}
+        use = fixed[name] or needed
+        logits[name] = {v: m.predict(xv, batch_size=256, verbose=0) for v, xv in inputs.items() if v in use}
     print(f"{'networks':22} {'views':19} passes  seven-class  " + "  ".join(f"{e} P/R".ljust(13) for e in EMOTIONS))
     for r in range(1, len(logits) + 1):
         for subset in itertools.combinations(logits, r):
             for set_name, views in sets.items():
-                mean = sum(logits[n][v] for n in subset for v in views) / (len(subset) * len(views))
+                own = {n: fixed[n] or views for n in subset}
+                mean = sum(sum(logits[n][v] for v in own[n]) / len(own[n]) for n in subset) / len(subset)
                 lv = list_view(mean[:, :-1], labels)
                 cells = "  ".join(f"{100 * lv['lists'][e]['precision']:.1f}/{100 * lv['lists'][e]['recall']:.1f}"
                                   .ljust(13) for e in EMOTIONS)
-                print(f"{' + '.join(subset):22} {set_name:19} {len(subset) * len(views):6d}  "
+                print(f"{' + '.join(subset):22} {set_name:19} {sum(len(v) for v in own.values()):6d}  "
                       f"{lv['seven_class_accuracy']:10.1%}  {cells}", flush=True)
     return 0
 

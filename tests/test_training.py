@@ -401,6 +401,50 @@ def test_fine_tuning_starts_from_the_given_weights_and_refuses_other_shapes(tmp_
         start_model(Config(init=str(tmp_path / "missing.keras")), 8)
 
 
+def test_the_pretrained_member_computes_what_mobilefacenet_computes(tmp_path):
+    """``pretrained_mobilefacenet`` rebuilds the shipped face-recognition file layer by layer: its features are the
+    ONNX file's own (ONNX Runtime), it reads the recipe's grey crop and gives the recipe's logits, it ensembles
+    with a small CNN, and a file that is not the one models/README.md names is refused."""
+    pytest.importorskip("tensorflow")
+    onnx = pytest.importorskip("onnx")
+    import keras
+    import onnxruntime as ort
+
+    from training.model import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        PRETRAINED_FACES,
+        PRETRAINED_FEATURES,
+        average_logits,
+        build_model,
+        pretrained_mobilefacenet,
+    )
+    from training.train import Config, start_model
+
+    proto = onnx.load(PRETRAINED_FACES)
+    proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(PRETRAINED_FEATURES))
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    rgb = np.random.default_rng(0).random((2, 112, 112, 3), np.float32)
+    x = ((rgb * 255 - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)).transpose(0, 3, 1, 2)
+    want = np.concatenate([session.run([PRETRAINED_FEATURES], {session.get_inputs()[0].name: x[i:i + 1]})[0]
+                           for i in range(2)]).reshape(2, -1)  # the file's batch is fixed at 1
+    m = pretrained_mobilefacenet(size=112, channels=3)
+    got = keras.Model(m.input, m.get_layer("mfn_features").output).predict(rgb, verbose=0)
+    assert got.shape == (2, 512) and np.abs(got - want).max() < 1e-3 * np.abs(want).max()
+
+    member = start_model(Config(arch="mobilefacenet"), 8)
+    assert member.input_shape == (None, 96, 96, 1) and member.output_shape == (None, 8)
+    grey = np.random.default_rng(1).random((3, 96, 96, 1), np.float32)
+    both = average_logits([member, build_model(8, 0.25, 8, 96, 1, 2)])
+    assert both.predict(grey, verbose=0).shape == (3, 8)
+    with pytest.raises(SystemExit, match="choose vgg or mobilefacenet"):
+        start_model(Config(arch="resnet"), 8)
+    other = tmp_path / "other.onnx"
+    other.write_bytes(PRETRAINED_FACES.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="sha256 differs"):
+        pretrained_mobilefacenet(path=other)
+
+
 def test_an_ensemble_averages_its_members_logits(tmp_path):
     pytest.importorskip("tensorflow")
     from training.model import average_logits, build_model
@@ -417,6 +461,57 @@ def test_an_ensemble_averages_its_members_logits(tmp_path):
     assert np.allclose(again.predict(x, verbose=0), want, atol=1e-5)
     with pytest.raises(ValueError, match="different shapes"):
         average_logits([a, build_model(8, 0.25, 5, 96, 1, 2)])
+
+
+def test_int8_quantises_the_pretrained_members_residuals_but_no_logits(tmp_path):
+    """``quantize_int8``: inside the pretrained member every ``Clip`` and residual ``Add`` reads int8 (else each
+    costs a dequantise and requantise), while the logits and the means of members stay float."""
+    pytest.importorskip("tensorflow")
+    onnx = pytest.importorskip("onnx")
+    from training.export import calibrated, export_onnx, quantize_int8
+    from training.model import average_logits, build_model, pretrained_mobilefacenet
+
+    model = average_logits([pretrained_mobilefacenet(0.25, 8, 96, 1), build_model(8, 0.25, 8, 96, 1, 2)],
+                           ["face", "face+centre"])
+    export_onnx(calibrated(model, 1.0, 1.0, flip=False), tmp_path / "float.onnx")
+    x = np.random.default_rng(3).random((16, 96, 96, 1), np.float32)
+    quantize_int8(tmp_path / "float.onnx", tmp_path / "int8.onnx", x)
+    graph = onnx.load(tmp_path / "int8.onnx").graph
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    adds = [n for n in graph.node if n.op_type == "Add"]
+    residual = [n for n in adds if "_add" in n.name and "mfn_" in n.name]
+    others = [n for n in adds if n not in residual]
+    assert residual and all(made_by.get(i) == "DequantizeLinear" for n in residual for i in n.input)
+    assert others and not any(made_by.get(i) == "DequantizeLinear" for n in others for i in n.input)
+    clips = [n for n in graph.node if n.op_type == "Clip"]  # quantised, a ReLU6 becomes its convolution's range
+    assert all(made_by.get(n.input[0]) == "DequantizeLinear" for n in clips)
+
+
+def test_each_member_can_read_its_own_views(tmp_path):
+    """``average_logits(..., views)``: a costly member reads the face once while a cheap one also reads its centre;
+    the mean is of each member's own views, it survives saving, and the exported file reads what Keras reads."""
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from training.export import calibrated, export_onnx, max_difference
+    from training.model import average_logits, build_model, views_mean
+
+    a, b = build_model(8, 0.25, 8, 96, 1, 2), build_model(8, 0.25, 8, 96, 1, 2)
+    x = np.random.default_rng(2).random((3, 96, 96, 1), np.float32)
+    mixed = average_logits([a, b], ["face+centre", "face"])
+    want = (views_mean(a, zoom=0.9).predict(x, verbose=0) + b.predict(x, verbose=0)) / 2
+    assert np.allclose(mixed.predict(x, verbose=0), want, atol=1e-5)
+    assert not np.allclose(average_logits([a, b]).predict(x, verbose=0), want, atol=1e-3)
+    mixed.save(tmp_path / "mixed.keras")
+    again = keras.models.load_model(tmp_path / "mixed.keras", compile=False)
+    assert np.allclose(again.predict(x, verbose=0), want, atol=1e-5)
+    wrapped = calibrated(mixed, 1.2, 0.9, flip=False)
+    export_onnx(wrapped, tmp_path / "mixed.onnx")
+    assert max_difference(wrapped, tmp_path / "mixed.onnx", x) < 1e-4
+    with pytest.raises(ValueError, match="2 view sets for 1 members"):
+        average_logits([a], ["face", "face"])
+    with pytest.raises(ValueError, match="choose among"):
+        average_logits([a, b], ["face", "sideways"])
 
 
 def test_test_time_views_average_the_logits_of_the_face_its_mirror_and_its_centre(tmp_path):

@@ -39,6 +39,11 @@ class Config:
     name: str = "emotion"
     epochs: int = 150
     batch_size: int = 64
+    arch: str = "vgg"
+    """``vgg``: the recipe's small CNN (``training.model.build_model``, ``width``, ``stem_stride``), from scratch.
+    ``mobilefacenet``: the pretrained face-recognition network with an expression head
+    (``training.model.pretrained_mobilefacenet``), fine-tuned: a member that learned faces from millions of
+    identities (issue 24)."""
     width: int = 24
     dropout: float = 0.25
     lr: float = 2e-3
@@ -336,8 +341,12 @@ def save_checkpoint(model, cfg: Config, epoch: int, history: dict, seconds: floa
 
 def start_model(cfg: Config, n_outputs: int):
     """A new network, or the weights of ``cfg.init`` (fine-tuning), checked against the recipe's shapes."""
-    from training.model import build_model
+    from training.model import build_model, pretrained_mobilefacenet
 
+    if cfg.arch not in ("vgg", "mobilefacenet"):
+        raise SystemExit(f"--arch {cfg.arch}: choose vgg or mobilefacenet")
+    if not cfg.init and cfg.arch == "mobilefacenet":
+        return pretrained_mobilefacenet(cfg.dropout, n_outputs, cfg.input_size, cfg.channels)
     if not cfg.init:
         return build_model(cfg.width, cfg.dropout, n_outputs, cfg.input_size, cfg.channels, cfg.stem_stride)
     import keras
@@ -461,7 +470,7 @@ def train(cfg: Config) -> dict | None:
 
 
 def finish(cfg: Config, model, data: dict, history: dict, train_seconds: float, t0: float,
-           members: list[str] | None = None) -> dict:
+           members: list[str] | None = None, member_views: list[str] | None = None) -> dict:
     """Calibrate a trained logits model on the validation share, export it (int8 with ``cfg.int8``), evaluate
     the exported file on every held-out set and write its card, metrics and plots into ``cfg.out``.
 
@@ -504,7 +513,7 @@ def finish(cfg: Config, model, data: dict, history: dict, train_seconds: float, 
         "input_size": cfg.input_size, "channels": cfg.channels,
         "emotion_temperature": t_e, "readability_temperature": t_r, "flip_tta": cfg.flip_tta,
         "zoom_tta": cfg.zoom_tta,
-        "int8": cfg.int8, "members": members, "config": asdict(cfg)}
+        "int8": cfg.int8, "members": members, "member_views": member_views, "config": asdict(cfg)}
     (out / f"{cfg.name}.json").write_text(json.dumps(card, indent=2))
     if cfg.int8:
         x_train = data["train"][0]
@@ -545,6 +554,7 @@ def finish(cfg: Config, model, data: dict, history: dict, train_seconds: float, 
         "total_seconds": round(time.time() - t0, 1),
         "params": int(model.count_params()),
         "members": members,
+        "member_views": member_views,
         "config": asdict(cfg),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -575,9 +585,13 @@ def finish(cfg: Config, model, data: dict, history: dict, train_seconds: float, 
     return result
 
 
-def ensemble(cfg: Config, members: list[str]) -> dict:
+def ensemble(cfg: Config, members: list[str], views: list[str] | None = None) -> dict:
     """Average the logits of trained models (``.keras`` files of this recipe) into one model, then calibrate,
     export and evaluate it as ``finish`` does a single run.
+
+    ``views`` (``--member-views``, one ``training.model.VIEWS`` name per member) gives each member its own
+    test-time views, in place of the file-wide ``flip_tta``/``zoom_tta``: the pretrained member (``--arch
+    mobilefacenet``) costs several small CNNs' passes, so it reads the face once while they also read its centre.
 
     Each member's card (the ``.json`` beside it) must record the data fields (``DATA_FIELDS``) of ``cfg``:
     the same seed and shares mean the same held-out faces, so no member has trained on the validation share
@@ -608,11 +622,18 @@ def ensemble(cfg: Config, members: list[str]) -> dict:
     seed_everything(cfg.seed)
     t0 = time.time()
     data = load_all_cached(cfg)
-    model = tm.average_logits([keras.models.load_model(m, compile=False) for m in members])
+    try:
+        model = tm.average_logits([keras.models.load_model(m, compile=False) for m in members], views)
+    except ValueError as e:
+        raise SystemExit(f"--member-views: {e}") from None
     want = (cfg.input_size, cfg.input_size, cfg.channels)
     if tuple(model.input_shape[1:]) != want:
         raise SystemExit(f"--members read {tuple(model.input_shape[1:])}; this recipe reads {want}")
-    return finish(cfg, model, data, {}, 0.0, t0, members=[str(m) for m in members])
+    if views is not None:  # the views are inside each member: none for the whole file
+        from dataclasses import replace
+
+        cfg = replace(cfg, flip_tta=False, zoom_tta=0.0)
+    return finish(cfg, model, data, {}, 0.0, t0, members=[str(m) for m in members], member_views=views)
 
 
 OPTIONAL_TYPES = {"run_seed": int, "limit_per_class": int, "soften_to_px": int, "init": str}
@@ -646,12 +667,13 @@ def ensemble_main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m training ensemble", add_help=False)
     ap.add_argument("--members", nargs="+", help="the .keras files of trained models to average")
+    ap.add_argument("--member-views", nargs="+", help="one view set per member (training.model.VIEWS)")
     known, rest = ap.parse_known_args(argv)
     if not known.members:
         if "-h" in rest or "--help" in rest:
-            print("python -m training ensemble --members A.keras B.keras [...] [--int8] [train's options: --out, "
-                  "--name, data settings]\n\n" + (ensemble.__doc__ or ""))
+            print("python -m training ensemble --members A.keras B.keras [...] [--member-views face+centre face ...] "
+                  "[--int8] [train's options: --out, --name, data settings]\n\n" + (ensemble.__doc__ or ""))
             return 0
         raise SystemExit("python -m training ensemble: --members A.keras B.keras [...] is required")
-    ensemble(parse_config(rest), known.members)
+    ensemble(parse_config(rest), known.members, known.member_views)
     return 0
