@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = {}
     for arg in args:
         name, path = arg.split("=", 1)
-        path, _, own = path.partition("@") if "@" in path and not Path(path).is_file() else (path, "", "")
+        path, _, own = path.rpartition("@") if "@" in path and not Path(path).is_file() else (path, "", "")
         if own and own not in VIEW_SETS:
             print(f"{arg}: views {own!r} are not one of {', '.join(VIEW_SETS)}", file=sys.stderr)
             return 2

@@ -463,9 +463,10 @@ def test_an_ensemble_averages_its_members_logits(tmp_path):
         average_logits([a, build_model(8, 0.25, 5, 96, 1, 2)])
 
 
-def test_int8_quantises_the_pretrained_members_residuals_but_no_logits(tmp_path):
-    """``quantize_int8``: inside the pretrained member every ``Clip`` and residual ``Add`` reads int8 (else each
-    costs a dequantise and requantise), while the logits and the means of members stay float."""
+def test_int8_folds_the_pretrained_members_relu6_into_its_convolutions(tmp_path):
+    """``quantize_int8``: the pretrained member's ReLU6 (an ONNX ``Clip`` after most convolutions) is quantised, so
+    it becomes its convolution's output range and no ``Clip`` is left; unquantised, each would cost a dequantise
+    and a requantise.  The logits stay float."""
     pytest.importorskip("tensorflow")
     onnx = pytest.importorskip("onnx")
     from training.export import calibrated, export_onnx, quantize_int8
@@ -476,15 +477,14 @@ def test_int8_quantises_the_pretrained_members_residuals_but_no_logits(tmp_path)
     export_onnx(calibrated(model, 1.0, 1.0, flip=False), tmp_path / "float.onnx")
     x = np.random.default_rng(3).random((16, 96, 96, 1), np.float32)
     quantize_int8(tmp_path / "float.onnx", tmp_path / "int8.onnx", x)
-    graph = onnx.load(tmp_path / "int8.onnx").graph
-    made_by = {o: n.op_type for n in graph.node for o in n.output}
-    adds = [n for n in graph.node if n.op_type == "Add"]
-    residual = [n for n in adds if "_add" in n.name and "mfn_" in n.name]
-    others = [n for n in adds if n not in residual]
-    assert residual and all(made_by.get(i) == "DequantizeLinear" for n in residual for i in n.input)
-    assert others and not any(made_by.get(i) == "DequantizeLinear" for n in others for i in n.input)
-    clips = [n for n in graph.node if n.op_type == "Clip"]  # quantised, a ReLU6 becomes its convolution's range
-    assert all(made_by.get(n.input[0]) == "DequantizeLinear" for n in clips)
+    ops = [n.op_type for n in onnx.load(tmp_path / "float.onnx").graph.node]
+    int8 = onnx.load(tmp_path / "int8.onnx").graph
+    assert ops.count("Clip") >= 32 and not any(n.op_type == "Clip" for n in int8.node)
+    made_by = {o: n.op_type for n in int8.node for o in n.output}
+    dense = [n for n in int8.node if n.op_type in ("MatMul", "Gemm")]
+    assert dense and not any(made_by.get(o) == "QuantizeLinear" for n in dense for o in n.output)
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0] in {o for d in dense for o in d.output}
+                   for n in int8.node)
 
 
 def test_each_member_can_read_its_own_views(tmp_path):
@@ -501,10 +501,14 @@ def test_each_member_can_read_its_own_views(tmp_path):
     mixed = average_logits([a, b], ["face+centre", "face"])
     want = (views_mean(a, zoom=0.9).predict(x, verbose=0) + b.predict(x, verbose=0)) / 2
     assert np.allclose(mixed.predict(x, verbose=0), want, atol=1e-5)
-    assert not np.allclose(average_logits([a, b]).predict(x, verbose=0), want, atol=1e-3)
+    assert np.abs(average_logits([a, b]).predict(x, verbose=0) - want).max() > 1e-4  # the views matter here
     mixed.save(tmp_path / "mixed.keras")
     again = keras.models.load_model(tmp_path / "mixed.keras", compile=False)
     assert np.allclose(again.predict(x, verbose=0), want, atol=1e-5)
+    mirrored = average_logits([a, b], ["face+mirror", "all four"])  # a saved mirror view loads again
+    mirrored.save(tmp_path / "mirrored.keras")
+    assert np.allclose(keras.models.load_model(tmp_path / "mirrored.keras", compile=False).predict(x, verbose=0),
+                       mirrored.predict(x, verbose=0), atol=1e-5)
     wrapped = calibrated(mixed, 1.2, 0.9, flip=False)
     export_onnx(wrapped, tmp_path / "mixed.onnx")
     assert max_difference(wrapped, tmp_path / "mixed.onnx", x) < 1e-4
@@ -623,20 +627,28 @@ def test_run_seed_changes_the_batches_but_not_the_split():
 @pytest.mark.parametrize("state", sorted((ROOT / "training" / "checkpoints").glob("*/*_checkpoint.json")),
                          ids=lambda p: p.parent.name)
 def test_a_committed_long_run_resumes_with_the_recipe(state):
-    """A 150-epoch CPU run spans sittings from its checkpoint in the repository (models/README.md): a default
-    changed under it would make ``--resume`` refuse it and the sittings spent on it would be lost.  Only the
-    run's own ``run_seed`` may differ from the defaults."""
-    from dataclasses import asdict
+    """A long CPU run spans sittings from its checkpoint in the repository (models/README.md): a default changed
+    under it would make ``--resume`` refuse it and the sittings spent on it would be lost.  The command that
+    continues it is committed beside it (``resume.txt``; without one, the 150-epoch recipe's defaults and the
+    run's own ``run_seed``), and must be accepted as it is written."""
+    import shlex
 
-    from training.train import RUN_ONLY, Config
+    from training.train import parse_config, resume_differences
 
     assert state.with_suffix(".keras").is_file()
     st = json.loads(state.read_text())
-    mine = asdict(Config())
-    differ = {k: (mine[k], st["config"].get(k)) for k in mine
-              if k not in RUN_ONLY and k != "run_seed" and mine[k] != st["config"].get(k)}
-    assert not differ, differ
-    assert 0 < st["epoch"] < st["config"]["epochs"] == 150 and len(st["history"]["loss"]) == st["epoch"]
+    command = state.parent / "resume.txt"
+    if command.is_file():
+        words = shlex.split(command.read_text())
+        assert words[:4] == ["python", "-m", "training", "train"] and "--resume" in words, words
+        cfg = parse_config(words[4:])
+        assert (ROOT / cfg.out).resolve() == state.parent.resolve()
+    else:
+        seed = st["config"].get("run_seed")
+        cfg = parse_config(["--resume"] + (["--run-seed", str(seed)] if seed is not None else []))
+        assert st["config"]["epochs"] == 150
+    assert resume_differences(cfg, st["config"]) == []
+    assert 0 < st["epoch"] < st["config"]["epochs"] and len(st["history"]["loss"]) == st["epoch"]
 
 
 def test_focal_gamma_weighs_sure_faces_less_and_zero_is_the_recipe():

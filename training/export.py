@@ -9,7 +9,6 @@ the album pipeline, never assumed.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,7 @@ def export_onnx(wrapped, path: Path) -> None:
     Path(path).write_bytes(proto.SerializeToString())
 
 
-QUANTIZED_OPS = ["Conv", "MatMul", "Gemm", "Relu", "MaxPool", "GlobalAveragePool", "Clip", "Pad", "Add"]
+QUANTIZED_OPS = ["Conv", "MatMul", "Gemm", "Relu", "MaxPool", "GlobalAveragePool", "Clip", "Pad"]
 """What ``quantize_int8`` quantises: the convolutions, their activations and pooling, and the dense layer,
 nearly all of the arithmetic; the logits it outputs stay float (``FLOAT_OUTPUTS``), and so do the calibrated
 heads, so the probabilities keep their full resolution and sum to 1.  Quantising everything instead leaves
@@ -56,13 +55,12 @@ heads, so the probabilities keep their full resolution and sum to 1.  Quantising
 the four variants timed side by side (``benchmarks/quantize_variants.py``, 2026-12-06, under load: 3.05x the float
 file; convolutions and dense layer alone 2.67x; everything 2.96x)."""
 
-PRETRAINED_ADD = re.compile(r"/mfn_\d+_add")
-"""The ``Add`` nodes ``quantize_int8`` quantises: the residual sums inside a pretrained member (``--arch
-mobilefacenet``, whose ReLU6 is a ``Clip``), where an unquantised op between two int8 convolutions costs a
-dequantise and a requantise: with ``Clip``, ``Pad`` and every ``Add`` quantised, that member's int8 file read 1.6x
-the faces/s of the file quantised without them (728-752 against 428-466, 2026-12-07).  Every other ``Add`` (a
-logits bias, the ensemble's and the views' means) stays float, so the small CNNs' files are as before: the shipped
-file, re-quantised from its float source, is the same bytes."""
+"""``Clip`` and ``Pad``: the pretrained member (``--arch mobilefacenet``) has a ReLU6 (``Clip``) after most
+convolutions; quantised, each becomes its convolution's output range and the op goes, where an unquantised one costs
+a dequantise and a requantise.  The small CNNs have neither, so their files are as before (the shipped file,
+re-quantised from its float source, is the same bytes).  Measured: the three-member file with run 13's member
+(models/README.md, "A pretrained member") read 311 faces/s quantised so, against 206 without (one
+``benchmarks/model_speed.py`` run, 2026-12-07)."""
 
 FLOAT_OUTPUTS = ["MatMul", "Gemm"]
 """Op types whose outputs ``quantize_int8`` keeps float: the dense layer's logits feed the heads unrounded."""
@@ -104,14 +102,9 @@ def quantize_int8(src: Path, dst: Path, inputs: np.ndarray, batch: int = 32) -> 
     with tempfile.TemporaryDirectory() as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        import onnx
-
-        keep_float = [n.name for n in onnx.load(str(pre)).graph.node
-                      if n.op_type == "Add" and not PRETRAINED_ADD.search(n.name)]
         quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                         calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=QUANTIZED_OPS,
-                        nodes_to_exclude=keep_float,
                         extra_options={"OpTypesToExcludeOutputQuantization": FLOAT_OUTPUTS})
         shutil.copyfile(out, dst)
 

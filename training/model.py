@@ -33,6 +33,15 @@ class Standardize(layers.Layer):
         return (x - mean) / keras.ops.maximum(std, 0.03)
 
 
+@keras.saving.register_keras_serializable(package="albumsort")
+class Mirror(layers.Layer):
+    """The face's mirror image (left and right swapped): a test-time view.  A layer, not a ``Lambda``, so a saved
+    model with its views inside (``average_logits(..., views)``) loads again without unsafe deserialisation."""
+
+    def call(self, x):
+        return keras.ops.flip(x, axis=2)
+
+
 def conv_bn(x, filters, name):
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
@@ -96,7 +105,7 @@ def views_mean(model: keras.Model, flip: bool = False, zoom: float = 0.0, name: 
         views.append(layers.Resizing(side, side, interpolation="bilinear", name="zoom_resize")(
             layers.CenterCrop(inner, inner, name="zoom_crop")(inp)))
     if flip:
-        views += [layers.Lambda(lambda t: keras.ops.flip(t, axis=2), name=f"mirror_{i}")(v)
+        views += [Mirror(name=f"mirror_{i}")(v)
                   for i, v in enumerate(views)]
     outs = [model(v, training=False) for v in views]
     return keras.Model(inp, layers.Average(name="views_mean")(outs), name=name)
@@ -123,8 +132,7 @@ def with_heads(model: keras.Model, emotion_temperature: float = 1.0, readability
     return keras.Model(inp, out, name="albumsort_emotion_calibrated")
 
 
-VIEWS = {"face": (False, 0.0), "face+mirror": (True, 0.0), "face+centre": (False, 0.9),
-         "face+mirror+centre": (True, 0.9)}
+VIEWS = {"face": (False, 0.0), "face+mirror": (True, 0.0), "face+centre": (False, 0.9), "all four": (True, 0.9)}
 """The test-time view sets a member of an ensemble may read (``views_mean``'s ``flip``, ``zoom``)."""
 
 
@@ -175,11 +183,13 @@ def pretrained_mobilefacenet(dropout: float = 0.4, n_classes: int = N_OUTPUTS, s
                              channels: int = 1, path: Path = PRETRAINED_FACES) -> keras.Model:
     """MobileFaceNet's layers and weights, read from its ONNX file, with an expression head: a pretrained member.
 
-    Why: the small CNN learns faces from 40k labelled crops; this network learned them from millions of
+    Why: the small CNN learns faces from 43k labelled crops; this network learned them from millions of
     identities.  Fine-tuned for three epochs (35 minutes on 2 cores) it read 80.7% of RAF-DB's seven, near
     the 81.4% of a 40-epoch CNN after four hours (models/README.md, "A pretrained member").  It reads the recipe's crop
     (``size`` px, grey or RGB), resized to its 112 px and normalised as it was trained, and gives the recipe's
-    logits, so it ensembles with the CNNs (``average_logits``) and ships through the same export.  The
+    logits, so it ensembles with the CNNs (``average_logits``) and ships through the same export.  Unlike the
+    CNNs (``Standardize``) it normalises by fixed statistics, so it is not contrast-invariant by construction; the
+    recipe's brightness/contrast augmentation is what teaches it that.  The
     file's batch norms are folded into its convolutions; each ONNX ``Conv``/``Clip``/``Relu``/``Add`` becomes
     the Keras layer that computes the same (checked against ONNX Runtime by the tests).
     """
@@ -217,6 +227,8 @@ def pretrained_mobilefacenet(dropout: float = 0.4, n_classes: int = N_OUTPUTS, s
                 src = layers.ZeroPadding2D(((top, bottom), (left, right)), name=f"mfn_{i}_pad")(src)
             opts = dict(strides=strides, padding="same" if same else "valid", use_bias=b is not None,
                         name=f"mfn_{i}")
+            if any(d != 1 for d in attr.get("dilations", [1, 1])):
+                raise ValueError(f"{path}: dilated convolution {node.name} is not rebuilt here")
             if attr.get("group", 1) == 1:
                 layer, kernel = layers.Conv2D(w.shape[0], kernel_shape, **opts), w.transpose(2, 3, 1, 0)
             elif attr["group"] == w.shape[0] and w.shape[1] == 1:
@@ -226,6 +238,10 @@ def pretrained_mobilefacenet(dropout: float = 0.4, n_classes: int = N_OUTPUTS, s
             out = layer(src)
             loads.append((layer, [kernel] + ([b] if b is not None else [])))
         elif node.op_type == "Clip":
+            bounds = [float(onnx.numpy_helper.to_array(c.attribute[0].t)) for c in graph.node
+                      if c.op_type == "Constant" and c.output[0] in node.input[1:]]
+            if bounds != [0.0, 6.0]:
+                raise ValueError(f"{path}: {node.name} clips to {bounds}, not ReLU6's [0, 6]")
             out = layers.ReLU(max_value=6.0, name=f"mfn_{i}_relu6")(src)
         elif node.op_type == "Relu":
             out = layers.ReLU(name=f"mfn_{i}_relu")(src)

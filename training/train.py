@@ -632,6 +632,7 @@ def ensemble(cfg: Config, members: list[str], views: list[str] | None = None) ->
     if views is not None:  # the views are inside each member: none for the whole file
         from dataclasses import replace
 
+        print("--member-views: each member reads its own views; --flip-tta and --zoom-tta are not used", flush=True)
         cfg = replace(cfg, flip_tta=False, zoom_tta=0.0)
     return finish(cfg, model, data, {}, 0.0, t0, members=[str(m) for m in members], member_views=views)
 
