@@ -7,7 +7,8 @@ validation share with all seven expressions (issue 24).
 For each subset and each set of test-time views (the face alone; + its mirror, as shipped; + the centre 0.9 of
 the face, resized back, as ``--zoom-tta 0.9`` builds it; + both; all four), it prints the seven-class accuracy
 and the four lists' precision/recall (a face joins the list of its top expression among seven), and the
-network passes per face, which is what the view set costs.  ``--views face+mirror`` keeps one view set.
+network passes per face and their cost in passes of the cheapest network (timed here: a pretrained
+MobileFaceNet pass costs several CNN passes).  ``--views face+mirror`` keeps one view set.
 ``NAME=PATH@VIEWS`` fixes one network's views whatever the row's (``python -m training ensemble
 --member-views``): a costly pretrained member (``--arch mobilefacenet``) may read the face once while the small
 CNNs read more; the mean is then of each network's own views, and the passes add up.
@@ -20,7 +21,9 @@ models/README.md ("Recipe").
 from __future__ import annotations
 
 import itertools
+import statistics
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,12 +87,24 @@ def main(argv: list[str] | None = None) -> int:
         paths[name], fixed[name] = path, VIEW_SETS[own] if own else None
     needed = sorted({v for views in list(sets.values()) + [f for f in fixed.values() if f] for v in views})
     inputs = {k: v for k, v in view_inputs(x).items() if k in needed}
-    logits = {}
+    logits, seconds = {}, {}
     for name, path in paths.items():
         m = keras.models.load_model(path, compile=False)
         use = fixed[name] or needed
-        logits[name] = {v: m.predict(xv, batch_size=256, verbose=0) for v, xv in inputs.items() if v in use}
-    print(f"{'networks':22} {'views':19} passes  seven-class  " + "  ".join(f"{e} P/R".ljust(13) for e in EMOTIONS))
+        logits[name] = {}
+        m.predict(x[:256], batch_size=256, verbose=0)  # warm-up: tracing is not a pass's cost
+        for v, xv in inputs.items():
+            if v in use:
+                start = time.perf_counter()
+                logits[name][v] = m.predict(xv, batch_size=256, verbose=0)
+                seconds.setdefault(name, []).append(time.perf_counter() - start)
+    # a pass of each network, in passes of the cheapest one (medians of its views' timings, Keras on this machine)
+    unit = min(statistics.median(t) for t in seconds.values())
+    cost = {n: statistics.median(t) / unit for n, t in seconds.items()}
+    print("cost of one pass, in passes of the cheapest network: "
+          + ", ".join(f"{n} {c:.1f}" for n, c in cost.items()))
+    print(f"{'networks':22} {'views':19} passes  cost  seven-class  "
+          + "  ".join(f"{e} P/R".ljust(13) for e in EMOTIONS))
     for r in range(1, len(logits) + 1):
         for subset in itertools.combinations(logits, r):
             for set_name, views in sets.items():
@@ -99,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 cells = "  ".join(f"{100 * lv['lists'][e]['precision']:.1f}/{100 * lv['lists'][e]['recall']:.1f}"
                                   .ljust(13) for e in EMOTIONS)
                 print(f"{' + '.join(subset):22} {set_name:19} {sum(len(v) for v in own.values()):6d}  "
+                      f"{sum(len(v) * cost[n] for n, v in own.items()):4.1f}  "
                       f"{lv['seven_class_accuracy']:10.1%}  {cells}", flush=True)
     return 0
 

@@ -74,8 +74,9 @@ def main() -> int:
         (f"ONNX Runtime, {Path(p).parent.name}/{Path(p).name}", Path(p)) for p in args.also]
     for label, path in others:
         other = EmotionModel(path, threads=args.threads)
-        diff = np.abs(both(other, x) - ref).max() if other.labels == onnx.labels else float("nan")
-        print(f"{label[:28]:28}{faces_per_second(other.score, x, args.repeats):>18,.0f}{diff:>24.1e}")
+        # a file whose labels differ (another class set, or no labels in its metadata) is not comparable
+        diff = f"{np.abs(both(other, x) - ref).max():.1e}" if other.labels == onnx.labels else "labels differ"
+        print(f"{label[:28]:28}{faces_per_second(other.score, x, args.repeats):>18,.0f}{diff:>24}")
     import cv2
 
     try:
