@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,17 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ALBUMSORT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def pytest_configure(config):
+    """Give Ctrl-C back to a suite started with SIGINT ignored (a shell's background job, ``nohup``).
+
+    Such a process and every child it starts inherit the ignore, so the tests that press Ctrl-C on a
+    run (and check that it stops cleanly and resumes) would see it do nothing.  An installed handler,
+    unlike an ignore, is reset on exec, so the children get Python's usual KeyboardInterrupt again.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def shared(*parts: str) -> Path:
